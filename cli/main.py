@@ -1,0 +1,19 @@
+"""Entry point: the click group and its commands."""
+
+from __future__ import annotations
+
+import click
+
+from .errors import Application
+from .generate import generate
+from .train import train
+
+
+@click.group(cls=Application, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="stylegan-metrics")
+def main() -> None:
+    """Evaluate and train style-based generators: FID, PPL and linear separability."""
+
+
+main.add_command(train)
+main.add_command(generate)

@@ -1,0 +1,49 @@
+"""`stylegan-metrics train`: train a StyleGAN on an image folder or zip."""
+
+from __future__ import annotations
+
+import click
+
+from stylegan_core.trainer import TrainingOptions, train as run_training
+
+from .options import device_option, no_progress_option, resolve_device, seed_option
+
+
+@click.command()
+@click.option("--data", required=True, type=click.Path(), help="Image folder (recursive) or zip (NVIDIA dataset_tool layout).")
+@click.option("--resolution", required=True, type=click.IntRange(min=4), help="Training resolution, a power of two.")
+@click.option("--kimg", type=click.FloatRange(min=0, min_open=True), default=1000, show_default=True,
+              help="Training length in thousands of real images.")
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Minibatch size.")
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory for snapshots.")
+@click.option("--resume", is_flag=True, help="Continue from the newest snapshot in --out.")
+@click.option("--lr", type=float, default=0.002, show_default=True, help="Adam learning rate.")
+@click.option("--gamma", "r1_gamma", type=click.FloatRange(min=0), default=10.0, show_default=True, help="R1 weight.")
+@click.option("--r1-interval", type=click.IntRange(min=1), default=1, show_default=True, help="Lazy R1 interval.")
+@click.option("--mixing", "style_mixing", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+              help="Style-mixing probability.")
+@click.option("--ema-kimg", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Generator EMA half-life in kimg.")
+@click.option("--ema-rampup", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Ramp the EMA half-life up as rampup * kimg seen (stylegan2-ada); off by default.")
+@click.option("--mirror", "xflip", is_flag=True, help="Add x-flipped copies of the data.")
+@click.option("--snap", "snap_kimg", type=click.FloatRange(min=0, min_open=True), default=50, show_default=True,
+              help="Snapshot interval in kimg.")
+@click.option("--z-dim", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--w-dim", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--mapping-layers", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--cbase", "channel_base", type=click.IntRange(min=1), default=16384, show_default=True,
+              help="Channels at resolution r are min(cbase // r, cmax).")
+@click.option("--cmax", "channel_max", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes.")
+@seed_option
+@device_option
+@no_progress_option
+def train(data, run_dir, resume, device, workers, no_progress, **options) -> None:
+    """Train a StyleGAN (AdaIN, StyleGAN1 rules) and write snapshots with sample grids to --out."""
+    resolution = options["resolution"]
+    if resolution & (resolution - 1):
+        raise click.BadParameter(f"{resolution} is not a power of two", param_hint="--resolution")
+    last = run_training(data, run_dir, TrainingOptions(**options), resume=resume,
+                        device=resolve_device(device), workers=workers, progress=not no_progress)
+    click.echo(f"snapshot: {last}")

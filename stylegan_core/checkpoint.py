@@ -1,0 +1,106 @@
+"""The one-file checkpoint format: tagged, versioned, loaded with weights_only=True, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+from .generator import Generator
+
+FORMAT_TAG = "stylegan-metrics-checkpoint"
+FORMAT_VERSION = 1
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (nn.Module, torch.optim.Optimizer)):
+        return value.state_dict()
+    return value
+
+
+def save_checkpoint(path: str | os.PathLike, **parts: Any) -> Path:
+    """Write `parts` (state dicts, `config`, `step`, ...) with the format tag, via temp file + rename.
+
+    Modules and optimizers given directly are stored as their state dicts; when `G` is a module
+    and no `config` is given, the config is taken from the modules' `.config`.
+    """
+    path = Path(path)
+    if "config" not in parts and isinstance(parts.get("G"), nn.Module):
+        parts["config"] = {k: parts[k].config for k in ("G", "D") if hasattr(parts.get(k), "config")}
+    try:
+        json.dumps(parts.get("config", {}))
+    except TypeError as e:
+        raise CheckpointError(f"{path}: config must be JSON-serializable ({e})") from None
+    payload = {"format": FORMAT_TAG, "version": FORMAT_VERSION}
+    payload.update({k: _plain(v) for k, v in parts.items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint with `torch.load(weights_only=True)`; any problem is a `CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = f"it references {found.group(1)}" if found else "it holds more than tensors and plain data"
+        raise CheckpointError(f"{path}: refused to load: {what}; only tensors and plain data are allowed") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: truncated or not a PyTorch file ({type(e).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT_TAG:
+        raise CheckpointError(f"{path}: not a stylegan-metrics checkpoint (no '{FORMAT_TAG}' format tag)")
+    version = data.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {version!r}; this release reads up to {FORMAT_VERSION}")
+    return data
+
+
+def build_module(path: Path, cls: type[nn.Module], config: Any, state: Any, name: str) -> nn.Module:
+    """Construct `cls(**config)` and load `state` strictly, turning every mismatch into a CheckpointError."""
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: no constructor config for {name}")
+    try:
+        module = cls(**config)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: bad {name} config ({e})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: no {name} weights")
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())
+        raise CheckpointError(f"{path}: {name} weights do not fit its config ({detail[:300]})") from None
+    return module
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
+    """The EMA generator of a checkpoint, rebuilt from its config, in eval mode on `device`."""
+    path = Path(path)
+    data = load_checkpoint(path)
+    config = data.get("config")
+    g_config = config.get("G") if isinstance(config, dict) else None
+    state = data.get("G_ema", data.get("G"))
+    G = build_module(path, Generator, g_config, state, "generator")
+    return G.eval().requires_grad_(False).to(device)

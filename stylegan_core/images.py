@@ -1,0 +1,44 @@
+"""Image conversions shared by the trainer, the CLI and the metrics: uint8, grids, atomic PNG writes."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float -> uint8 by (x * 127.5 + 128).clamp(0, 255), the rule every metric shares."""
+    return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+def make_grid(images: torch.Tensor, cols: int | None = None) -> np.ndarray:
+    """uint8 [N, C, H, W] -> one HWC uint8 array laid out in rows of `cols` (default ~sqrt(N))."""
+    n, c, h, w = images.shape
+    cols = cols or max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / cols)
+    grid = torch.zeros(rows * cols, c, h, w, dtype=torch.uint8)
+    grid[:n] = images.cpu()
+    grid = grid.view(rows, cols, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c)
+    return grid.numpy()
+
+
+def atomic_save_png(array: np.ndarray, path: str | os.PathLike) -> None:
+    """Write an HWC (or HW) uint8 array as PNG via a temporary file and rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(array).save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,105 @@
+"""StyleGAN1 synthesis network: learned constant, AdaIN style layers with noise, x2 blocks, ToRGB."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .layers import AdaIN, Blur, EqualizedConv2d, NoiseInjection, leaky_relu, upsample2x
+
+
+def channels_at(resolution: int, channel_base: int, channel_max: int) -> int:
+    """Feature maps at a resolution: min(channel_base // resolution, channel_max), at least 1."""
+    return max(1, min(channel_base // resolution, channel_max))
+
+
+def num_ws_for(resolution: int) -> int:
+    """Style inputs of a generator of this resolution: two per block from 4x4 up, 2*log2(R) - 2."""
+    return 2 * int(math.log2(resolution)) - 2
+
+
+class StyleLayer(nn.Module):
+    """One style layer: [conv] -> noise -> bias -> leaky ReLU -> AdaIN (instance norm + style)."""
+
+    def __init__(
+        self,
+        in_channels: int,   # Channels coming in.
+        out_channels: int,  # Channels going out.
+        w_dim: int,         # Width of w.
+        resolution: int,    # Output side length.
+        conv: str = "conv",  # 'none' (input constant), 'conv' (3x3), 'up' (x2, 3x3 conv, blur).
+    ):
+        super().__init__()
+        if conv not in ("none", "conv", "up"):
+            raise ValueError(f"unknown conv kind {conv!r}")
+        self.conv_kind = conv
+        self.conv = None if conv == "none" else EqualizedConv2d(in_channels, out_channels, 3, bias=False)
+        self.blur = Blur() if conv == "up" else None
+        self.noise = NoiseInjection(out_channels, resolution)
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.adain = AdaIN(w_dim, out_channels)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+        if self.conv_kind == "up":
+            x = upsample2x(x)
+        if self.conv is not None:
+            x = self.conv(x)
+        if self.blur is not None:
+            x = self.blur(x)
+        x = self.noise(x, noise_mode)
+        x = leaky_relu(x + self.bias.view(1, -1, 1, 1))
+        return self.adain(x, w)
+
+
+class ToRGB(nn.Module):
+    """1x1 equalized-lr convolution to image channels, linear output."""
+
+    def __init__(self, in_channels: int, img_channels: int):
+        super().__init__()
+        self.conv = EqualizedConv2d(in_channels, img_channels, 1, gain=1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class SynthesisNetwork(nn.Module):
+    """ws [N, num_ws, w_dim] -> images [N, img_channels, R, R]; no progressive growing."""
+
+    def __init__(
+        self,
+        w_dim: int,            # Width of w.
+        img_resolution: int,   # Output side, a power of two >= 4.
+        img_channels: int,     # Output channels (3 for RGB).
+        channel_base: int,     # Channels at resolution r: min(channel_base // r, channel_max).
+        channel_max: int,      # Upper bound on channels.
+    ):
+        super().__init__()
+        if img_resolution < 4 or img_resolution & (img_resolution - 1):
+            raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution}")
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.num_ws = num_ws_for(img_resolution)
+
+        c4 = channels_at(4, channel_base, channel_max)
+        self.const = nn.Parameter(torch.ones(1, c4, 4, 4))
+        layers = [StyleLayer(c4, c4, w_dim, 4, conv="none"), StyleLayer(c4, c4, w_dim, 4, conv="conv")]
+        channels = c4
+        res = 8
+        while res <= img_resolution:
+            out = channels_at(res, channel_base, channel_max)
+            layers += [StyleLayer(channels, out, w_dim, res, conv="up"), StyleLayer(out, out, w_dim, res)]
+            channels = out
+            res *= 2
+        self.layers = nn.ModuleList(layers)
+        self.to_rgb = ToRGB(channels, img_channels)
+
+    def forward(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        x = self.const.expand(ws.shape[0], -1, -1, -1)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, ws[:, i], noise_mode)
+        return self.to_rgb(x)  # [N, img_channels, R, R]
