@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .errors import Application
+from .fid import fid, stats
 from .generate import generate
 from .train import train
 
@@ -17,3 +18,5 @@ def main() -> None:
 
 main.add_command(train)
 main.add_command(generate)
+main.add_command(fid)
+main.add_command(stats)

@@ -5,20 +5,17 @@ from __future__ import annotations
 import click
 import torch
 
+from stylegan_core.errors import InputError
+from stylegan_metrics import sampling
+
 from .errors import CLIError
 
 
 def resolve_device(device: str | None) -> torch.device:
-    """`None` picks CUDA when available, else the CPU; an unusable device is a CLI error."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise CLIError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError(f"device {device!r} requested but CUDA is not available")
-    return dev
+        return sampling.resolve_device(device)
+    except InputError as e:
+        raise CLIError(str(e)) from None
 
 
 ckpt_option = click.option("--ckpt", "ckpt", required=True, type=click.Path(dir_okay=False),
@@ -29,3 +26,8 @@ device_option = click.option("--device", default=None, help="cpu, cuda or cuda:N
 truncation_option = click.option("--truncation", "truncation_psi", type=float, default=1.0, show_default=True,
                                  help="Truncation psi (1 = none).")
 no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+weights_option = click.option("--weights", type=click.Path(dir_okay=False), default=None,
+                              help="Weights file of the feature network (default: cache or download).")
+out_jsonl_option = click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+                                help="Append the result as one JSON line to this file.")
+num_option = click.option("--num", type=click.IntRange(min=2), help="Number of generated samples.")

@@ -14,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import DatasetError
 
+GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 
 
@@ -44,10 +45,12 @@ class ImageDataset(torch.utils.data.Dataset):
         channels: int = 3,                # 3 = RGB, 1 = grayscale.
         xflip: bool = False,              # Double the dataset with mirrored copies.
         max_items: int | None = None,     # Use only the first this many files (sorted by name).
+        strict: bool = False,             # Refuse (not fix) images of another size or of too few channels.
     ):
         self.path = Path(path)
         self.channels = channels
         self.xflip = xflip
+        self.strict = strict
         self._zip: zipfile.ZipFile | None = None
         self._zip_pid: int | None = None
         if not self.path.exists():
@@ -113,7 +116,15 @@ class ImageDataset(torch.utils.data.Dataset):
         """Returns (uint8 image [C, R, R], label tensor; empty when unlabelled)."""
         n = len(self.files)
         flip = index >= n
-        img = self._open_image(self.files[index % n]).convert("RGB" if self.channels == 3 else "L")
+        name = self.files[index % n]
+        img = self._open_image(name)
+        if self.strict:
+            if img.size != (self.resolution, self.resolution):
+                raise DatasetError(f"{self.path}: {name} is {img.size[0]}x{img.size[1]}, expected "
+                                   f"{self.resolution}x{self.resolution} like the other images")
+            if self.channels == 3 and img.mode in GRAYSCALE_MODES:
+                raise DatasetError(f"{self.path}: {name} is grayscale ({img.mode}); RGB images are needed")
+        img = img.convert("RGB" if self.channels == 3 else "L")
         arr = np.asarray(_square_resize(img, self.resolution))
         if arr.ndim == 2:
             arr = arr[:, :, None]

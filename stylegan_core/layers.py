@@ -109,15 +109,16 @@ class NoiseInjection(nn.Module):
         self.strength = nn.Parameter(torch.zeros(channels))
         self.register_buffer("noise_const", torch.randn(1, 1, resolution, resolution))
 
-    def forward(self, x: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:  # [N, C, H, W]
+    def forward(self, x: torch.Tensor, noise_mode: str = "random", noise: torch.Tensor | None = None) -> torch.Tensor:
+        """x [N, C, H, W]; an explicit `noise` [N, 1, H, W] replaces the 'random' draw."""
         if noise_mode == "none":
             return x
         if noise_mode == "const":
             noise = self.noise_const
-        elif noise_mode == "random":
-            noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
-        else:
+        elif noise_mode != "random":
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', not {noise_mode!r}")
+        elif noise is None:
+            noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
         return x + noise * self.strength.view(1, -1, 1, 1)
 
 

@@ -41,14 +41,15 @@ class StyleLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.adain = AdaIN(w_dim, out_channels)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random",
+                noise: torch.Tensor | None = None) -> torch.Tensor:
         if self.conv_kind == "up":
             x = upsample2x(x)
         if self.conv is not None:
             x = self.conv(x)
         if self.blur is not None:
             x = self.blur(x)
-        x = self.noise(x, noise_mode)
+        x = self.noise(x, noise_mode, noise)
         x = leaky_relu(x + self.bias.view(1, -1, 1, 1))
         return self.adain(x, w)
 
@@ -94,12 +95,31 @@ class SynthesisNetwork(nn.Module):
             channels = out
             res *= 2
         self.layers = nn.ModuleList(layers)
+        self.layer_resolutions = [4 * 2 ** (i // 2) for i in range(len(layers))]
         self.to_rgb = ToRGB(channels, img_channels)
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+    def draw_noise(self, noise_seeds: torch.Tensor, device: torch.device | str) -> list[torch.Tensor]:
+        """Per-layer noise [N, 1, r, r] where sample n's maps come only from its seed noise_seeds[n]."""
+        per_sample = []
+        for seed in noise_seeds.tolist():
+            g = torch.Generator().manual_seed(int(seed))
+            per_sample.append([torch.randn(1, 1, r, r, generator=g) for r in self.layer_resolutions])
+        return [torch.cat(maps).to(device) for maps in zip(*per_sample)]
+
+    def forward(
+        self,
+        ws: torch.Tensor,                          # [N, num_ws, w_dim]
+        noise_mode: str = "random",                # 'random', 'const' or 'none'
+        noise_seeds: torch.Tensor | None = None,   # [N] int: per-sample seeds of the 'random' noise
+    ) -> torch.Tensor:                             # [N, img_channels, R, R]
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        noise = [None] * self.num_ws
+        if noise_seeds is not None and noise_mode == "random":
+            if noise_seeds.shape != (ws.shape[0],):
+                raise ValueError(f"noise_seeds must have shape [{ws.shape[0]}], got {list(noise_seeds.shape)}")
+            noise = self.draw_noise(noise_seeds, ws.device)
         x = self.const.expand(ws.shape[0], -1, -1, -1)
         for i, layer in enumerate(self.layers):
-            x = layer(x, ws[:, i], noise_mode)
-        return self.to_rgb(x)  # [N, img_channels, R, R]
+            x = layer(x, ws[:, i], noise_mode, noise[i])
+        return self.to_rgb(x)

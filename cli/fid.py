@@ -1,0 +1,52 @@
+"""`stylegan-metrics fid` and `stylegan-metrics stats`."""
+
+from __future__ import annotations
+
+import click
+
+from stylegan_core.checkpoint import load_generator
+from stylegan_metrics.fid import compute_reference_stats, fid as compute_fid
+
+from .options import (batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
+                      resolve_device, seed_option, truncation_option, weights_option)
+
+
+@click.command()
+@ckpt_option
+@click.option("--data", required=True, type=click.Path(), help="Reference: image folder, zip, or statistics .npz.")
+@num_option
+@batch_option
+@seed_option
+@truncation_option
+@click.option("--cov", type=click.Choice(["unbiased", "biased"]), default="unbiased", show_default=True,
+              help="Covariance normalisation (biased = NVIDIA stylegan2-ada).")
+@weights_option
+@device_option
+@out_jsonl_option
+@no_progress_option
+def fid(ckpt, data, num, batch, seed, truncation_psi, cov, weights, device, out, no_progress) -> None:
+    """Fréchet Inception Distance of generated images against a dataset or statistics."""
+    dev = resolve_device(device)
+    G = load_generator(ckpt, device=dev)
+    result = compute_fid(G, data, num_gen=num or 50_000, batch_size=batch, seed=seed, truncation_psi=truncation_psi,
+                         weights=weights, device=dev, progress=not no_progress, cov=cov)
+    result.snapshot_pkl = str(ckpt)
+    if out:
+        result.to_jsonl(out)
+    click.echo(str(result))
+
+
+@click.command()
+@click.option("--data", required=True, type=click.Path(), help="Image folder or zip.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Statistics file to write (.npz).")
+@click.option("--max-items", type=click.IntRange(min=2), default=None, help="Use only the first N images.")
+@batch_option
+@weights_option
+@device_option
+@no_progress_option
+def stats(data, out, max_items, batch, weights, device, no_progress) -> None:
+    """Reference statistics (mu, sigma of Inception features) of a dataset, saved as .npz."""
+    result = compute_reference_stats(data, max_items=max_items, batch_size=batch, weights=weights,
+                                     device=resolve_device(device), progress=not no_progress)
+    result.save(out)
+    click.echo(f"wrote {out} ({result.n} images, {result.mu.shape[0]} features)")

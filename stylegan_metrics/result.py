@@ -1,0 +1,74 @@
+"""MetricResult: the one result format of every metric, with NVIDIA-compatible JSONL lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def format_duration(seconds: float) -> str:
+    """NVIDIA's style: '12s', '3m 04s', '2h 05m', '1d 03h'."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s // 60 % 60:02d}m"
+    return f"{s // 86400}d {s // 3600 % 24:02d}h"
+
+
+@dataclass
+class MetricResult:
+    metric: str                                  # e.g. 'fid50k', 'ppl_wend', 'ls'
+    results: dict[str, float]                    # result name -> value
+    params: dict[str, Any] = field(default_factory=dict)
+    total_time: float = 0.0                      # seconds
+    num_gpus: int = 0
+    details: pd.DataFrame | None = None
+    snapshot_pkl: str | None = None              # checkpoint path, when known
+    timestamp: float = field(default_factory=time.time)
+
+    @property
+    def value(self) -> float:
+        if len(self.results) != 1:
+            raise ValueError(f"{self.metric} has several results ({', '.join(self.results)}); use .results")
+        return next(iter(self.results.values()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSONL record: NVIDIA's keys plus `params`."""
+        return {
+            "results": dict(self.results),
+            "metric": self.metric,
+            "total_time": self.total_time,
+            "total_time_str": format_duration(self.total_time),
+            "num_gpus": self.num_gpus,
+            "snapshot_pkl": self.snapshot_pkl,
+            "timestamp": self.timestamp,
+            "params": self.params,
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row: the results as columns, then metric, time and params."""
+        row = dict(self.results, metric=self.metric, total_time=self.total_time, snapshot_pkl=self.snapshot_pkl)
+        row.update({f"param_{k}": v for k, v in self.params.items()})
+        return pd.DataFrame([row])
+
+    def to_jsonl(self, path: str | os.PathLike) -> Path:
+        """Append one line (a single write, so a crash never leaves half a record)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(self.to_dict(), default=str) + "\n"
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line)
+        return path
+
+    def __str__(self) -> str:
+        values = ", ".join(f"{k} = {v:.4f}" for k, v in self.results.items())
+        return f"{self.metric}: {values} ({format_duration(self.total_time)})"

@@ -1,0 +1,106 @@
+"""The sampling engine every metric shares: per-index latents and noise, batched generation to uint8."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from stylegan_core.errors import InputError
+from stylegan_core.images import to_uint8
+
+BLOCK = 256  # rows per seeded block of the latent table; any batch size slices the same table
+STREAM_Z, STREAM_NOISE = 0, 1
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """None picks CUDA when available, else the CPU; an unusable device is an InputError."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def _block_generator(seed: int, stream: int, block: int) -> torch.Generator:
+    state = np.random.SeedSequence([seed, stream, block]).generate_state(2, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+
+
+def _table_rows(seed: int, stream: int, start: int, count: int, draw) -> torch.Tensor:
+    first, last = start // BLOCK, (start + count - 1) // BLOCK
+    table = torch.cat([draw(_block_generator(seed, stream, b)) for b in range(first, last + 1)])
+    offset = start - first * BLOCK
+    return table[offset:offset + count]
+
+
+def latents(seed: int, start: int, count: int, dim: int, stream: int = STREAM_Z) -> torch.Tensor:
+    """Rows [start, start + count) of an endless N(0, I) table; row i depends only on (seed, stream, i)."""
+    return _table_rows(seed, stream, start, count, lambda g: torch.randn(BLOCK, dim, generator=g))
+
+
+def noise_seeds(seed: int, start: int, count: int) -> torch.Tensor:
+    """Per-sample seeds of the synthesis noise, [count] int64, from the same per-index table."""
+    return _table_rows(seed, STREAM_NOISE, start, count,
+                       lambda g: torch.randint(0, 2**62, (BLOCK,), generator=g, dtype=torch.int64))
+
+
+def supports_noise_seeds(G) -> bool:
+    fn = getattr(G.synthesis, "forward", G.synthesis)  # an nn.Module's own signature is (*args, **kwargs)
+    try:
+        return "noise_seeds" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def synthesize(G, ws: torch.Tensor, seeds: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+    """G.synthesis with noise fixed per sample; generators without `noise_seeds` (foreign code) get
+    the global RNG seeded from the batch's first seed, deterministic for a fixed batch size only."""
+    if supports_noise_seeds(G):
+        return G.synthesis(ws, noise_mode=noise_mode, noise_seeds=seeds)
+    with torch.random.fork_rng(devices=[ws.device] if ws.device.type == "cuda" else []):
+        torch.manual_seed(int(seeds[0]))
+        return G.synthesis(ws, noise_mode=noise_mode)
+
+
+def check_generator(G) -> None:
+    missing = [a for a in ("z_dim", "w_dim", "num_ws", "img_resolution", "img_channels", "mapping", "synthesis")
+               if not hasattr(G, a)]
+    if missing:
+        raise InputError(f"not a generator of NVIDIA's protocol: missing {', '.join(missing)}")
+
+
+@dataclass
+class GeneratedBatch:
+    start: int                # index of the first sample
+    z: torch.Tensor           # [B, z_dim]
+    ws: torch.Tensor          # [B, num_ws, w_dim]
+    images: torch.Tensor      # [B, C, H, W] uint8
+
+
+def generate_batches(G, num: int, *, batch_size: int, seed: int, device: torch.device, truncation_psi: float = 1.0,
+                     noise_mode: str = "random", progress: bool = True, desc: str = "generate") -> Iterator[GeneratedBatch]:
+    """Samples 0..num-1 in batches under inference mode; sample i depends only on (seed, i)."""
+    check_generator(G)
+    if num < 1 or batch_size < 1:
+        raise InputError("the number of samples and the batch size must be >= 1")
+    bar = tqdm(total=num, unit="img", desc=desc, disable=None if progress else True, dynamic_ncols=True)
+    try:
+        with torch.inference_mode():
+            for start in range(0, num, batch_size):
+                count = min(batch_size, num - start)
+                z = latents(seed, start, count, G.z_dim).to(device)
+                ws = G.mapping(z, None, truncation_psi=truncation_psi)
+                images = synthesize(G, ws, noise_seeds(seed, start, count), noise_mode)
+                yield GeneratedBatch(start, z, ws, to_uint8(images))
+                bar.update(count)
+    finally:
+        bar.close()

@@ -1,0 +1,103 @@
+"""Feature statistics: float64 running sums (memory independent of N) and saved reference statistics."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stylegan_core.errors import InputError
+
+COVARIANCE_KINDS = ("unbiased", "biased")
+
+
+class FeatureStats:
+    """Accumulates sum x, sum x x^T and n in float64; gives the mean and covariance."""
+
+    def __init__(self, num_features: int, device: str | torch.device = "cpu"):
+        self.num_features = num_features
+        self.n = 0
+        self.sum = torch.zeros(num_features, dtype=torch.float64, device=device)
+        self.sum_outer = torch.zeros(num_features, num_features, dtype=torch.float64, device=device)
+
+    def update(self, features: torch.Tensor) -> None:
+        """Add a batch [N, num_features]; NaN or Inf is an InputError, never a silent wrong number."""
+        if features.ndim != 2 or features.shape[1] != self.num_features:
+            raise InputError(f"features must have shape [N, {self.num_features}], got {list(features.shape)}")
+        x = features.to(device=self.sum.device, dtype=torch.float64)
+        if not torch.isfinite(x).all():
+            raise InputError("the feature network produced NaN or Inf values")
+        self.sum += x.sum(dim=0)
+        self.sum_outer += x.T @ x
+        self.n += x.shape[0]
+
+    def mean(self) -> np.ndarray:
+        return (self.sum / max(self.n, 1)).cpu().numpy()
+
+    def covariance(self, kind: str = "unbiased") -> np.ndarray:
+        """Unbiased (N - 1) by default; 'biased' divides by N like NVIDIA stylegan2-ada."""
+        if kind not in COVARIANCE_KINDS:
+            raise ValueError(f"cov must be one of {COVARIANCE_KINDS}, not {kind!r}")
+        if self.n < 2:
+            raise InputError(f"need at least 2 samples for a covariance, got {self.n}")
+        mu = self.sum / self.n
+        scatter = self.sum_outer - self.n * torch.outer(mu, mu)
+        return (scatter / (self.n - 1 if kind == "unbiased" else self.n)).cpu().numpy()
+
+
+@dataclass
+class ReferenceStats:
+    """Mean and covariance of features of a dataset; `.npz` readable by pytorch-fid and clean-fid."""
+
+    mu: np.ndarray       # [D]
+    sigma: np.ndarray    # [D, D], unbiased (N - 1)
+    n: int
+    features: str        # feature network name
+
+    @classmethod
+    def from_accumulator(cls, acc: FeatureStats, features: str) -> "ReferenceStats":
+        return cls(mu=acc.mean(), sigma=acc.covariance("unbiased"), n=acc.n, features=features)
+
+    def covariance(self, kind: str = "unbiased") -> np.ndarray:
+        if kind not in COVARIANCE_KINDS:
+            raise ValueError(f"cov must be one of {COVARIANCE_KINDS}, not {kind!r}")
+        return self.sigma if kind == "unbiased" else self.sigma * ((self.n - 1) / self.n)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write atomically (temp file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, mu=self.mu, sigma=self.sigma, n=np.int64(self.n), features=np.str_(self.features))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ReferenceStats":
+        """Read our files and pytorch-fid / clean-fid ones (mu, sigma only); validates shapes and values."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: no such statistics file")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
+                n = int(data["n"]) if "n" in data else 0
+                features = str(data["features"]) if "features" in data else "inception-v3"
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise InputError(f"{path}: not a statistics .npz with 'mu' and 'sigma' ({type(e).__name__})") from None
+        d = mu.shape[0] if mu.ndim == 1 else -1
+        if d < 1 or sigma.shape != (d, d):
+            raise InputError(f"{path}: mu {mu.shape} and sigma {sigma.shape} do not match")
+        if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+            raise InputError(f"{path}: statistics contain NaN or Inf")
+        return cls(mu=mu, sigma=sigma, n=n, features=features)
