@@ -7,6 +7,7 @@ import click
 from .errors import Application
 from .fid import fid, stats
 from .generate import generate
+from .ppl import ppl
 from .train import train
 
 
@@ -20,3 +21,4 @@ main.add_command(train)
 main.add_command(generate)
 main.add_command(fid)
 main.add_command(stats)
+main.add_command(ppl)

@@ -1,4 +1,5 @@
-"""The registry of feature networks (uint8 images -> features), by name or a user's own nn.Module."""
+"""The registry of networks: feature networks (uint8 images -> features) and similarity networks
+(image pairs -> distances), by name or a user's own module or callable."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from torch import nn
 
 from stylegan_core.errors import InputError
 
+from .lpips_vgg import build_lpips_vgg16
+from .sampling import batch_invariant
 from .weights import load_state_dict, resolve_weights, sha256_of
 
 
@@ -28,6 +31,10 @@ def _inception_v3(weights: str | os.PathLike | None, device: torch.device) -> tu
 FEATURE_NETWORKS: dict[str, Callable[[str | os.PathLike | None, torch.device], tuple[nn.Module, str]]] = {
     "inception-v3": _inception_v3,
 }
+
+
+def _first(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
 
 
 def module_fingerprint(module: nn.Module) -> str:
@@ -49,9 +56,7 @@ class FeatureExtractor:
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        out = self.module(images)
-        if isinstance(out, (tuple, list)):
-            out = out[0]
+        out = batch_invariant(lambda x: _first(self.module(x)), images)
         if out.ndim != 2:
             raise InputError(f"feature network {self.name!r} returned shape {list(out.shape)}, expected [N, D]")
         return out.float()
@@ -66,3 +71,38 @@ def build_feature_extractor(features: str | nn.Module, *, weights: str | os.Path
         raise InputError(f"unknown feature network {features!r}; available: {', '.join(sorted(FEATURE_NETWORKS))}")
     module, fingerprint = FEATURE_NETWORKS[features](weights, device)
     return FeatureExtractor(features, module.eval(), fingerprint)
+
+
+SIMILARITY_NETWORKS: dict[str, Callable[[str | os.PathLike | None, torch.device], tuple[nn.Module, str]]] = {
+    "lpips-vgg16": build_lpips_vgg16,
+}
+
+
+@dataclass
+class Similarity:
+    """A perceptual distance ready to run: float images [N, C, H, W] in [-1, 1] (x2) -> [N]."""
+
+    name: str
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    fingerprint: str
+
+    @torch.inference_mode()
+    def __call__(self, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
+        out = batch_invariant(self.fn, img0, img1)
+        out = out.reshape(out.shape[0], -1)
+        if out.shape != (img0.shape[0], 1):
+            raise InputError(f"similarity {self.name!r} returned shape {list(out.shape)}, expected one value per pair")
+        return out[:, 0].float()
+
+
+def build_similarity(similarity: str | Callable, *, weights: str | os.PathLike | None = None,
+                     device: torch.device) -> Similarity:
+    if callable(similarity) and not isinstance(similarity, str):
+        if isinstance(similarity, nn.Module):
+            similarity = similarity.to(device).eval()
+            return Similarity(type(similarity).__name__, similarity, module_fingerprint(similarity))
+        return Similarity(getattr(similarity, "__name__", "callable"), similarity, getattr(similarity, "__qualname__", "callable"))
+    if similarity not in SIMILARITY_NETWORKS:
+        raise InputError(f"unknown similarity {similarity!r}; available: {', '.join(sorted(SIMILARITY_NETWORKS))}")
+    module, fingerprint = SIMILARITY_NETWORKS[similarity](weights, device)
+    return Similarity(similarity, module.eval(), fingerprint)

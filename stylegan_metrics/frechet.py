@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import numpy as np
-
-
-def _psd_factor(sigma: np.ndarray) -> np.ndarray:
-    """F with F F^T = sigma: Cholesky when positive definite, else from eigh with negatives clipped."""
-    try:
-        return np.linalg.cholesky(sigma)
-    except np.linalg.LinAlgError:
-        values, vectors = np.linalg.eigh(sigma)
-        return vectors * np.sqrt(np.clip(values, 0, None))
+import scipy.linalg
+from scipy.linalg.blas import dtrmm
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
-    """tr sqrt(S1 S2) = sum of sqrt(eigenvalues of F^T S2 F) with S1 = F F^T (symmetric, PSD)."""
-    factor = _psd_factor(sigma1)
-    m = factor.T @ sigma2 @ factor
-    eigenvalues = np.linalg.eigvalsh((m + m.T) / 2)
+    """tr sqrt(S1 S2) = sum of sqrt(eigenvalues of F^T S2 F) with S1 = F F^T: a symmetric PSD problem.
+
+    F is the Cholesky factor when S1 is positive definite (both products then run as triangular
+    BLAS multiplies), else V sqrt(max(lambda, 0)) from S1's eigendecomposition (rank-deficient S1).
+    """
+    try:
+        factor = np.asfortranarray(np.linalg.cholesky(sigma1))
+        m = dtrmm(1.0, factor, np.asfortranarray(sigma2), side=1, lower=1)      # S2 F
+        m = dtrmm(1.0, factor, m, side=0, lower=1, trans_a=1, overwrite_b=1)   # F^T S2 F
+    except np.linalg.LinAlgError:
+        values, vectors = np.linalg.eigh(sigma1)
+        factor = vectors * np.sqrt(np.clip(values, 0, None))
+        m = factor.T @ sigma2 @ factor
+    eigenvalues = scipy.linalg.eigh(m, eigvals_only=True, check_finite=False, overwrite_a=True, driver="evr")
     return float(np.sqrt(np.clip(eigenvalues, 0, None)).sum())
 
 

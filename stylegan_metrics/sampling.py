@@ -14,6 +14,7 @@ from stylegan_core.errors import InputError
 from stylegan_core.images import to_uint8
 
 BLOCK = 256  # rows per seeded block of the latent table; any batch size slices the same table
+MIN_ROWS = 16  # CPU BLAS switches kernels below ~12 rows; padding to 16 keeps every row's result batch-independent
 STREAM_Z, STREAM_NOISE = 0, 1
 
 
@@ -53,6 +54,16 @@ def noise_seeds(seed: int, start: int, count: int) -> torch.Tensor:
                        lambda g: torch.randint(0, 2**62, (BLOCK,), generator=g, dtype=torch.int64))
 
 
+def batch_invariant(fn, *tensors: torch.Tensor, min_rows: int = MIN_ROWS):
+    """fn(*tensors) with fewer than `min_rows` rows padded (last row repeated) and the padding dropped,
+    so that a sample's result does not depend on how many others share its batch."""
+    n = tensors[0].shape[0]
+    if n >= min_rows:
+        return fn(*tensors)
+    padded = [torch.cat([t, t[-1:].expand(min_rows - n, *t.shape[1:])]) for t in tensors]
+    return fn(*padded)[:n]
+
+
 def supports_noise_seeds(G) -> bool:
     fn = getattr(G.synthesis, "forward", G.synthesis)  # an nn.Module's own signature is (*args, **kwargs)
     try:
@@ -65,10 +76,15 @@ def synthesize(G, ws: torch.Tensor, seeds: torch.Tensor, noise_mode: str = "rand
     """G.synthesis with noise fixed per sample; generators without `noise_seeds` (foreign code) get
     the global RNG seeded from the batch's first seed, deterministic for a fixed batch size only."""
     if supports_noise_seeds(G):
-        return G.synthesis(ws, noise_mode=noise_mode, noise_seeds=seeds)
+        return batch_invariant(lambda w, s: G.synthesis(w, noise_mode=noise_mode, noise_seeds=s), ws, seeds)
     with torch.random.fork_rng(devices=[ws.device] if ws.device.type == "cuda" else []):
         torch.manual_seed(int(seeds[0]))
         return G.synthesis(ws, noise_mode=noise_mode)
+
+
+def map_latents(G, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:
+    """G.mapping(z) [N, num_ws, w_dim], batch-invariant."""
+    return batch_invariant(lambda x: G.mapping(x, None, truncation_psi=truncation_psi), z)
 
 
 def check_generator(G) -> None:
@@ -94,13 +110,13 @@ def generate_batches(G, num: int, *, batch_size: int, seed: int, device: torch.d
         raise InputError("the number of samples and the batch size must be >= 1")
     bar = tqdm(total=num, unit="img", desc=desc, disable=None if progress else True, dynamic_ncols=True)
     try:
-        with torch.inference_mode():
-            for start in range(0, num, batch_size):
-                count = min(batch_size, num - start)
+        for start in range(0, num, batch_size):
+            count = min(batch_size, num - start)
+            with torch.inference_mode():  # not held across the yield: it is thread-local state
                 z = latents(seed, start, count, G.z_dim).to(device)
-                ws = G.mapping(z, None, truncation_psi=truncation_psi)
-                images = synthesize(G, ws, noise_seeds(seed, start, count), noise_mode)
-                yield GeneratedBatch(start, z, ws, to_uint8(images))
-                bar.update(count)
+                ws = map_latents(G, z, truncation_psi)
+                images = to_uint8(synthesize(G, ws, noise_seeds(seed, start, count), noise_mode))
+            yield GeneratedBatch(start, z, ws, images)
+            bar.update(count)
     finally:
         bar.close()

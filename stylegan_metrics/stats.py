@@ -17,13 +17,20 @@ COVARIANCE_KINDS = ("unbiased", "biased")
 
 
 class FeatureStats:
-    """Accumulates sum x, sum x x^T and n in float64; gives the mean and covariance."""
+    """Accumulates sum x, sum x x^T and n in float64; gives the mean and covariance.
+
+    Rows are added in fixed chunks of CHUNK consecutive samples, so the sums (and every number
+    derived from them) are bit-identical whatever the batch sizes the rows arrive in.
+    """
+
+    CHUNK = 64
 
     def __init__(self, num_features: int, device: str | torch.device = "cpu"):
         self.num_features = num_features
-        self.n = 0
+        self.n = 0  # rows added to the sums; rows still pending are counted after a flush
         self.sum = torch.zeros(num_features, dtype=torch.float64, device=device)
         self.sum_outer = torch.zeros(num_features, num_features, dtype=torch.float64, device=device)
+        self._pending: list[torch.Tensor] = []
 
     def update(self, features: torch.Tensor) -> None:
         """Add a batch [N, num_features]; NaN or Inf is an InputError, never a silent wrong number."""
@@ -32,17 +39,33 @@ class FeatureStats:
         x = features.to(device=self.sum.device, dtype=torch.float64)
         if not torch.isfinite(x).all():
             raise InputError("the feature network produced NaN or Inf values")
-        self.sum += x.sum(dim=0)
-        self.sum_outer += x.T @ x
-        self.n += x.shape[0]
+        self._pending.append(x)
+        if sum(p.shape[0] for p in self._pending) >= self.CHUNK:
+            rows = torch.cat(self._pending)
+            full = rows.shape[0] // self.CHUNK * self.CHUNK
+            for chunk in rows[:full].split(self.CHUNK):
+                self._add(chunk)
+            self._pending = [rows[full:]] if full < rows.shape[0] else []
+
+    def _add(self, chunk: torch.Tensor) -> None:
+        self.sum += chunk.sum(dim=0)
+        self.sum_outer += chunk.T @ chunk
+        self.n += chunk.shape[0]
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._add(torch.cat(self._pending))
+            self._pending = []
 
     def mean(self) -> np.ndarray:
+        self._flush()
         return (self.sum / max(self.n, 1)).cpu().numpy()
 
     def covariance(self, kind: str = "unbiased") -> np.ndarray:
         """Unbiased (N - 1) by default; 'biased' divides by N like NVIDIA stylegan2-ada."""
         if kind not in COVARIANCE_KINDS:
             raise ValueError(f"cov must be one of {COVARIANCE_KINDS}, not {kind!r}")
+        self._flush()
         if self.n < 2:
             raise InputError(f"need at least 2 samples for a covariance, got {self.n}")
         mu = self.sum / self.n

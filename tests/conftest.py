@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from stylegan_core import Generator
+from stylegan_metrics.testing import write_inception_v3_weights, write_vgg16_weights
 
 FLAT_COLOR = np.array([200, 60, 90])
 
@@ -54,36 +55,14 @@ def flat_folder(tmp_path: Path) -> Path:
     return write_flat_images(tmp_path / "flat")
 
 
-def make_inception_state_dict(seed: int = 0) -> dict:
-    """A state dict of torch-fidelity's FeatureExtractorInceptionV3 (same keys and shapes as the release
-    file), seeded random values scaled by fan-in so activations neither vanish nor explode."""
-    from unittest import mock
-
-    import torch_fidelity.feature_extractor_inceptionv3 as tfi
-
-    with mock.patch.object(tfi, "load_state_dict_from_url", lambda *a, **k: None), \
-            mock.patch.object(tfi.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None):
-        net = tfi.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    g = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, value in net.state_dict().items():
-        if key.endswith("conv.weight") or key.startswith("fc.weight"):
-            fan_in = value[0].numel()
-            state[key] = torch.randn(value.shape, generator=g) * (2.0 / fan_in) ** 0.5
-        elif key.endswith("bn.weight") or key.endswith("running_var"):
-            state[key] = torch.ones_like(value)
-        elif key.endswith("num_batches_tracked"):
-            state[key] = value.clone()
-        else:
-            state[key] = torch.zeros_like(value)
-    return state
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory) -> Path:
+    return write_inception_v3_weights(tmp_path_factory.mktemp("weights") / "inception-test.pth")
 
 
 @pytest.fixture(scope="session")
-def inception_weights(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("weights") / "inception-test.pth"
-    torch.save(make_inception_state_dict(), path)
-    return path
+def vgg16_weights(tmp_path_factory) -> Path:
+    return write_vgg16_weights(tmp_path_factory.mktemp("weights") / "vgg16-test.pth")
 
 
 @pytest.fixture

@@ -78,3 +78,15 @@ def test_reference_stats_npz_round_trip_and_pytorch_fid_layout(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"junk")
     with pytest.raises(InputError, match="bad.npz"):
         ReferenceStats.load(tmp_path / "bad.npz")
+
+
+def test_sums_are_bit_identical_for_any_batching():
+    x = torch.from_numpy(np.random.RandomState(2).randn(300, 5))
+    results = []
+    for splits in ([7] * 43, [32] * 10, [1, 299], [300]):
+        acc = FeatureStats(5)
+        for chunk in x.split(splits):
+            acc.update(chunk)
+        results.append((acc.mean(), acc.covariance(), acc.n))
+    for mean, cov, n in results[1:]:
+        assert np.array_equal(mean, results[0][0]) and np.array_equal(cov, results[0][1]) and n == 300

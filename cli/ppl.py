@@ -1,0 +1,39 @@
+"""`stylegan-metrics ppl`: perceptual path length in Z and W."""
+
+from __future__ import annotations
+
+import click
+
+from stylegan_core.checkpoint import load_generator
+from stylegan_metrics.ppl import ppl as compute_ppl
+
+from .options import (ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
+                      resolve_device, seed_option, weights_option)
+
+
+@click.command()
+@ckpt_option
+@click.option("--space", type=click.Choice(["w", "z", "both"]), default="w", show_default=True)
+@click.option("--sampling", type=click.Choice(["end", "full", "both"]), default="end", show_default=True)
+@num_option
+@click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
+@click.option("--no-crop", is_flag=True, help="Measure the whole image instead of the face crop.")
+@click.option("--downsample", type=click.Choice(["stylegan1", "ada"]), default="stylegan1", show_default=True,
+              help="Box-downsampling rule for crops above 256 px.")
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Pairs per batch.")
+@seed_option
+@weights_option
+@device_option
+@out_jsonl_option
+@no_progress_option
+def ppl(ckpt, space, sampling, num, epsilon, no_crop, downsample, batch, seed, weights, device, out, no_progress):
+    """Perceptual path length (LPIPS-VGG16 / epsilon^2, trimmed mean), StyleGAN1 rules."""
+    dev = resolve_device(device)
+    G = load_generator(ckpt, device=dev)
+    result = compute_ppl(G, space=space, sampling=sampling, num_samples=num or 100_000, epsilon=epsilon,
+                         crop=not no_crop, batch_size=batch, seed=seed, weights=weights, device=dev,
+                         progress=not no_progress, downsample=downsample)
+    result.snapshot_pkl = str(ckpt)
+    if out:
+        result.to_jsonl(out)
+    click.echo(str(result))

@@ -1,0 +1,65 @@
+"""Seeded random weight files in the exact upstream formats, for offline tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from unittest import mock
+
+import torch
+
+
+def inception_v3_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Keys and shapes of torch-fidelity's `weights-inception-2015-12-05-6726825d.pth`, seeded random values
+    scaled by fan-in (BatchNorm as identity) so activations neither vanish nor explode."""
+    import torch_fidelity.feature_extractor_inceptionv3 as tfi
+
+    with mock.patch.object(tfi, "load_state_dict_from_url", lambda *a, **k: None), \
+            mock.patch.object(tfi.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None):
+        net = tfi.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, value in net.state_dict().items():
+        if key.endswith("conv.weight") or key == "fc.weight":
+            state[key] = torch.randn(value.shape, generator=g) * (2.0 / value[0].numel()) ** 0.5
+        elif key.endswith("bn.weight") or key.endswith("running_var"):
+            state[key] = torch.ones_like(value)
+        elif key.endswith("num_batches_tracked"):
+            state[key] = value.clone()
+        else:
+            state[key] = torch.zeros_like(value)
+    return state
+
+
+def write_inception_v3_weights(path: str | os.PathLike, seed: int = 0) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(inception_v3_state_dict(seed), path)
+    return path
+
+
+def vgg16_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Keys and shapes of torchvision's `vgg16-397923af.pth`; seeded fan-in-scaled convolutions. The
+    classifier (unused by LPIPS) is stored as zero-stride zeros, so the file is ~60 MB instead of 528 MB."""
+    import torchvision
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in torchvision.models.vgg16().state_dict().items()}
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in shapes.items():
+        if key.startswith("features.") and key.endswith("weight"):
+            fan_in = shape[1] * shape[2] * shape[3]
+            state[key] = torch.randn(shape, generator=g) * (2.0 / fan_in) ** 0.5
+        elif key.startswith("features."):
+            state[key] = torch.randn(shape, generator=g) * 0.01
+        else:
+            state[key] = torch.zeros(()).expand(shape)
+    return state
+
+
+def write_vgg16_weights(path: str | os.PathLike, seed: int = 0) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(vgg16_state_dict(seed), path)
+    return path
