@@ -83,7 +83,7 @@ def test_reference_stats_npz_round_trip_and_pytorch_fid_layout(tmp_path):
 def test_sums_are_bit_identical_for_any_batching():
     x = torch.from_numpy(np.random.RandomState(2).randn(300, 5))
     results = []
-    for splits in ([7] * 43, [32] * 10, [1, 299], [300]):
+    for splits in (7, 32, [1, 299], 300):
         acc = FeatureStats(5)
         for chunk in x.split(splits):
             acc.update(chunk)
