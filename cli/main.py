@@ -7,6 +7,7 @@ import click
 from .errors import Application
 from .fid import fid, stats
 from .generate import generate
+from .ls import ls, train_classifier
 from .ppl import ppl
 from .train import train
 
@@ -22,3 +23,5 @@ main.add_command(generate)
 main.add_command(fid)
 main.add_command(stats)
 main.add_command(ppl)
+main.add_command(ls)
+main.add_command(train_classifier)

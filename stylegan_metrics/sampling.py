@@ -99,11 +99,12 @@ class GeneratedBatch:
     start: int                # index of the first sample
     z: torch.Tensor           # [B, z_dim]
     ws: torch.Tensor          # [B, num_ws, w_dim]
-    images: torch.Tensor      # [B, C, H, W] uint8
+    images: torch.Tensor      # [B, C, H, W] uint8, or float in [-1, 1] with uint8=False
 
 
 def generate_batches(G, num: int, *, batch_size: int, seed: int, device: torch.device, truncation_psi: float = 1.0,
-                     noise_mode: str = "random", progress: bool = True, desc: str = "generate") -> Iterator[GeneratedBatch]:
+                     noise_mode: str = "random", progress: bool = True, desc: str = "generate",
+                     uint8: bool = True) -> Iterator[GeneratedBatch]:
     """Samples 0..num-1 in batches under inference mode; sample i depends only on (seed, i)."""
     check_generator(G)
     if num < 1 or batch_size < 1:
@@ -115,7 +116,8 @@ def generate_batches(G, num: int, *, batch_size: int, seed: int, device: torch.d
             with torch.inference_mode():  # not held across the yield: it is thread-local state
                 z = latents(seed, start, count, G.z_dim).to(device)
                 ws = map_latents(G, z, truncation_psi)
-                images = to_uint8(synthesize(G, ws, noise_seeds(seed, start, count), noise_mode))
+                images = synthesize(G, ws, noise_seeds(seed, start, count), noise_mode)
+                images = to_uint8(images) if uint8 else images.float()
             yield GeneratedBatch(start, z, ws, images)
             bar.update(count)
     finally:

@@ -1,0 +1,76 @@
+"""`stylegan-metrics ls` and `stylegan-metrics train-classifier`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stylegan_core.checkpoint import load_generator
+from stylegan_metrics.classifier import load_classifier, train_classifier as run_classifier_training
+from stylegan_metrics.ls import linear_separability
+
+from .options import (batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
+                      resolve_device, seed_option)
+
+attributes_option = click.option("--attributes", default="40", show_default=True,
+                                 help="The first N attributes (SPEC order) or a comma-separated list of names.")
+
+
+@click.command()
+@ckpt_option
+@click.option("--classifier", required=True, type=click.Path(dir_okay=False), help="Attribute classifier checkpoint.")
+@attributes_option
+@click.option("--space", type=click.Choice(["z", "w", "both"]), default="both", show_default=True)
+@num_option
+@click.option("--keep", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+              help="Fraction of most confident samples kept per attribute.")
+@click.option("--svm", type=click.Choice(["sklearn", "torch"]), default="sklearn", show_default=True,
+              help="SVM back end: scikit-learn LinearSVC (reference) or the batched torch solver.")
+@click.option("--details", "details_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the per-attribute table to this CSV file.")
+@batch_option
+@seed_option
+@device_option
+@out_jsonl_option
+@no_progress_option
+def ls(ckpt, classifier, attributes, space, num, keep, svm, details_path, batch, seed, device, out, no_progress):
+    """Linear separability (StyleGAN1): attribute classifier, linear SVMs, conditional entropy."""
+    dev = resolve_device(device)
+    G = load_generator(ckpt, device=dev)
+    C = load_classifier(classifier, device=dev)
+    result = linear_separability(G, C, num_samples=num or 200_000, keep=keep, attributes=attributes, space=space,
+                                 svm=svm, batch_size=batch, seed=seed, device=dev, progress=not no_progress)
+    result.snapshot_pkl = str(ckpt)
+    if out:
+        result.to_jsonl(out)
+    if details_path:
+        Path(details_path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(details_path).with_name(f".{Path(details_path).name}.tmp")
+        result.details.to_csv(tmp, index=False)
+        tmp.replace(details_path)
+    table = result.details.pivot(index="attribute", columns="space", values="entropy_bits")
+    click.echo(table.loc[result.params["attributes"]].to_string(float_format=lambda v: f"{v:.4f}"))
+    click.echo(str(result))
+
+
+@click.command("train-classifier")
+@click.option("--data", required=True, type=click.Path(), help="Image folder or zip.")
+@click.option("--labels", required=True, type=click.Path(dir_okay=False),
+              help="list_attr_celeba.txt (-1/1) or dataset.json with per-image label lists.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Classifier checkpoint to write.")
+@attributes_option
+@click.option("--resolution", type=click.IntRange(min=8), default=64, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@seed_option
+@device_option
+@no_progress_option
+def train_classifier(data, labels, out, attributes, resolution, epochs, batch, lr, seed, device, no_progress):
+    """Train a compact CNN attribute classifier (one logit per attribute) and print held-out accuracy."""
+    _, table = run_classifier_training(data, labels, out, attributes=attributes, resolution=resolution, epochs=epochs,
+                                       batch_size=batch, lr=lr, seed=seed, device=resolve_device(device),
+                                       progress=not no_progress)
+    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    click.echo(f"mean held-out accuracy {table.accuracy.mean():.3f}; wrote {out}")

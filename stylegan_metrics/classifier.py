@@ -1,0 +1,153 @@
+"""Attribute classifiers: a compact CNN (images in [-1, 1] -> one logit per attribute), training, safe loading."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from stylegan_core.checkpoint import build_module, load_checkpoint, save_checkpoint
+from stylegan_core.datasets import ImageDataset
+from stylegan_core.errors import CheckpointError, InputError
+
+from .attributes import CELEBA_ATTRIBUTES, select_attributes
+
+CLASSIFIER_KIND = "attribute-classifier"
+
+
+class AttributeClassifier(nn.Module):
+    """Conv stages (conv3x3, leaky ReLU, conv3x3, leaky ReLU, 2x2 average) -> global average -> K logits."""
+
+    def __init__(
+        self,
+        attributes: list[str],             # Names of the K outputs, in order.
+        input_resolution: int = 64,        # Images are resized (area) to this side first.
+        channels: list[int] = (32, 64, 128, 256),  # Width of each stage.
+        img_channels: int = 3,             # Input channels.
+    ):
+        super().__init__()
+        self.attributes = list(attributes)
+        self.input_resolution = input_resolution
+        self.config = dict(attributes=self.attributes, input_resolution=input_resolution,
+                           channels=list(channels), img_channels=img_channels)
+        stages, c_in = [], img_channels
+        for c in channels:
+            stages += [nn.Conv2d(c_in, c, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(c, c, 3, padding=1),
+                       nn.LeakyReLU(0.2), nn.AvgPool2d(2)]
+            c_in = c
+        self.features = nn.Sequential(*stages)
+        self.head = nn.Linear(c_in, len(self.attributes))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # [N, C, H, W] in [-1, 1] -> [N, K]
+        if images.shape[-1] != self.input_resolution or images.shape[-2] != self.input_resolution:
+            images = F.interpolate(images, size=(self.input_resolution,) * 2, mode="area")
+        return self.head(self.features(images).mean(dim=(2, 3)))
+
+
+def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu") -> AttributeClassifier:
+    """A classifier checkpoint written by `train_classifier`, loaded with weights_only=True, eval mode."""
+    path = Path(path)
+    data = load_checkpoint(path)
+    if data.get("kind") != CLASSIFIER_KIND:
+        raise CheckpointError(f"{path}: not an attribute classifier checkpoint")
+    config = (data.get("config") or {}).get("classifier")
+    model = build_module(path, AttributeClassifier, config, data.get("classifier"), "classifier")
+    model.accuracy = dict(data.get("accuracy") or {})
+    return model.eval().requires_grad_(False).to(device)
+
+
+def read_attribute_labels(labels: str | os.PathLike, files: list[str]) -> tuple[list[str], np.ndarray]:
+    """Labels [len(files), K] bool and the K names from CelebA's list_attr_celeba.txt (-1/1, matched by
+    file name) or a dataset.json ({"labels": [[file, [v, ...]], ...]}, optional "attributes": names)."""
+    path = Path(labels)
+    if not path.is_file():
+        raise InputError(f"{path}: no such labels file")
+    text = path.read_text()
+    if path.suffix.lower() == ".json":
+        try:
+            meta = json.loads(text)
+            table = {str(name).replace("\\", "/"): v for name, v in meta["labels"]}
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise InputError(f"{path}: not a dataset.json with labels ({type(e).__name__})") from None
+        by_key = lambda f: table.get(f)  # noqa: E731
+        first = next(iter(table.values()), [])
+        names = meta.get("attributes") or CELEBA_ATTRIBUTES[:len(first)]
+    else:
+        lines = [line.split() for line in text.splitlines() if line.strip()]
+        if len(lines) < 3 or not lines[0][0].isdigit():
+            raise InputError(f"{path}: not in list_attr_celeba.txt format (count, names, then one row per image)")
+        names = lines[1]
+        table = {row[0]: row[1:] for row in lines[2:]}
+        by_key = lambda f: table.get(f, table.get(Path(f).name))  # noqa: E731
+    rows = []
+    for f in files:
+        row = by_key(f)
+        if row is None:
+            raise InputError(f"{path}: no labels for image {f}")
+        if len(row) != len(names):
+            raise InputError(f"{path}: image {f} has {len(row)} labels, expected {len(names)}")
+        rows.append([float(v) for v in row])
+    return list(names), np.array(rows) > 0
+
+
+def train_classifier(
+    data: str | os.PathLike,
+    labels: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    attributes: int | str | list[str] = 40,
+    resolution: int = 64,
+    epochs: int = 10,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> tuple[AttributeClassifier, pd.DataFrame]:
+    """Train with BCE on a labelled image folder or zip; returns the model and held-out accuracy per attribute."""
+    dataset = ImageDataset(data, resolution=resolution)
+    names, all_labels = read_attribute_labels(labels, dataset.files)
+    chosen = select_attributes(attributes, available=names)
+    y_all = torch.from_numpy(all_labels[:, [names.index(n) for n in chosen]]).float()
+    order = torch.randperm(len(dataset.files), generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, int(len(order) * val_fraction))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    if len(train_idx) < 1:
+        raise InputError(f"{data}: too few images to hold out {val_fraction:.0%} for validation")
+    images = torch.stack([dataset[i][0] for i in range(len(dataset.files))])  # uint8 [N, C, R, R]
+    torch.manual_seed(seed)
+    model = AttributeClassifier(chosen, input_resolution=resolution).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = epochs * max(1, len(train_idx) // batch_size)
+    bar = tqdm(total=steps, desc="train-classifier", disable=None if progress else True)
+    gen = torch.Generator().manual_seed(seed + 1)
+    for _ in range(epochs):
+        perm = train_idx[torch.randperm(len(train_idx), generator=gen)]
+        for batch in perm.split(batch_size):
+            if len(batch) < 2:
+                continue
+            x = images[batch].to(device).float() / 127.5 - 1
+            loss = F.binary_cross_entropy_with_logits(model(x), y_all[batch].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    bar.close()
+    model.eval()
+    with torch.no_grad():
+        logits = torch.cat([model(images[b].to(device).float() / 127.5 - 1).cpu() for b in val_idx.split(256)])
+    accuracy = ((logits > 0) == (y_all[val_idx] > 0.5)).float().mean(dim=0)
+    table = pd.DataFrame({"attribute": chosen, "accuracy": accuracy.numpy(), "positive_rate": y_all[val_idx].mean(0).numpy()})
+    save_checkpoint(out, kind=CLASSIFIER_KIND, config={"classifier": model.config}, classifier=model.state_dict(),
+                    accuracy={n: float(a) for n, a in zip(chosen, accuracy)}, held_out=int(n_val))
+    model.accuracy = {n: float(a) for n, a in zip(chosen, accuracy)}
+    return model.requires_grad_(False), table
