@@ -55,7 +55,7 @@ def accumulate(extractor: FeatureExtractor, batches, acc: FeatureStats | None = 
 def compute_reference_stats(
     data: str | os.PathLike,
     *,
-    features: str | torch.nn.Module = "inception-v3",
+    features: str | torch.nn.Module | FeatureExtractor = "inception-v3",
     weights: str | os.PathLike | None = None,
     max_items: int | None = None,
     batch_size: int = 32,
@@ -71,7 +71,8 @@ def compute_reference_stats(
     if resolution is not None and dataset.resolution != resolution:
         raise InputError(f"{data}: images are {dataset.resolution}x{dataset.resolution} but the generator "
                          f"makes {resolution}x{resolution}")
-    extractor = build_feature_extractor(features, weights=weights, device=dev)
+    extractor = features if isinstance(features, FeatureExtractor) else \
+        build_feature_extractor(features, weights=weights, device=dev)
     key = hashlib.sha256(json.dumps({
         "version": CACHE_VERSION, "data": dataset_fingerprint(dataset), "max_items": max_items,
         "features": extractor.fingerprint,
@@ -125,7 +126,7 @@ def fid(
     elif Path(reference).suffix.lower() == ".npz":
         ref = ReferenceStats.load(reference)
     else:
-        ref = compute_reference_stats(reference, features=features, weights=weights, batch_size=batch_size,
+        ref = compute_reference_stats(reference, features=extractor, batch_size=batch_size,
                                       device=dev, progress=progress, resolution=G.img_resolution)
     if ref.features != extractor.name:
         raise InputError(f"reference statistics are of {ref.features!r} features, not {extractor.name!r}")

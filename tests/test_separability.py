@@ -158,3 +158,17 @@ def test_linear_separability_end_to_end_and_cli(tmp_path):
     assert res.exit_code == 2 and "unknown attribute 'Bald'" in res.stderr
     res = runner.invoke(main, args[:4] + [str(ckpt)] + args[5:])  # a generator is not a classifier
     assert res.exit_code == 2 and "not an attribute classifier" in res.stderr
+
+
+@pytest.mark.parametrize("data", ["oracle", "random"])
+def test_torch_back_end_agrees_with_sklearn(data):
+    z, linear, xor = oracle_data(1500, d=12, seed=3)
+    if data == "oracle":
+        logits = np.concatenate([linear, xor], axis=1)
+    else:
+        logits = np.random.RandomState(4).randn(1500, 6)
+    s_ref, t_ref = separability_from_arrays(z, logits, svm="sklearn")
+    s_torch, t_torch = separability_from_arrays(z, logits, svm="torch")
+    assert abs(s_torch - s_ref) <= 0.02 * s_ref
+    # accuracy against the same labels on the same kept points: identical predictions give identical accuracy
+    assert np.abs(t_torch.svm_accuracy - t_ref.svm_accuracy).max() <= 0.005
