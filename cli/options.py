@@ -3,19 +3,8 @@
 from __future__ import annotations
 
 import click
-import torch
 
-from stylegan_core.errors import InputError
-from stylegan_metrics import sampling
-
-from .errors import CLIError
-
-
-def resolve_device(device: str | None) -> torch.device:
-    try:
-        return sampling.resolve_device(device)
-    except InputError as e:
-        raise CLIError(str(e)) from None
+from stylegan_metrics.sampling import resolve_device  # noqa: F401  (InputError -> exit 2 via Application)
 
 
 ckpt_option = click.option("--ckpt", "ckpt", required=True, type=click.Path(dir_okay=False),
