@@ -7,7 +7,7 @@ import click
 from stylegan_core.checkpoint import load_generator
 from stylegan_metrics.fid import compute_reference_stats, fid as compute_fid
 
-from .options import (batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
+from .options import (emit_result, batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
                       resolve_device, seed_option, truncation_option, weights_option)
 
 
@@ -30,10 +30,7 @@ def fid(ckpt, data, num, batch, seed, truncation_psi, cov, weights, device, out,
     G = load_generator(ckpt, device=dev)
     result = compute_fid(G, data, num_gen=num or 50_000, batch_size=batch, seed=seed, truncation_psi=truncation_psi,
                          weights=weights, device=dev, progress=not no_progress, cov=cov)
-    result.snapshot_pkl = str(ckpt)
-    if out:
-        result.to_jsonl(out)
-    click.echo(str(result))
+    emit_result(result, ckpt, out)
 
 
 @click.command()

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from stylegan_core.checkpoint import load_generator
+from stylegan_core.files import atomic_write
 from stylegan_metrics.classifier import load_classifier, train_classifier as run_classifier_training
 from stylegan_metrics.ls import linear_separability
 
-from .options import (batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
+from .options import (emit_result, batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
                       resolve_device, seed_option)
 
 attributes_option = click.option("--attributes", default="40", show_default=True,
@@ -41,17 +40,12 @@ def ls(ckpt, classifier, attributes, space, num, keep, svm, details_path, batch,
     C = load_classifier(classifier, device=dev)
     result = linear_separability(G, C, num_samples=num or 200_000, keep=keep, attributes=attributes, space=space,
                                  svm=svm, batch_size=batch, seed=seed, device=dev, progress=not no_progress)
-    result.snapshot_pkl = str(ckpt)
-    if out:
-        result.to_jsonl(out)
     if details_path:
-        Path(details_path).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(details_path).with_name(f".{Path(details_path).name}.tmp")
-        result.details.to_csv(tmp, index=False)
-        tmp.replace(details_path)
+        with atomic_write(details_path) as f:
+            result.details.to_csv(f, index=False)
     table = result.details.pivot(index="attribute", columns="space", values="entropy_bits")
     click.echo(table.loc[result.params["attributes"]].to_string(float_format=lambda v: f"{v:.4f}"))
-    click.echo(str(result))
+    emit_result(result, ckpt, out)
 
 
 @click.command("train-classifier")

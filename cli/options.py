@@ -20,3 +20,11 @@ weights_option = click.option("--weights", type=click.Path(dir_okay=False), defa
 out_jsonl_option = click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
                                 help="Append the result as one JSON line to this file.")
 num_option = click.option("--num", type=click.IntRange(min=2), help="Number of generated samples.")
+
+
+def emit_result(result, ckpt: str, out: str | None) -> None:
+    """Tag the result with its checkpoint, append it to the JSONL file if asked, print it."""
+    result.snapshot_pkl = str(ckpt)
+    if out:
+        result.to_jsonl(out)
+    click.echo(str(result))

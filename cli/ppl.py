@@ -7,7 +7,7 @@ import click
 from stylegan_core.checkpoint import load_generator
 from stylegan_metrics.ppl import ppl as compute_ppl
 
-from .options import (ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
+from .options import (emit_result, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
                       resolve_device, seed_option, weights_option)
 
 
@@ -33,7 +33,4 @@ def ppl(ckpt, space, sampling, num, epsilon, no_crop, downsample, batch, seed, w
     result = compute_ppl(G, space=space, sampling=sampling, num_samples=num or 100_000, epsilon=epsilon,
                          crop=not no_crop, batch_size=batch, seed=seed, weights=weights, device=dev,
                          progress=not no_progress, downsample=downsample)
-    result.snapshot_pkl = str(ckpt)
-    if out:
-        result.to_jsonl(out)
-    click.echo(str(result))
+    emit_result(result, ckpt, out)

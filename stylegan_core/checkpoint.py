@@ -6,7 +6,6 @@ import json
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError
+from .files import atomic_write
 from .generator import Generator
 
 FORMAT_TAG = "stylegan-metrics-checkpoint"
@@ -42,17 +42,8 @@ def save_checkpoint(path: str | os.PathLike, **parts: Any) -> Path:
         raise CheckpointError(f"{path}: config must be JSON-serializable ({e})") from None
     payload = {"format": FORMAT_TAG, "version": FORMAT_VERSION}
     payload.update({k: _plain(v) for k, v in parts.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        torch.save(payload, f)
     return path
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from .files import atomic_write
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -30,15 +30,7 @@ def make_grid(images: torch.Tensor, cols: int | None = None) -> np.ndarray:
 
 def atomic_save_png(array: np.ndarray, path: str | os.PathLike) -> None:
     """Write an HWC (or HW) uint8 array as PNG via a temporary file and rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(array).save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        Image.fromarray(array).save(f, format="PNG")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 
 from stylegan_core.errors import InputError
+from stylegan_core.files import atomic_write
 
 COVARIANCE_KINDS = ("unbiased", "biased")
 
@@ -93,17 +93,9 @@ class ReferenceStats:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically (temp file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, mu=self.mu, sigma=self.sigma, n=np.int64(self.n), features=np.str_(self.features))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        with atomic_write(path) as f:
+            np.savez(f, mu=self.mu, sigma=self.sigma, n=np.int64(self.n), features=np.str_(self.features))
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ReferenceStats":

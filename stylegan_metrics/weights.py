@@ -7,7 +7,6 @@ import http.client
 import os
 import pickle
 import re
-import tempfile
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from stylegan_core.errors import InputError
+from stylegan_core.files import atomic_write
 
 _CHUNK = 1 << 20
 _DOWNLOAD_TIMEOUT_S = 60
@@ -107,12 +107,10 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def _download(spec: WeightsSpec, dest: Path, searched: list[Path], progress: bool) -> Path:
     """Stream `spec.url` to a temp file beside `dest`, check its SHA-256 prefix, then rename it into place."""
-    tmp: str | None = None
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(spec.url, timeout=_DOWNLOAD_TIMEOUT_S) as resp:
+        with atomic_write(dest, suffix=".part") as f, \
+                urllib.request.urlopen(spec.url, timeout=_DOWNLOAD_TIMEOUT_S) as resp:
             length = resp.headers.get("Content-Length") if getattr(resp, "headers", None) else None
             total = int(length) if length and length.isdigit() else None
             bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=spec.filename, disable=not progress)
@@ -121,24 +119,17 @@ def _download(spec: WeightsSpec, dest: Path, searched: list[Path], progress: boo
                     f.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
-            f.flush()
-            os.fsync(f.fileno())
-        actual = digest.hexdigest()
-        if not actual.startswith(spec.sha256_prefix):
-            raise WeightsError(
-                f"downloaded {spec.filename} from {spec.url} has SHA-256 {actual[:len(spec.sha256_prefix)]}..., "
-                f"expected {spec.sha256_prefix}... (corrupt or changed download); {_guidance(spec, searched)}"
-            )
-        os.replace(tmp, dest)
-        tmp = None
+            actual = digest.hexdigest()
+            if not actual.startswith(spec.sha256_prefix):  # raising here leaves no file behind
+                raise WeightsError(
+                    f"downloaded {spec.filename} from {spec.url} has SHA-256 {actual[:len(spec.sha256_prefix)]}..., "
+                    f"expected {spec.sha256_prefix}... (corrupt or changed download); {_guidance(spec, searched)}"
+                )
     except (OSError, http.client.HTTPException) as e:  # URLError, HTTPError and timeouts are OSErrors
         reason = getattr(e, "reason", None) or e
         raise WeightsError(
             f"{spec.filename} not found and its download failed ({type(e).__name__}: {reason}); {_guidance(spec, searched)}"
         ) from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
     return dest
 
 
