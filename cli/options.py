@@ -8,7 +8,7 @@ from stylegan_metrics.sampling import resolve_device  # noqa: F401  (InputError 
 
 
 ckpt_option = click.option("--ckpt", "ckpt", required=True, type=click.Path(dir_okay=False),
-                           help="Generator checkpoint (.pt written by this tool).")
+                           help="Generator checkpoint: this tool's .pt, an NVIDIA .pkl or a rosinality .pt.")
 batch_option = click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Batch size.")
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 device_option = click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available).")

@@ -19,7 +19,8 @@ from .options import device_option, no_progress_option, resolve_device, seed_opt
 @click.option("--resume", is_flag=True, help="Continue from the newest snapshot in --out.")
 @click.option("--lr", type=float, default=0.002, show_default=True, help="Adam learning rate.")
 @click.option("--gamma", "r1_gamma", type=click.FloatRange(min=0), default=10.0, show_default=True, help="R1 weight.")
-@click.option("--r1-interval", type=click.IntRange(min=1), default=1, show_default=True, help="Lazy R1 interval.")
+@click.option("--r1-interval", type=click.IntRange(min=1), default=None,
+              help="Lazy R1 interval [default: 1 for stylegan, 16 for stylegan2].")
 @click.option("--mixing", "style_mixing", type=click.FloatRange(0, 1), default=0.9, show_default=True,
               help="Style-mixing probability.")
 @click.option("--ema-kimg", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
@@ -32,15 +33,22 @@ from .options import device_option, no_progress_option, resolve_device, seed_opt
 @click.option("--z-dim", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--w-dim", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--mapping-layers", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--cbase", "channel_base", type=click.IntRange(min=1), default=16384, show_default=True,
-              help="Channels at resolution r are min(cbase // r, cmax).")
+@click.option("--cbase", "channel_base", type=click.IntRange(min=1), default=None,
+              help="Channels at resolution r are min(cbase // r, cmax) [default: 16384 stylegan, 32768 stylegan2].")
 @click.option("--cmax", "channel_max", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--arch", type=click.Choice(["stylegan", "stylegan2"]), default="stylegan", show_default=True,
+              help="stylegan: AdaIN (2019); stylegan2: modulated convs, skip G, residual D, lazy R1 + path length reg.")
+@click.option("--pl-weight", type=click.FloatRange(min=0), default=None,
+              help="Path length regularization weight (stylegan2) [default: 2].")
+@click.option("--pl-interval", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Lazy path length regularization interval (stylegan2).")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes.")
 @seed_option
 @device_option
 @no_progress_option
 def train(data, run_dir, resume, device, workers, no_progress, **options) -> None:
-    """Train a StyleGAN (AdaIN, StyleGAN1 rules) and write snapshots with sample grids to --out."""
+    """Train a StyleGAN (AdaIN, StyleGAN1 rules) or, with --arch stylegan2, a StyleGAN2 (config F);
+    write snapshots with sample grids to --out."""
     resolution = options["resolution"]
     if resolution & (resolution - 1):
         raise click.BadParameter(f"{resolution} is not a power of two", param_hint="--resolution")

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,9 @@ from torch import nn
 from .errors import CheckpointError
 from .files import atomic_write
 from .generator import Generator
+from .nvidia_pickle import load_nvidia_generator
+from .rosinality import load_rosinality_generator, load_weights_only
+from .sources import detect_source
 
 FORMAT_TAG = "stylegan-metrics-checkpoint"
 FORMAT_VERSION = 1
@@ -52,14 +52,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = re.search(r"GLOBAL ([\w.]+)", str(e))
-        what = f"it references {found.group(1)}" if found else "it holds more than tensors and plain data"
-        raise CheckpointError(f"{path}: refused to load: {what}; only tensors and plain data are allowed") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: truncated or not a PyTorch file ({type(e).__name__})") from None
+    data = load_weights_only(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT_TAG:
         raise CheckpointError(f"{path}: not a stylegan-metrics checkpoint (no '{FORMAT_TAG}' format tag)")
     version = data.get("version")
@@ -87,11 +80,21 @@ def build_module(path: Path, cls: type[nn.Module], config: Any, state: Any, name
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
-    """The EMA generator of a checkpoint, rebuilt from its config, in eval mode on `device`."""
+    """The EMA generator of a checkpoint, rebuilt from its config, in eval mode on `device`.
+
+    Also reads, by content, NVIDIA network pickles (`G_ema`, see `nvidia_pickle`: no code from the file
+    runs) and rosinality `.pt` checkpoints (`g_ema`, see `rosinality`), as arch='stylegan2'.
+    """
     path = Path(path)
-    data = load_checkpoint(path)
-    config = data.get("config")
-    g_config = config.get("G") if isinstance(config, dict) else None
-    state = data.get("G_ema", data.get("G"))
-    G = build_module(path, Generator, g_config, state, "generator")
+    source = detect_source(path) if path.is_file() else "native"
+    if source == "nvidia":
+        G = load_nvidia_generator(path)
+    elif source == "rosinality":
+        G = load_rosinality_generator(path)
+    else:
+        data = load_checkpoint(path)
+        config = data.get("config")
+        g_config = config.get("G") if isinstance(config, dict) else None
+        state = data.get("G_ema", data.get("G"))
+        G = build_module(path, Generator, g_config, state, "generator")
     return G.eval().requires_grad_(False).to(device)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
 
-from .layers import Blur, EqualizedConv2d, EqualizedLinear, downsample2x, leaky_relu
-from .synthesis import channels_at
+from .layers import LRELU_GAIN, Blur, EqualizedConv2d, EqualizedLinear, downsample2x, leaky_relu
+from .synthesis import channels_at, check_img_resolution
 
 
 class MinibatchStdDev(nn.Module):
@@ -49,21 +50,27 @@ class DiscriminatorBlock(nn.Module):
         return leaky_relu(downsample2x(self.conv1(self.blur(x))))
 
 
-class Discriminator(nn.Module):
-    """images [N, img_channels, R, R] -> one logit per image [N, 1]."""
+class DiscriminatorBase(nn.Module):
+    """What both discriminators share: fromRGB, x2-down blocks to 4x4, minibatch stddev, conv3x3, dense, dense -> logit.
+
+    Subclasses name their layer kinds below and write `forward` (where their activations differ).
+    """
+
+    conv_layer: Callable[[int, int, int], nn.Module]  # (in_channels, out_channels, kernel_size) -> conv
+    block_layer: Callable[[int, int], nn.Module]      # (in_channels, out_channels) -> block halving H and W
+    fc_gain: float                                    # Runtime weight gain of the dense layer before the output.
 
     def __init__(
         self,
         img_resolution: int,      # Input side, a power of two >= 4.
-        img_channels: int = 3,    # Input channels.
-        channel_base: int = 16384,  # Channels at resolution r: min(channel_base // r, channel_max).
-        channel_max: int = 512,   # Upper bound on channels.
-        mbstd_group_size: int = 4,  # Minibatch standard deviation group size.
-        mbstd_num_features: int = 1,  # Minibatch standard deviation channels.
+        img_channels: int,        # Input channels.
+        channel_base: int,        # Channels at resolution r: min(channel_base // r, channel_max).
+        channel_max: int,         # Upper bound on channels.
+        mbstd_group_size: int,    # Minibatch standard deviation group size.
+        mbstd_num_features: int,  # Minibatch standard deviation channels.
     ):
         super().__init__()
-        if img_resolution < 4 or img_resolution & (img_resolution - 1):
-            raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution}")
+        check_img_resolution(img_resolution)
         self.config = dict(
             img_resolution=img_resolution, img_channels=img_channels, channel_base=channel_base,
             channel_max=channel_max, mbstd_group_size=mbstd_group_size, mbstd_num_features=mbstd_num_features,
@@ -74,23 +81,46 @@ class Discriminator(nn.Module):
         def ch(r: int) -> int:
             return channels_at(r, channel_base, channel_max)
 
-        self.from_rgb = EqualizedConv2d(img_channels, ch(img_resolution), 1)
+        self.from_rgb = self.conv_layer(img_channels, ch(img_resolution), 1)
         blocks = []
         res = img_resolution
         while res > 4:
-            blocks.append(DiscriminatorBlock(ch(res), ch(res // 2)))
+            blocks.append(self.block_layer(ch(res), ch(res // 2)))
             res //= 2
         self.blocks = nn.ModuleList(blocks)
         c4 = ch(4)
         self.mbstd = MinibatchStdDev(mbstd_group_size, mbstd_num_features)
-        self.conv = EqualizedConv2d(c4 + mbstd_num_features, c4, 3)
-        self.fc = EqualizedLinear(c4 * 16, c4)
+        self.conv = self.conv_layer(c4 + mbstd_num_features, c4, 3)
+        self.fc = EqualizedLinear(c4 * 16, c4, gain=self.fc_gain)
         self.out = EqualizedLinear(c4, 1, gain=1.0)
 
-    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+    def check_images(self, img: torch.Tensor) -> None:
+        """ValueError unless img is [N, img_channels, img_resolution, img_resolution]."""
         expected = (self.img_channels, self.img_resolution, self.img_resolution)
         if img.ndim != 4 or tuple(img.shape[1:]) != expected:
             raise ValueError(f"images must have shape [N, {', '.join(map(str, expected))}], got {list(img.shape)}")
+
+
+class Discriminator(DiscriminatorBase):
+    """images [N, img_channels, R, R] -> one logit per image [N, 1]."""
+
+    conv_layer = EqualizedConv2d       # bias, then leaky_relu in forward
+    block_layer = DiscriminatorBlock
+    fc_gain = LRELU_GAIN
+
+    def __init__(
+        self,
+        img_resolution: int,      # Input side, a power of two >= 4.
+        img_channels: int = 3,    # Input channels.
+        channel_base: int = 16384,  # Channels at resolution r: min(channel_base // r, channel_max).
+        channel_max: int = 512,   # Upper bound on channels.
+        mbstd_group_size: int = 4,  # Minibatch standard deviation group size.
+        mbstd_num_features: int = 1,  # Minibatch standard deviation channels.
+    ):
+        super().__init__(img_resolution, img_channels, channel_base, channel_max, mbstd_group_size, mbstd_num_features)
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        self.check_images(img)
         x = leaky_relu(self.from_rgb(img))
         for block in self.blocks:
             x = block(x)

@@ -7,10 +7,12 @@ from torch import nn
 
 from .mapping import MappingNetwork
 from .synthesis import SynthesisNetwork, num_ws_for
+from .synthesis2 import SkipSynthesisNetwork
 
-# arch -> (synthesis class, default channel_base, w_avg beta). 'stylegan2' is added by its own module.
+# arch -> (synthesis class, default channel_base, w_avg beta).
 ARCHITECTURES: dict[str, tuple[type[nn.Module], int, float]] = {
     "stylegan": (SynthesisNetwork, 16384, 0.995),
+    "stylegan2": (SkipSynthesisNetwork, 32768, 0.998),
 }
 
 
@@ -27,6 +29,7 @@ class Generator(nn.Module):
         channel_base: int | None = None,  # Channels at resolution r: min(channel_base // r, channel_max); None = arch default.
         channel_max: int = 512,           # Upper bound on channels.
         arch: str = "stylegan",           # 'stylegan' (AdaIN, the 2019 paper) or 'stylegan2'.
+        conv_clamp: float | None = None,  # stylegan2 only: clamp conv outputs to +-X (NVIDIA's conv_clamp); None = off.
     ):
         super().__init__()
         if arch not in ARCHITECTURES:
@@ -37,6 +40,10 @@ class Generator(nn.Module):
             z_dim=z_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
             mapping_layers=mapping_layers, channel_base=channel_base, channel_max=channel_max, arch=arch,
         )
+        clamp = {} if conv_clamp is None else {"conv_clamp": conv_clamp}  # stylegan configs stay as they were
+        if clamp and arch != "stylegan2":
+            raise ValueError("conv_clamp applies to arch='stylegan2' only")
+        self.config.update(clamp)
         self.z_dim = z_dim
         self.w_dim = w_dim
         self.img_resolution = img_resolution
@@ -45,7 +52,7 @@ class Generator(nn.Module):
         self.arch = arch
         self.synthesis = synthesis_cls(
             w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-            channel_base=channel_base, channel_max=channel_max,
+            channel_base=channel_base, channel_max=channel_max, **clamp,
         )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim, w_dim, self.num_ws, num_layers=mapping_layers, w_avg_beta=w_avg_beta)

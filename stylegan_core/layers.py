@@ -98,15 +98,15 @@ def downsample2x(x: torch.Tensor) -> torch.Tensor:
 
 
 class NoiseInjection(nn.Module):
-    """Adds one N(0, 1) map per sample, scaled by a learned per-channel strength (init 0)."""
+    """Adds one N(0, 1) map per sample, scaled by a learned per-channel (or single, see `channels`) strength (init 0)."""
 
     def __init__(
         self,
-        channels: int,    # Feature maps the noise is added to.
-        resolution: int,  # Side of the feature maps; also the size of the 'const' buffer.
+        channels: int | None,  # Feature maps the noise is added to; None = one strength for all (shape []).
+        resolution: int,       # Side of the feature maps; also the size of the 'const' buffer.
     ):
         super().__init__()
-        self.strength = nn.Parameter(torch.zeros(channels))
+        self.strength = nn.Parameter(torch.zeros([] if channels is None else channels))
         self.register_buffer("noise_const", torch.randn(1, 1, resolution, resolution))
 
     def forward(self, x: torch.Tensor, noise_mode: str = "random", noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -119,7 +119,8 @@ class NoiseInjection(nn.Module):
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', not {noise_mode!r}")
         elif noise is None:
             noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
-        return x + noise * self.strength.view(1, -1, 1, 1)
+        strength = self.strength.view(1, -1, 1, 1) if self.strength.ndim else self.strength  # [1, C, 1, 1] or []
+        return x + noise * strength
 
 
 class AdaIN(nn.Module):

@@ -20,6 +20,12 @@ def num_ws_for(resolution: int) -> int:
     return 2 * int(math.log2(resolution)) - 2
 
 
+def check_img_resolution(img_resolution: int) -> None:
+    """ValueError unless the image side is a power of two >= 4 (generators and discriminators alike)."""
+    if img_resolution < 4 or img_resolution & (img_resolution - 1):
+        raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution}")
+
+
 class StyleLayer(nn.Module):
     """One style layer: [conv] -> noise -> bias -> leaky ReLU -> AdaIN (instance norm + style)."""
 
@@ -65,7 +71,52 @@ class ToRGB(nn.Module):
         return self.conv(x)
 
 
-class SynthesisNetwork(nn.Module):
+class SynthesisBase(nn.Module):
+    """What the StyleGAN1 and StyleGAN2 synthesis networks share: sizes, the ws check and per-sample seeded noise.
+
+    Subclasses set `layer_resolutions` (one entry per noise input, in the order their layers take noise).
+    """
+
+    layer_resolutions: list[int]
+
+    def __init__(
+        self,
+        w_dim: int,            # Width of w.
+        img_resolution: int,   # Output side, a power of two >= 4.
+        img_channels: int,     # Output channels.
+    ):
+        super().__init__()
+        check_img_resolution(img_resolution)
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.num_ws = num_ws_for(img_resolution)
+
+    def draw_noise(self, noise_seeds: torch.Tensor, device: torch.device | str) -> list[torch.Tensor]:
+        """Per-layer noise [N, 1, r, r] where sample n's maps come only from its seed noise_seeds[n]."""
+        per_sample = []
+        for seed in noise_seeds.tolist():
+            g = torch.Generator().manual_seed(int(seed))
+            per_sample.append([torch.randn(1, 1, r, r, generator=g) for r in self.layer_resolutions])
+        return [torch.cat(maps).to(device) for maps in zip(*per_sample)]
+
+    def noise_inputs(
+        self,
+        ws: torch.Tensor,                  # [N, num_ws, w_dim], checked here
+        noise_mode: str,                   # 'random', 'const' or 'none'
+        noise_seeds: torch.Tensor | None,  # [N] int, or None
+    ) -> list:                             # per layer: [N, 1, r, r] seeded noise, or None (the layer decides)
+        """Checks ws (and noise_seeds); seeded 'random' noise per layer when noise_seeds is given, else Nones."""
+        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        if noise_seeds is not None and noise_mode == "random":
+            if noise_seeds.shape != (ws.shape[0],):
+                raise ValueError(f"noise_seeds must have shape [{ws.shape[0]}], got {list(noise_seeds.shape)}")
+            return self.draw_noise(noise_seeds, ws.device)
+        return [None] * len(self.layer_resolutions)
+
+
+class SynthesisNetwork(SynthesisBase):
     """ws [N, num_ws, w_dim] -> images [N, img_channels, R, R]; no progressive growing."""
 
     def __init__(
@@ -76,14 +127,7 @@ class SynthesisNetwork(nn.Module):
         channel_base: int,     # Channels at resolution r: min(channel_base // r, channel_max).
         channel_max: int,      # Upper bound on channels.
     ):
-        super().__init__()
-        if img_resolution < 4 or img_resolution & (img_resolution - 1):
-            raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution}")
-        self.w_dim = w_dim
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
-        self.num_ws = num_ws_for(img_resolution)
-
+        super().__init__(w_dim, img_resolution, img_channels)
         c4 = channels_at(4, channel_base, channel_max)
         self.const = nn.Parameter(torch.ones(1, c4, 4, 4))
         layers = [StyleLayer(c4, c4, w_dim, 4, conv="none"), StyleLayer(c4, c4, w_dim, 4, conv="conv")]
@@ -98,27 +142,13 @@ class SynthesisNetwork(nn.Module):
         self.layer_resolutions = [4 * 2 ** (i // 2) for i in range(len(layers))]
         self.to_rgb = ToRGB(channels, img_channels)
 
-    def draw_noise(self, noise_seeds: torch.Tensor, device: torch.device | str) -> list[torch.Tensor]:
-        """Per-layer noise [N, 1, r, r] where sample n's maps come only from its seed noise_seeds[n]."""
-        per_sample = []
-        for seed in noise_seeds.tolist():
-            g = torch.Generator().manual_seed(int(seed))
-            per_sample.append([torch.randn(1, 1, r, r, generator=g) for r in self.layer_resolutions])
-        return [torch.cat(maps).to(device) for maps in zip(*per_sample)]
-
     def forward(
         self,
         ws: torch.Tensor,                          # [N, num_ws, w_dim]
         noise_mode: str = "random",                # 'random', 'const' or 'none'
         noise_seeds: torch.Tensor | None = None,   # [N] int: per-sample seeds of the 'random' noise
     ) -> torch.Tensor:                             # [N, img_channels, R, R]
-        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
-            raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
-        noise = [None] * self.num_ws
-        if noise_seeds is not None and noise_mode == "random":
-            if noise_seeds.shape != (ws.shape[0],):
-                raise ValueError(f"noise_seeds must have shape [{ws.shape[0]}], got {list(noise_seeds.shape)}")
-            noise = self.draw_noise(noise_seeds, ws.device)
+        noise = self.noise_inputs(ws, noise_mode, noise_seeds)  # num_ws entries: one per style layer
         x = self.const.expand(ws.shape[0], -1, -1, -1)
         for i, layer in enumerate(self.layers):
             x = layer(x, ws[:, i], noise_mode, noise[i])

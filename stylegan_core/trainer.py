@@ -19,11 +19,14 @@ from .checkpoint import build_module, load_checkpoint, save_checkpoint
 from .datasets import ImageDataset
 from .discriminator import Discriminator
 from .errors import InputError
-from .generator import Generator, mix_styles
+from .generator import ARCHITECTURES, Generator, mix_styles
 from .images import atomic_save_png, make_grid, to_uint8
 from .losses import discriminator_loss, generator_loss, r1_penalty
+from .lazy_regularization import make_optimizers, stylegan2_phases
+from .residual_discriminator import ResidualDiscriminator
 
 SNAPSHOT_PATTERN = re.compile(r"network-snapshot-(\d+)\.pt$")
+DISCRIMINATORS = {"stylegan": Discriminator, "stylegan2": ResidualDiscriminator}  # arch -> D class
 
 
 @dataclass
@@ -36,7 +39,7 @@ class TrainingOptions:
     lr: float = 0.002                 # Adam learning rate of G and D.
     betas: tuple = (0.0, 0.99)        # Adam betas.
     r1_gamma: float = 10.0            # R1 weight gamma: the penalty is gamma / 2 * ||grad D(x)||^2.
-    r1_interval: int = 1              # Lazy R1: apply every this many steps, scaled by the interval.
+    r1_interval: int | None = None    # Lazy R1: apply every this many steps, scaled by the interval; None = 1 (stylegan) or 16 (stylegan2).
     style_mixing: float = 0.9         # Probability of a mixed-style batch.
     ema_kimg: float = 10.0            # EMA half-life in kimg: beta = 0.5 ** (batch / (ema_kimg * 1000)).
     ema_rampup: float | None = None   # If set, half-life min(ema_kimg, rampup * kimg seen) (stylegan2-ada).
@@ -46,18 +49,38 @@ class TrainingOptions:
     z_dim: int = 512                  # Generator and discriminator shape ...
     w_dim: int = 512
     mapping_layers: int = 8
-    channel_base: int = 16384
+    channel_base: int | None = None   # None = the arch default (16384 stylegan, 32768 stylegan2).
     channel_max: int = 512
     img_channels: int = 3
+    arch: str = "stylegan"            # 'stylegan' (D then G step, R1 folded in) or 'stylegan2' (NVIDIA's phases, lazy regularization).
+    pl_weight: float | None = None    # Path length regularization weight; None = 0 (stylegan) or 2 (stylegan2).
+    pl_interval: int = 4              # Lazy path length regularization: every this many steps (stylegan2).
+    pl_decay: float = 0.01            # Decay of the running mean path length.
+    pl_batch_shrink: int = 2          # The path length batch is batch // pl_batch_shrink.
 
     # Fields that may change when a run is resumed (they do not alter what has been computed).
     RESUMABLE_CHANGES = ("kimg", "snap_kimg")
+
+    def __post_init__(self):
+        if self.arch not in ARCHITECTURES:
+            raise InputError(f"unknown arch {self.arch!r}; available: {', '.join(sorted(ARCHITECTURES))}")
+        stylegan2 = self.arch == "stylegan2"
+        if self.channel_base is None:
+            self.channel_base = ARCHITECTURES[self.arch][1]
+        if self.r1_interval is None:
+            self.r1_interval = 16 if stylegan2 else 1
+        if self.pl_weight is None:
+            self.pl_weight = 2.0 if stylegan2 else 0.0
+        if self.pl_weight and not stylegan2:
+            raise InputError("path length regularization (pl_weight) needs arch='stylegan2'")
+        if self.pl_interval < 1 or self.pl_batch_shrink < 1:
+            raise InputError("pl_interval and pl_batch_shrink must be >= 1")
 
     def generator_config(self) -> dict:
         return dict(
             z_dim=self.z_dim, w_dim=self.w_dim, img_resolution=self.resolution, img_channels=self.img_channels,
             mapping_layers=self.mapping_layers, channel_base=self.channel_base, channel_max=self.channel_max,
-            arch="stylegan",
+            arch=self.arch,
         )
 
     def discriminator_config(self) -> dict:
@@ -156,10 +179,10 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(options.seed)
             self.G = Generator(**options.generator_config()).to(self.device)
-            self.D = Discriminator(**options.discriminator_config()).to(self.device)
+            self.D = DISCRIMINATORS[options.arch](**options.discriminator_config()).to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        self.G_opt = torch.optim.Adam(self.G.parameters(), lr=options.lr, betas=tuple(options.betas))
-        self.D_opt = torch.optim.Adam(self.D.parameters(), lr=options.lr, betas=tuple(options.betas))
+        self.G_opt, self.D_opt = make_optimizers(self.G, self.D, options)
+        self.pl_mean = torch.zeros([], device=self.device)  # running mean path length (stylegan2)
         self.step = 0
         self.images_seen = 0
         self.grid_z = torch.from_numpy(np.random.RandomState(options.seed).randn(16, options.z_dim)).float()
@@ -180,9 +203,10 @@ class Trainer:
         self.G = build_module(path, Generator, config.get("G"), data.get("G"), "G").to(self.device)
         self.G_ema = build_module(path, Generator, config.get("G"), data.get("G_ema"), "G_ema").to(self.device)
         self.G_ema.eval().requires_grad_(False)
-        self.D = build_module(path, Discriminator, config.get("D"), data.get("D"), "D").to(self.device)
-        self.G_opt = torch.optim.Adam(self.G.parameters(), lr=self.options.lr, betas=tuple(self.options.betas))
-        self.D_opt = torch.optim.Adam(self.D.parameters(), lr=self.options.lr, betas=tuple(self.options.betas))
+        self.D = build_module(path, DISCRIMINATORS[self.options.arch], config.get("D"), data.get("D"), "D").to(self.device)
+        self.G_opt, self.D_opt = make_optimizers(self.G, self.D, self.options)
+        if "pl_mean" in data:
+            self.pl_mean = data["pl_mean"].to(self.device)
         self.G_opt.load_state_dict(data["G_opt"])
         self.D_opt.load_state_dict(data["D_opt"])
         self.step = int(data["step"])
@@ -197,6 +221,7 @@ class Trainer:
             config={"G": self.G.config, "D": self.D.config, "training": self.options.to_dict()},
             G=self.G, G_ema=self.G_ema, D=self.D, G_opt=self.G_opt, D_opt=self.D_opt,
             step=self.step, images_seen=self.images_seen,
+            pl_mean=self.pl_mean,
         )
         with torch.no_grad():
             images = self.G_ema(self.grid_z.to(self.device), noise_mode="const")
@@ -205,11 +230,17 @@ class Trainer:
 
     # ---- the algorithm -----------------------------------------------------------------------
     def train_step(self, real: torch.Tensor) -> dict[str, float]:
-        """One D update (logistic loss + R1) then one G update (non-saturating loss), then EMA."""
+        """One D update (logistic loss + R1) then one G update (non-saturating loss), then EMA; stylegan2: NVIDIA's phases."""
         opt, G, D = self.options, self.G, self.D
         batch = real.shape[0]
         real = real.to(self.device).float() / 127.5 - 1  # uint8 -> [-1, 1]
         stats = {}
+        if opt.arch == "stylegan2":  # NVIDIA's phases with lazy R1 and path length regularization
+            stats, self.pl_mean = stylegan2_phases(self, real, sample_ws)
+            update_ema(self.G_ema, G, ema_beta(opt, batch, self.images_seen))
+            self.step += 1
+            self.images_seen += batch
+            return stats
 
         # Discriminator: softplus(D(G(z))) + softplus(-D(x)) [+ R1 on reals, every r1_interval steps].
         G.requires_grad_(False)
@@ -258,6 +289,9 @@ class Trainer:
         last = None
         bar = tqdm(total=total_steps * opt.batch, initial=min(self.step, total_steps) * opt.batch, unit="img",
                    unit_scale=True, disable=None if progress else True, desc="train", dynamic_ncols=True)
+        # Denormal floats (tiny weights, gradients, Adam moments) make CPU arithmetic ~10x slower; flushing
+        # them to zero during training is what GPUs do anyway. Switched back off when training ends.
+        flush = self.device.type == "cpu" and torch.set_flush_denormal(True)
         try:
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 for real, _ in loader:
@@ -271,6 +305,8 @@ class Trainer:
                         last = self.save_snapshot()
         finally:
             bar.close()
+            if flush:
+                torch.set_flush_denormal(False)
         return last or self.save_snapshot()
 
 

@@ -24,6 +24,30 @@ def tiny_generator(resolution: int = 16, seed: int = 0, **overrides) -> Generato
     return Generator(**kwargs).eval()
 
 
+def tiny_stylegan2(resolution: int = 16, seed: int = 0, **overrides) -> Generator:
+    """A tiny arch='stylegan2' generator with visible noise, non-trivial biases and w_avg (for import round trips)."""
+    G = tiny_generator(resolution, seed=seed, arch="stylegan2", **overrides)
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if name.endswith(("strength", ".bias")):
+                p.copy_(torch.randn_like(p) * 0.3)
+        G.mapping.w_avg.normal_()
+    return G
+
+
+def same_images(A, B, psi: float = 1.0, noise_seeds: bool = False) -> None:
+    """A and B draw the same images (5 seeded z, 'const' and 'none' noise; with noise_seeds also seeded noise)."""
+    z = torch.randn(5, A.z_dim, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        for mode in ("const", "none"):
+            torch.testing.assert_close(A(z, truncation_psi=psi, noise_mode=mode), B(z, truncation_psi=psi, noise_mode=mode),
+                                       rtol=1e-5, atol=1e-5)
+        if noise_seeds:
+            seeds = torch.arange(5)
+            torch.testing.assert_close(A.synthesis(A.mapping(z), noise_seeds=seeds),
+                                       B.synthesis(B.mapping(z), noise_seeds=seeds), rtol=1e-5, atol=1e-5)
+
+
 def write_flat_images(folder: Path, num: int = 32, size: int = 8, seed: int = 0) -> Path:
     """Flat-colour PNGs around FLAT_COLOR (+-20 per channel), in two sub-folders."""
     rng = np.random.RandomState(seed)
@@ -48,6 +72,15 @@ def write_zip_dataset(path: Path, images: list[np.ndarray], labels: list | None)
         meta = {"labels": [[n, l] for n, l in zip(names, labels)] if labels is not None else None}
         zf.writestr("dataset.json", json.dumps(meta))
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks run far faster on one thread of a shared CPU (opt in: pytest.mark.usefixtures("one_thread"))."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -1,0 +1,24 @@
+"""`stylegan-metrics convert`: an NVIDIA network pickle or a rosinality checkpoint -> this tool's checkpoint."""
+
+from __future__ import annotations
+
+import click
+
+from stylegan_core.checkpoint import load_generator, save_checkpoint
+from stylegan_core.sources import detect_source
+
+SOURCE_NAMES = {"nvidia": "NVIDIA network pickle", "rosinality": "rosinality checkpoint", "native": "stylegan-metrics checkpoint"}
+
+
+@click.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("out", type=click.Path(dir_okay=False))
+def convert(source, out) -> None:
+    """Convert SOURCE (NVIDIA .pkl, rosinality .pt) into the checkpoint OUT.pt (its G_ema, arch stylegan2).
+
+    The source is read without running code from it; OUT gives the same images with any command's --ckpt.
+    """
+    G = load_generator(source)
+    kind = detect_source(source)
+    save_checkpoint(out, config={"G": G.config}, G_ema=G, converted_from=str(source))
+    click.echo(f"wrote {out}: {G.arch} {G.img_resolution}px generator from the {SOURCE_NAMES[kind]} {source}")

@@ -1,0 +1,253 @@
+"""NVIDIA network pickles: read as data (nothing from the file runs), mapped onto arch='stylegan2' exactly."""
+
+import math
+import os
+import pickle
+import sys
+import types
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+
+from stylegan_core import CheckpointError, load_generator
+from stylegan_core.fir import setup_filter
+from stylegan_core.nvidia_pickle import PersistentRecord, read_network_pickle
+from stylegan_metrics_cli.main import main
+from conftest import same_images, tiny_stylegan2
+
+SQRT2 = math.sqrt(2)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread of a shared CPU
+
+
+# ---- a test-only writer of NVIDIA's persistence format ---------------------------------------------------
+@pytest.fixture
+def nvidia_modules(monkeypatch):
+    """Importable stand-ins for torch_utils.persistence and dnnlib.util, so pickle writes NVIDIA's global names."""
+    persistence = types.ModuleType("torch_utils.persistence")
+
+    def _reconstruct_persistent_obj(meta):
+        raise AssertionError("the loader must never call NVIDIA's reconstruct function")
+
+    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
+    util = types.ModuleType("dnnlib.util")
+    util.EasyDict = type("EasyDict", (dict,), {"__module__": "dnnlib.util", "__qualname__": "EasyDict"})
+    for name, module in (("torch_utils", types.ModuleType("torch_utils")), ("torch_utils.persistence", persistence),
+                         ("dnnlib", types.ModuleType("dnnlib")), ("dnnlib.util", util)):
+        monkeypatch.setitem(sys.modules, name, module)
+    return types.SimpleNamespace(reconstruct=_reconstruct_persistent_obj, EasyDict=util.EasyDict)
+
+
+class Record:
+    """Pickles as NVIDIA's persistent_class does: REDUCE(_reconstruct_persistent_obj, (meta,)), meta.state = __dict__."""
+
+    def __init__(self, mods, class_name, params=(), buffers=(), modules=(), init_kwargs=None, module_src="", **attrs):
+        self.mods, self.class_name, self.module_src = mods, class_name, module_src
+        self.state = dict(
+            training=False, _parameters=OrderedDict((k, torch.nn.Parameter(v, requires_grad=False)) for k, v in dict(params).items()),
+            _buffers=OrderedDict(buffers), _non_persistent_buffers_set=set(), _backward_hooks=OrderedDict(),
+            _forward_hooks=OrderedDict(), _forward_pre_hooks=OrderedDict(), _state_dict_hooks=OrderedDict(),
+            _load_state_dict_pre_hooks=OrderedDict(), _modules=OrderedDict(modules), _init_args=(),
+            _init_kwargs=mods.EasyDict(init_kwargs or {}), **attrs)
+
+    def __reduce__(self):
+        meta = dict(type="class", version=6, module_src=self.module_src or "# training/networks.py source",
+                    class_name=self.class_name, state=self.state)
+        return self.mods.reconstruct, (meta,)
+
+
+def nvidia_generator_record(mods, G, lr=0.01, module_src=""):
+    """Our stylegan2 G written under NVIDIA's names, parameters, gains and attributes (the inverse of the loader)."""
+    def fc(weight_eff, bias_eff, lr_mul, activation):
+        wg = lr_mul / math.sqrt(weight_eff.shape[1])
+        return Record(mods, "FullyConnectedLayer", params=dict(weight=weight_eff / wg, bias=bias_eff / lr_mul),
+                      activation=activation, weight_gain=np.float64(wg), bias_gain=lr_mul,
+                      init_kwargs=dict(in_features=weight_eff.shape[1], out_features=weight_eff.shape[0],
+                                       activation=activation, lr_multiplier=lr_mul))
+
+    def affine(conv):
+        a = conv.affine
+        return fc(a.weight.detach() * a.weight_gain, a.bias.detach() * a.bias_gain, 1, "linear")
+
+    f = setup_filter()
+    blocks = {}
+    for b, block in enumerate(G.synthesis.blocks):
+        r = 4 * 2 ** b
+        children = {}
+        for j, layer in ((0, block.conv0), (1, block.conv1)):
+            if layer is not None:
+                children[f"conv{j}"] = Record(
+                    mods, "SynthesisLayer", modules=dict(affine=affine(layer.conv)),
+                    params=dict(weight=layer.conv.weight.detach(), noise_strength=layer.noise.strength.detach(),
+                                bias=layer.bias.detach()),
+                    buffers=dict(resample_filter=f, noise_const=layer.noise.noise_const[0, 0]),
+                    resolution=r, up=2 if j == 0 else 1, use_noise=True, activation="lrelu",
+                    conv_clamp=layer.conv_clamp, padding=1, act_gain=np.float64(SQRT2))
+        rgb = block.to_rgb
+        children["torgb"] = Record(mods, "ToRGBLayer", modules=dict(affine=affine(rgb.conv)),
+                                   params=dict(weight=rgb.conv.weight.detach(), bias=rgb.bias.detach()),
+                                   conv_clamp=rgb.conv_clamp, weight_gain=np.float64(rgb.conv.style_gain))
+        params = dict(const=G.synthesis.const.detach()[0]) if r == 4 else {}
+        blocks[f"b{r}"] = Record(mods, "SynthesisBlock", params=params, buffers=dict(resample_filter=f),
+                                 modules=children, resolution=r, architecture="skip", in_channels=0 if r == 4 else 1)
+    synthesis = Record(mods, "SynthesisNetwork", modules=blocks, w_dim=G.w_dim, img_resolution=G.img_resolution,
+                       num_ws=G.num_ws, block_resolutions=[4 * 2 ** b for b in range(len(blocks))])
+    fcs = {f"fc{i}": fc(layer.weight.detach() * layer.weight_gain / SQRT2, layer.bias.detach() * layer.bias_gain / SQRT2,
+                        lr, "lrelu") for i, layer in enumerate(G.mapping.layers)}
+    mapping = Record(mods, "MappingNetwork", modules=fcs, buffers=dict(w_avg=G.mapping.w_avg.clone()),
+                     z_dim=G.z_dim, c_dim=0, w_dim=G.w_dim, num_ws=G.num_ws, num_layers=len(fcs), w_avg_beta=0.995)
+    kwargs = dict(z_dim=G.z_dim, w_dim=G.w_dim, c_dim=0, img_resolution=G.img_resolution, img_channels=G.img_channels,
+                  mapping_kwargs=mods.EasyDict(num_layers=len(fcs)),
+                  synthesis_kwargs=mods.EasyDict(channel_base=G.config["channel_base"],
+                                                 channel_max=G.config["channel_max"], num_fp16_res=4, conv_clamp=None))
+    return Record(mods, "Generator", modules=dict(synthesis=synthesis, mapping=mapping), init_kwargs=kwargs,
+                  module_src=module_src, z_dim=G.z_dim, c_dim=0, w_dim=G.w_dim, img_resolution=G.img_resolution,
+                  img_channels=G.img_channels, num_ws=G.num_ws)
+
+
+def snapshot(mods, G_ema, G_other, protocol=4):
+    return pickle.dumps(dict(G=nvidia_generator_record(mods, G_other), D=Record(mods, "Discriminator"),
+                             G_ema=nvidia_generator_record(mods, G_ema), augment_pipe=None,
+                             training_set_kwargs=dict(path="~/ffhq.zip", resolution=16, xflip=False)), protocol=protocol)
+
+
+# ---- loading ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_snapshot_layout_loads_g_ema_with_identical_images(tmp_path, nvidia_modules, protocol):
+    G_ema, G = tiny_stylegan2(seed=1), tiny_stylegan2(seed=2)
+    path = tmp_path / "network-snapshot-000100.pkl"
+    path.write_bytes(snapshot(nvidia_modules, G_ema, G, protocol))
+    loaded = load_generator(path)
+    assert loaded.config == G_ema.config and not loaded.training
+    same_images(loaded, G_ema, noise_seeds=True)
+    same_images(loaded, G_ema, psi=0.6, noise_seeds=True)  # w_avg came along
+
+
+@pytest.mark.parametrize("lr", [0.01, 1.0])
+def test_mapping_follows_nvidias_formula_for_any_lr_multiplier(tmp_path, nvidia_modules, lr):
+    G = tiny_stylegan2(8)
+    record = nvidia_generator_record(nvidia_modules, G, lr=lr)
+    (tmp_path / "g.pkl").write_bytes(pickle.dumps(record))  # a bare network pickle
+    loaded = load_generator(tmp_path / "g.pkl")
+    z = torch.randn(4, G.z_dim)
+    x = z * (z.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()  # NVIDIA: normalize_2nd_moment, then
+    for name, fc in record.state["_modules"]["mapping"].state["_modules"].items():  # sqrt2 * lrelu(x W'^T + b')
+        p, s = fc.state["_parameters"], fc.state
+        x = F.leaky_relu(x @ (p["weight"] * s["weight_gain"]).T + p["bias"] * s["bias_gain"], 0.2) * SQRT2
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.mapping(z)[:, 0], x, rtol=1e-5, atol=1e-5)
+
+
+def test_4px_generator_follows_nvidias_formulas(tmp_path, nvidia_modules):
+    """b4 alone (conv1 + torgb) computed by hand from the NVIDIA tensors, as NVIDIA's networks.py does."""
+    G = tiny_stylegan2(4, conv_clamp=0.7)
+    record = nvidia_generator_record(nvidia_modules, G)
+    (tmp_path / "g.pkl").write_bytes(pickle.dumps(record))
+    loaded = load_generator(tmp_path / "g.pkl")
+    b4 = record.state["_modules"]["synthesis"].state["_modules"]["b4"].state
+    conv, rgb = b4["_modules"]["conv1"].state, b4["_modules"]["torgb"].state
+
+    def affine(layer, w):
+        a = layer["_modules"]["affine"].state
+        return w @ (a["_parameters"]["weight"] * a["weight_gain"]).T + a["_parameters"]["bias"] * a["bias_gain"]
+
+    ws = torch.randn(2, loaded.num_ws, G.w_dim)
+    expected = []
+    for n in range(2):
+        p = conv["_parameters"]
+        wt = p["weight"] * affine(conv, ws[n, 0]).view(1, -1, 1, 1)
+        wt = wt * (wt.square().sum(dim=(1, 2, 3), keepdim=True) + 1e-8).rsqrt()
+        x = F.conv2d(b4["_parameters"]["const"][None], wt, padding=1) + conv["_buffers"]["noise_const"] * p["noise_strength"]
+        x = (F.leaky_relu(x + p["bias"].view(1, -1, 1, 1), 0.2) * SQRT2).clamp(-0.7, 0.7)
+        s = affine(rgb, ws[n, 1]) * rgb["weight_gain"]
+        y = F.conv2d(x, rgb["_parameters"]["weight"] * s.view(1, -1, 1, 1)) + rgb["_parameters"]["bias"].view(1, -1, 1, 1)
+        expected.append(y.clamp(-0.7, 0.7))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.synthesis(ws, noise_mode="const"), torch.cat(expected), rtol=1e-5, atol=1e-5)
+    assert loaded.config["conv_clamp"] == 0.7
+
+
+# ---- safety ------------------------------------------------------------------------------------------------------
+class RunsCode:
+    def __init__(self, fn, arg):
+        self.fn, self.arg = fn, arg
+
+    def __reduce__(self):
+        return self.fn, (self.arg,)
+
+
+@pytest.mark.parametrize("fn", [os.system, exec])
+def test_code_in_the_pickle_is_refused_and_never_runs(tmp_path, nvidia_modules, fn):
+    marker = tmp_path / "pwned"
+    arg = f"touch {marker}" if fn is os.system else f"open({str(marker)!r}, 'w').close()"
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": RunsCode(fn, arg)}))
+    with pytest.raises(CheckpointError, match=r"refused to load: it references (posix|os|builtins)\.(system|exec)"):
+        load_generator(path)
+    # hidden inside an otherwise valid record's state, and as NVIDIA module source that would be exec'd
+    record = nvidia_generator_record(nvidia_modules, tiny_stylegan2(8), module_src=f"open({str(marker)!r}, 'w').close()")
+    record.state["payload"] = RunsCode(fn, arg)
+    path.write_bytes(pickle.dumps({"G_ema": record}))
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_generator(path)
+    del record.state["payload"]
+    path.write_bytes(pickle.dumps({"G_ema": record}))
+    assert isinstance(load_generator(path), torch.nn.Module)  # module_src is kept as inert text
+    assert isinstance(read_network_pickle(path)["G_ema"], PersistentRecord)
+    assert not marker.exists()
+
+
+def test_storage_bytes_go_through_weights_only(tmp_path, nvidia_modules):
+    marker = tmp_path / "pwned"
+    evil_storage = pickle.dumps(RunsCode(os.system, f"touch {marker}"))
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": RunsCode(torch.storage._load_from_bytes, evil_storage)}))
+    with pytest.raises(CheckpointError, match="not a network pickle"):
+        load_generator(path)
+    assert not marker.exists()
+
+
+def test_stylegan3_and_malformed_pickles_give_one_clear_error(tmp_path, nvidia_modules):
+    mods = nvidia_modules
+    layers = {"input": Record(mods, "SynthesisInput", buffers=dict(freqs=torch.randn(4, 2))),
+              "L0_36_512": Record(mods, "SynthesisLayer", params=dict(weight=torch.randn(4, 4, 3, 3)))}
+    sg3 = Record(mods, "Generator", modules=dict(synthesis=Record(mods, "SynthesisNetwork", modules=layers)),
+                 z_dim=16, w_dim=16, c_dim=0, img_resolution=16, img_channels=3)
+    path = tmp_path / "stylegan3-t-ffhq.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": sg3}))
+    with pytest.raises(CheckpointError, match="StyleGAN3 .stylegan3-t / stylegan3-r"):
+        load_generator(path)
+    path.write_bytes(pickle.dumps({"G": nvidia_generator_record(mods, tiny_stylegan2(8))}))
+    with pytest.raises(CheckpointError, match="no 'G_ema' network in the pickle .keys: G."):
+        load_generator(path)
+    path.write_bytes(pickle.dumps({"G_ema": sg3})[:-20])
+    with pytest.raises(CheckpointError, match="truncated or not a network pickle"):
+        load_generator(path)
+
+
+def test_convert_cli_gives_identical_images_and_exit_2_on_bad_input(tmp_path, nvidia_modules):
+    G_ema = tiny_stylegan2(seed=3)
+    src = tmp_path / "network-snapshot.pkl"
+    src.write_bytes(snapshot(nvidia_modules, G_ema, tiny_stylegan2(seed=4)))
+    out = tmp_path / "converted.pt"
+    res = CliRunner().invoke(main, ["convert", str(src), str(out)])
+    assert res.exit_code == 0, res.output
+    assert "NVIDIA network pickle" in res.output
+    converted = load_generator(out)
+    same_images(converted, load_generator(src), noise_seeds=True)
+    same_images(converted, G_ema, noise_seeds=True)
+
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "evil.pkl"
+    bad.write_bytes(pickle.dumps({"G_ema": RunsCode(os.system, f"touch {marker}")}))
+    for source in (bad, tmp_path / "missing.pkl"):
+        res = CliRunner().invoke(main, ["convert", str(source), str(tmp_path / "x.pt")])
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+        assert "Traceback" not in res.output
+    assert not marker.exists() and not (tmp_path / "x.pt").exists()
