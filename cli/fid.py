@@ -5,10 +5,14 @@ from __future__ import annotations
 import click
 
 from stylegan_core.checkpoint import load_generator
+from stylegan_metrics.features import FEATURE_NETWORKS
 from stylegan_metrics.fid import compute_reference_stats, fid as compute_fid
 
 from .options import (emit_result, batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
                       resolve_device, seed_option, truncation_option, weights_option)
+
+features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NETWORKS)), default="inception-v3",
+                               show_default=True, help="Feature network (toyfaces: the bundled domain network).")
 
 
 @click.command()
@@ -20,16 +24,17 @@ from .options import (emit_result, batch_option, ckpt_option, device_option, no_
 @truncation_option
 @click.option("--cov", type=click.Choice(["unbiased", "biased"]), default="unbiased", show_default=True,
               help="Covariance normalisation (biased = NVIDIA stylegan2-ada).")
+@features_option
 @weights_option
 @device_option
 @out_jsonl_option
 @no_progress_option
-def fid(ckpt, data, num, batch, seed, truncation_psi, cov, weights, device, out, no_progress) -> None:
+def fid(ckpt, data, num, batch, seed, truncation_psi, cov, features, weights, device, out, no_progress) -> None:
     """Fréchet Inception Distance of generated images against a dataset or statistics."""
     dev = resolve_device(device)
     G = load_generator(ckpt, device=dev)
     result = compute_fid(G, data, num_gen=num or 50_000, batch_size=batch, seed=seed, truncation_psi=truncation_psi,
-                         weights=weights, device=dev, progress=not no_progress, cov=cov)
+                         features=features, weights=weights, device=dev, progress=not no_progress, cov=cov)
     emit_result(result, ckpt, out)
 
 
@@ -38,12 +43,13 @@ def fid(ckpt, data, num, batch, seed, truncation_psi, cov, weights, device, out,
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Statistics file to write (.npz).")
 @click.option("--max-items", type=click.IntRange(min=2), default=None, help="Use only the first N images.")
 @batch_option
+@features_option
 @weights_option
 @device_option
 @no_progress_option
-def stats(data, out, max_items, batch, weights, device, no_progress) -> None:
-    """Reference statistics (mu, sigma of Inception features) of a dataset, saved as .npz."""
-    result = compute_reference_stats(data, max_items=max_items, batch_size=batch, weights=weights,
+def stats(data, out, max_items, batch, features, weights, device, no_progress) -> None:
+    """Reference statistics (mu, sigma of the features) of a dataset, saved as .npz."""
+    result = compute_reference_stats(data, features=features, max_items=max_items, batch_size=batch, weights=weights,
                                      device=resolve_device(device), progress=not no_progress)
     result.save(out)
     click.echo(f"wrote {out} ({result.n} images, {result.mu.shape[0]} features)")

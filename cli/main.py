@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import click
 
+from .convert import convert
+from .demo import demo
 from .errors import Application
 from .fid import fid, stats
 from .generate import generate
 from .ls import ls, train_classifier
 from .ppl import ppl
+from .report import report
+from .toyfaces import toyfaces
 from .train import train
 
 
@@ -25,3 +29,7 @@ main.add_command(stats)
 main.add_command(ppl)
 main.add_command(ls)
 main.add_command(train_classifier)
+main.add_command(convert)
+main.add_command(toyfaces)
+main.add_command(demo)
+main.add_command(report)

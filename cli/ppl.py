@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from stylegan_core.checkpoint import load_generator
+from stylegan_metrics.features import SIMILARITY_NETWORKS
 from stylegan_metrics.ppl import ppl as compute_ppl
 
 from .options import (emit_result, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
@@ -22,15 +23,18 @@ from .options import (emit_result, ckpt_option, device_option, no_progress_optio
               help="Box-downsampling rule for crops above 256 px.")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Pairs per batch.")
 @seed_option
+@click.option("--similarity", type=click.Choice(sorted(SIMILARITY_NETWORKS)), default="lpips-vgg16",
+              show_default=True, help="Perceptual distance (toyfaces-lpips: the bundled domain network).")
 @weights_option
 @device_option
 @out_jsonl_option
 @no_progress_option
-def ppl(ckpt, space, sampling, num, epsilon, no_crop, downsample, batch, seed, weights, device, out, no_progress):
-    """Perceptual path length (LPIPS-VGG16 / epsilon^2, trimmed mean), StyleGAN1 rules."""
+def ppl(ckpt, space, sampling, num, epsilon, no_crop, downsample, batch, seed, similarity, weights, device, out,
+        no_progress):
+    """Perceptual path length (LPIPS / epsilon^2, trimmed mean), StyleGAN1 rules."""
     dev = resolve_device(device)
     G = load_generator(ckpt, device=dev)
     result = compute_ppl(G, space=space, sampling=sampling, num_samples=num or 100_000, epsilon=epsilon,
-                         crop=not no_crop, batch_size=batch, seed=seed, weights=weights, device=dev,
+                         crop=not no_crop, batch_size=batch, seed=seed, similarity=similarity, weights=weights, device=dev,
                          progress=not no_progress, downsample=downsample)
     emit_result(result, ckpt, out)

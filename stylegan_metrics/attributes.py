@@ -1,17 +1,11 @@
-"""The 40 CelebA attributes in the StyleGAN paper's order, and selecting them by count or by name."""
+"""Selecting attributes by count or by name (the 40 CelebA names live in stylegan_core.celeba)."""
 
 from __future__ import annotations
 
+from stylegan_core.celeba import CELEBA_ATTRIBUTES
 from stylegan_core.errors import InputError
 
-CELEBA_ATTRIBUTES = [
-    "Male", "Smiling", "Attractive", "Wavy_Hair", "Young", "5_o_Clock_Shadow", "Arched_Eyebrows", "Bags_Under_Eyes",
-    "Bald", "Bangs", "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
-    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones",
-    "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose",
-    "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Straight_Hair", "Wearing_Earrings", "Wearing_Hat",
-    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie",
-]
+__all__ = ["CELEBA_ATTRIBUTES", "select_attributes"]
 
 
 def select_attributes(spec: int | str | list[str], available: list[str] | None = None) -> list[str]:

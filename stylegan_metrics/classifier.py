@@ -45,10 +45,23 @@ class AttributeClassifier(nn.Module):
         self.features = nn.Sequential(*stages)
         self.head = nn.Linear(c_in, len(self.attributes))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:  # [N, C, H, W] in [-1, 1] -> [N, K]
+    def _resize(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[-1] != self.input_resolution or images.shape[-2] != self.input_resolution:
             images = F.interpolate(images, size=(self.input_resolution,) * 2, mode="area")
-        return self.head(self.features(images).mean(dim=(2, 3)))
+        return images
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # [N, C, H, W] in [-1, 1] -> [N, K]
+        return self.head(self.features(self._resize(images)).mean(dim=(2, 3)))
+
+    def stage_outputs(self, images: torch.Tensor, resize: bool = True) -> list[torch.Tensor]:
+        """Each stage's activations before its pooling: [N, channels[k], R / 2^k, R / 2^k] for k = 0, 1, ...
+        With `resize=False` the convolutions run on the images as given (any size)."""
+        x, outs = self._resize(images) if resize else images, []
+        for k in range(0, len(self.features), 5):
+            x = self.features[k:k + 4](x)
+            outs.append(x)
+            x = self.features[k + 4](x)
+        return outs
 
 
 def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu") -> AttributeClassifier:
@@ -124,30 +137,58 @@ def train_classifier(
         raise InputError(f"{data}: too few images to hold out {val_fraction:.0%} for validation")
     images = torch.stack([dataset[i][0] for i in range(len(dataset.files))])  # uint8 [N, C, R, R]
     torch.manual_seed(seed)
-    model = AttributeClassifier(chosen, input_resolution=resolution).to(device)
+    model = AttributeClassifier(chosen, input_resolution=resolution)
+    fit_classifier(model, images[train_idx], y_all[train_idx], epochs=epochs, batch_size=batch_size, lr=lr,
+                   seed=seed + 1, device=device, progress=progress)
+    accuracy = attribute_accuracy(model, images[val_idx], y_all[val_idx], device=device)
+    table = pd.DataFrame({"attribute": chosen, "accuracy": accuracy, "positive_rate": y_all[val_idx].mean(0).numpy()})
+    save_classifier(model, out, accuracy, held_out=int(n_val))
+    return model, table
+
+
+def fit_classifier(
+    model: AttributeClassifier,
+    images: torch.Tensor,              # uint8 [N, C, R, R]
+    labels: torch.Tensor,              # [N, K], 1 = attribute present
+    *,
+    epochs: int = 10,                  # Passes over the images.
+    batch_size: int = 64,              # Minibatch size.
+    lr: float = 1e-3,                  # Adam learning rate.
+    seed: int = 0,                     # Seeds the minibatch order.
+    device: str | torch.device = "cpu",  # Where to train.
+    progress: bool = True,             # Progress bar with the loss.
+) -> AttributeClassifier:
+    """Minimise binary cross-entropy per attribute with Adam; returns the model in eval mode."""
+    model.to(device).train()
+    labels = labels.float()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = epochs * max(1, len(train_idx) // batch_size)
+    steps = epochs * -(-len(images) // batch_size)
     bar = tqdm(total=steps, desc="train-classifier", disable=None if progress else True)
-    gen = torch.Generator().manual_seed(seed + 1)
+    gen = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
-        perm = train_idx[torch.randperm(len(train_idx), generator=gen)]
-        for batch in perm.split(batch_size):
-            if len(batch) < 2:
-                continue
+        for batch in torch.randperm(len(images), generator=gen).split(batch_size):
             x = images[batch].to(device).float() / 127.5 - 1
-            loss = F.binary_cross_entropy_with_logits(model(x), y_all[batch].to(device))
+            loss = F.binary_cross_entropy_with_logits(model(x), labels[batch].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     bar.close()
-    model.eval()
-    with torch.no_grad():
-        logits = torch.cat([model(images[b].to(device).float() / 127.5 - 1).cpu() for b in val_idx.split(256)])
-    accuracy = ((logits > 0) == (y_all[val_idx] > 0.5)).float().mean(dim=0)
-    table = pd.DataFrame({"attribute": chosen, "accuracy": accuracy.numpy(), "positive_rate": y_all[val_idx].mean(0).numpy()})
-    save_checkpoint(out, kind=CLASSIFIER_KIND, config={"classifier": model.config}, classifier=model.state_dict(),
-                    accuracy={n: float(a) for n, a in zip(chosen, accuracy)}, held_out=int(n_val))
-    model.accuracy = {n: float(a) for n, a in zip(chosen, accuracy)}
-    return model.requires_grad_(False), table
+    return model.eval()
+
+
+@torch.no_grad()
+def attribute_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
+                       device: str | torch.device = "cpu", batch_size: int = 256) -> np.ndarray:
+    """Fraction of images [N, C, R, R] (uint8) whose thresholded logit (> 0) matches the label, per attribute."""
+    logits = torch.cat([model(images[b].to(device).float() / 127.5 - 1).cpu()
+                        for b in torch.arange(len(images)).split(batch_size)])
+    return ((logits > 0) == (labels > 0.5)).float().mean(dim=0).numpy()
+
+
+def save_classifier(model: AttributeClassifier, out: str | os.PathLike, accuracy, *, held_out: int, **extra) -> Path:
+    """The classifier checkpoint `load_classifier` reads, with its held-out accuracy per attribute."""
+    model.accuracy = {n: float(a) for n, a in zip(model.attributes, accuracy)}
+    return save_checkpoint(out, kind=CLASSIFIER_KIND, config={"classifier": model.config}, classifier=model.state_dict(),
+                           accuracy=model.accuracy, held_out=int(held_out), **extra)

@@ -15,6 +15,7 @@ from stylegan_core.errors import InputError
 
 from .lpips_vgg import build_lpips_vgg16
 from .sampling import batch_invariant
+from .toyfaces_nets import build_toyfaces_features, build_toyfaces_lpips
 from .weights import resolve_weights, sha256_of
 
 
@@ -30,6 +31,7 @@ def _inception_v3(weights: str | os.PathLike | None, device: torch.device) -> tu
 
 FEATURE_NETWORKS: dict[str, Callable[[str | os.PathLike | None, torch.device], tuple[nn.Module, str]]] = {
     "inception-v3": _inception_v3,
+    "toyfaces": build_toyfaces_features,
 }
 
 
@@ -75,6 +77,7 @@ def build_feature_extractor(features: str | nn.Module, *, weights: str | os.Path
 
 SIMILARITY_NETWORKS: dict[str, Callable[[str | os.PathLike | None, torch.device], tuple[nn.Module, str]]] = {
     "lpips-vgg16": build_lpips_vgg16,
+    "toyfaces-lpips": build_toyfaces_lpips,
 }
 
 

@@ -32,8 +32,9 @@ def metrics_home() -> Path:
 def dataset_fingerprint(dataset: ImageDataset) -> dict:
     """What identifies a dataset's content cheaply: file names with sizes and mtimes (folder) or CRCs (zip)."""
     if dataset.kind == "zip":
+        names = set(dataset.files)
         with zipfile.ZipFile(dataset.path) as zf:
-            entries = [(i.filename, i.file_size, i.CRC) for i in zf.infolist() if i.filename in set(dataset.files)]
+            entries = [(i.filename, i.file_size, i.CRC) for i in zf.infolist() if i.filename in names]
     else:
         entries = []
         for name in dataset.files:
@@ -73,28 +74,41 @@ def compute_reference_stats(
                          f"makes {resolution}x{resolution}")
     extractor = features if isinstance(features, FeatureExtractor) else \
         build_feature_extractor(features, weights=weights, device=dev)
-    key = hashlib.sha256(json.dumps({
-        "version": CACHE_VERSION, "data": dataset_fingerprint(dataset), "max_items": max_items,
-        "features": extractor.fingerprint,
-    }, sort_keys=True).encode()).hexdigest()[:32]
-    cache_file = metrics_home() / "stats" / f"{Path(data).stem}-{key}.npz"
-    if cache and cache_file.is_file():
+    cache_file = stats_cache_file(Path(data).stem, {"data": dataset_fingerprint(dataset), "max_items": max_items,
+                                                    "features": extractor.fingerprint})
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    return cached_reference_stats(cache_file if cache else None, extractor, (images for images, _ in loader),
+                                  total=len(dataset), device=dev, progress=progress)
+
+
+def stats_cache_file(stem: str, key: dict) -> Path:
+    """$STYLEGAN_METRICS_HOME/stats/{stem}-{hash}.npz, the hash over everything in `key` (JSON)."""
+    digest = hashlib.sha256(json.dumps({"version": CACHE_VERSION, **key}, sort_keys=True).encode()).hexdigest()[:32]
+    return metrics_home() / "stats" / f"{stem}-{digest}.npz"
+
+
+def cached_reference_stats(cache_file: Path | None, extractor: FeatureExtractor, batches, *, total: int,
+                           device: torch.device, progress: bool = True, desc: str = "reference") -> ReferenceStats:
+    """The statistics in `cache_file` if it holds valid ones; otherwise those of the uint8 image `batches`,
+    saved there atomically (a damaged cache file is recomputed and replaced, never trusted)."""
+    if cache_file is not None and cache_file.is_file():
         try:
             return ReferenceStats.load(cache_file)
         except InputError:
-            pass  # a damaged cache file is recomputed and replaced, never trusted
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    bar = tqdm(total=len(dataset), unit="img", desc="reference", disable=None if progress else True)
+            pass
+    bar = tqdm(total=total, unit="img", desc=desc, disable=None if progress else True)
+
+    def on_device():
+        for images in batches:
+            yield images.to(device)
+            bar.update(images.shape[0])
+
     try:
-        def batches():
-            for images, _ in loader:
-                yield images.to(dev)
-                bar.update(images.shape[0])
-        acc = accumulate(extractor, batches())
+        acc = accumulate(extractor, on_device())
     finally:
         bar.close()
     stats = ReferenceStats.from_accumulator(acc, extractor.name)
-    if cache:
+    if cache_file is not None:
         stats.save(cache_file)
     return stats
 

@@ -60,13 +60,15 @@ class MetricResult:
         row.update({f"param_{k}": v for k, v in self.params.items()})
         return pd.DataFrame([row])
 
+    def to_json_line(self) -> str:
+        return json.dumps(self.to_dict(), default=str) + "\n"
+
     def to_jsonl(self, path: str | os.PathLike) -> Path:
         """Append one line (a single write, so a crash never leaves half a record)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(self.to_dict(), default=str) + "\n"
         with open(path, "a", encoding="utf-8") as f:
-            f.write(line)
+            f.write(self.to_json_line())
         return path
 
     def __str__(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import os
@@ -67,6 +68,13 @@ def search_dirs() -> list[Path]:
 
 
 def sha256_of(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file; remembered per (path, size, mtime), so checking then fingerprinting reads it once."""
+    st = os.stat(path)
+    return _sha256_of_file(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of_file(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):

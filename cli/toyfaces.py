@@ -1,0 +1,23 @@
+"""`stylegan-metrics toyfaces`: render the procedural face dataset with its CelebA-style labels."""
+
+from __future__ import annotations
+
+import click
+
+from stylegan_core.toyfaces import write_toyfaces
+
+from .options import no_progress_option
+
+
+@click.command()
+@click.option("--num", type=click.IntRange(min=1), required=True, help="Number of images.")
+@click.option("--resolution", type=click.IntRange(min=16), default=64, show_default=True,
+              help="Image side, a power of two >= 16.")
+@click.option("--out", required=True, type=click.Path(), help="A .zip file, or a new (or empty) folder.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The toyfaces world: image i depends only on (seed, i).")
+@no_progress_option
+def toyfaces(num, resolution, out, seed, no_progress) -> None:
+    """Render toyfaces images plus dataset.json and list_attr_celeba.txt (the 40 CelebA attributes)."""
+    path = write_toyfaces(out, num, resolution=resolution, seed=seed, progress=not no_progress)
+    click.echo(f"{num} toyfaces at {resolution}x{resolution} -> {path}")

@@ -1,0 +1,142 @@
+"""`stylegan-metrics demo`: every metric and figure on the bundled toyfaces generator, offline, on a CPU."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from stylegan_core.files import atomic_write
+from stylegan_core.toyfaces import render_toyfaces
+from stylegan_core.toyfaces.face import TOYFACES_VERSION
+
+from . import figures
+from .features import FeatureExtractor, build_feature_extractor
+from .fid import cached_reference_stats, fid, stats_cache_file
+from .ls import linear_separability
+from .ppl import ppl
+from .result import MetricResult
+from .sampling import resolve_device
+from .stats import ReferenceStats
+from .toyfaces_nets import GENERATOR_FILE, bundled_path, load_toyfaces_classifier, load_toyfaces_generator
+
+MEANING = {
+    "fid": "Frechet distance between toyfaces-classifier features of generated and real images (lower = closer)",
+    "ppl_zfull": "perceptual path length in Z, whole paths (lower = smoother)",
+    "ppl_wfull": "perceptual path length in W, whole paths (lower = smoother)",
+    "ppl_zend": "perceptual path length in Z, path endpoints only",
+    "ppl_wend": "perceptual path length in W, path endpoints only",
+    "ls_z": "linear separability of the 40 attributes in Z: 2^(sum of H(Y|X) bits) (lower = more disentangled)",
+    "ls_w": "linear separability of the 40 attributes in W (lower = more disentangled)",
+}
+
+
+@dataclass(frozen=True)
+class DemoSizes:
+    fid_gen: int        # generated images for FID
+    fid_real: int       # rendered toyfaces for the reference statistics
+    ppl: int            # pairs per PPL variant (four variants)
+    ls: int             # samples for linear separability
+
+
+FULL = DemoSizes(fid_gen=10_000, fid_real=10_000, ppl=2_500, ls=10_000)
+QUICK = DemoSizes(fid_gen=1_000, fid_real=1_000, ppl=400, ls=2_000)
+REFERENCE_WORLD = 0  # the toyfaces world the bundled generator was trained on
+
+
+def toyfaces_reference_stats(extractor: FeatureExtractor, num: int, resolution: int, *, seed: int = REFERENCE_WORLD,
+                             batch_size: int = 250, progress: bool = True, cache: bool = True) -> ReferenceStats:
+    """Feature statistics of toyfaces images 0..num-1 of world `seed`, cached like dataset statistics."""
+    cache_file = stats_cache_file(f"toyfaces-{resolution}-{num}", {
+        "toyfaces": TOYFACES_VERSION, "seed": seed, "num": num, "resolution": resolution,
+        "features": extractor.fingerprint})
+
+    def batches():
+        for first in range(0, num, batch_size):
+            images, _ = render_toyfaces(min(batch_size, num - first), resolution=resolution, seed=seed, start=first)
+            yield torch.from_numpy(images)
+
+    device = next(extractor.module.parameters()).device
+    return cached_reference_stats(cache_file if cache else None, extractor, batches(), total=num, device=device,
+                                  progress=progress, desc="toyfaces reference")
+
+
+def _report_table(results: list[MetricResult], sizes: DemoSizes) -> pd.DataFrame:
+    samples = {"fid": f"{sizes.fid_gen} generated vs {sizes.fid_real} real", "ppl": f"{sizes.ppl} pairs",
+               "ls": f"{sizes.ls} samples"}
+    rows = []
+    for r in results:
+        for key, value in r.results.items():
+            family = "fid" if key.startswith("fid") else key.split("_")[0]
+            rows.append(dict(metric=key, value=value, samples=samples[family], seconds=round(r.total_time, 1),
+                             meaning=MEANING["fid" if family == "fid" else key]))
+    return pd.DataFrame(rows)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_write(path) as f:
+        f.write(text.encode())
+
+
+def run_demo(
+    out: str | os.PathLike = "demo-out",  # Folder for the report, the JSONL lines and the figures.
+    *,
+    quick: bool = False,                  # Smaller sample counts (about 1/10 of the work).
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Load the bundled generator and classifier, compute FID, PPL (z/w, full/end) and LS (z/w, 40 attributes),
+    write report.{csv,md,json}, metrics.jsonl and the figures into `out`; returns the report table."""
+    start = time.time()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sizes = QUICK if quick else FULL
+    dev = resolve_device(device)
+    G = load_toyfaces_generator(dev)
+    classifier = load_toyfaces_classifier(dev)
+    ckpt = str(bundled_path(GENERATOR_FILE))
+
+    extractor = build_feature_extractor("toyfaces", device=dev)
+    reference = toyfaces_reference_stats(extractor, sizes.fid_real, G.img_resolution, progress=progress)
+    results = [
+        fid(G, reference, num_gen=sizes.fid_gen, batch_size=250, features="toyfaces", device=dev, progress=progress),
+        ppl(G, space="both", sampling="both", num_samples=sizes.ppl, batch_size=100, similarity="toyfaces-lpips",
+            device=dev, progress=progress),
+        linear_separability(G, classifier, num_samples=sizes.ls, batch_size=250, device=dev, progress=progress),
+    ]
+    results[0].params["reference"] = f"toyfaces world {REFERENCE_WORLD}, images 0..{sizes.fid_real - 1}"
+    for r in results:
+        r.snapshot_pkl = ckpt
+        r.params["demo"] = "quick" if quick else "full"
+    _write_text(out / "metrics.jsonl", "".join(r.to_json_line() for r in results))
+    ppl_result, ls_result = results[1], results[2]
+    with atomic_write(out / "ppl-distances.csv") as f:
+        ppl_result.details.to_csv(f, index=False)
+    with atomic_write(out / "ls-attributes.csv") as f:
+        ls_result.details.to_csv(f, index=False)
+
+    figures.sample_grid(G, out / "samples.png", device=dev)
+    figures.style_mixing_grid(G, out / "style-mixing.png", device=dev)
+    figures.truncation_sweep(G, out / "truncation.png", device=dev)
+    figures.ppl_histograms(ppl_result.details, ppl_result.results, out / "ppl-histograms.png")
+    figures.ls_entropy(ls_result.details, out / "ls-entropy.png")
+
+    table = _report_table(results, sizes)
+    with atomic_write(out / "report.csv") as f:
+        table.to_csv(f, index=False)
+    _write_text(out / "report.json", table.to_json(orient="records", indent=1))
+    _write_text(out / "report.md", _markdown(table, time.time() - start, quick, G.img_resolution))
+    return table
+
+
+def _markdown(table: pd.DataFrame, seconds: float, quick: bool, resolution: int) -> str:
+    lines = ["| metric | value | samples | meaning |", "| --- | ---: | --- | --- |"]
+    lines += [f"| `{r.metric}` | {r.value:.4g} | {r.samples} | {r.meaning} |" for r in table.itertuples()]
+    head = (f"# stylegan-metrics demo ({'quick' if quick else 'full'})\n\nBundled toyfaces generator ({resolution} px); "
+            f"feature networks `toyfaces` and `toyfaces-lpips` (domain networks: not comparable to Inception-FID "
+            f"or VGG-LPIPS). Total time {seconds:.0f} s.\n\n")
+    return head + "\n".join(lines) + "\n"
