@@ -107,7 +107,7 @@ def cached_reference_stats(cache_file: Path | None, extractor: FeatureExtractor,
         acc = accumulate(extractor, on_device())
     finally:
         bar.close()
-    stats = ReferenceStats.from_accumulator(acc, extractor.name)
+    stats = ReferenceStats.from_accumulator(acc, extractor.name, extractor.fingerprint)
     if cache_file is not None:
         stats.save(cache_file)
     return stats
@@ -144,6 +144,9 @@ def fid(
                                       device=dev, progress=progress, resolution=G.img_resolution)
     if ref.features != extractor.name:
         raise InputError(f"reference statistics are of {ref.features!r} features, not {extractor.name!r}")
+    if ref.fingerprint and ref.fingerprint != extractor.fingerprint:
+        raise InputError(f"reference statistics were computed with other {ref.features} weights "
+                         f"({ref.fingerprint}, now {extractor.fingerprint}); recompute them with these weights")
     batches = (b.images for b in generate_batches(G, num_gen, batch_size=batch_size, seed=seed, device=dev,
                                                   truncation_psi=truncation_psi, progress=progress, desc="fid"))
     gen = accumulate(extractor, batches)

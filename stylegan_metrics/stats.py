@@ -81,10 +81,12 @@ class ReferenceStats:
     sigma: np.ndarray    # [D, D], unbiased (N - 1)
     n: int
     features: str        # feature network name
+    fingerprint: str = ""  # the network's weights fingerprint ("" when unknown, e.g. a pytorch-fid file)
 
     @classmethod
-    def from_accumulator(cls, acc: FeatureStats, features: str) -> "ReferenceStats":
-        return cls(mu=acc.mean(), sigma=acc.covariance("unbiased"), n=acc.n, features=features)
+    def from_accumulator(cls, acc: FeatureStats, features: str, fingerprint: str = "") -> "ReferenceStats":
+        return cls(mu=acc.mean(), sigma=acc.covariance("unbiased"), n=acc.n, features=features,
+                   fingerprint=fingerprint)
 
     def covariance(self, kind: str = "unbiased") -> np.ndarray:
         if kind not in COVARIANCE_KINDS:
@@ -94,7 +96,8 @@ class ReferenceStats:
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically (temp file, then rename)."""
         with atomic_write(path) as f:
-            np.savez(f, mu=self.mu, sigma=self.sigma, n=np.int64(self.n), features=np.str_(self.features))
+            np.savez(f, mu=self.mu, sigma=self.sigma, n=np.int64(self.n), features=np.str_(self.features),
+                     fingerprint=np.str_(self.fingerprint))
         return Path(path)
 
     @classmethod
@@ -108,6 +111,7 @@ class ReferenceStats:
                 mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
                 n = int(data["n"]) if "n" in data else 0
                 features = str(data["features"]) if "features" in data else "inception-v3"
+                fingerprint = str(data["fingerprint"]) if "fingerprint" in data else ""
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
             raise InputError(f"{path}: not a statistics .npz with 'mu' and 'sigma' ({type(e).__name__})") from None
         d = mu.shape[0] if mu.ndim == 1 else -1
@@ -115,4 +119,4 @@ class ReferenceStats:
             raise InputError(f"{path}: mu {mu.shape} and sigma {sigma.shape} do not match")
         if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
             raise InputError(f"{path}: statistics contain NaN or Inf")
-        return cls(mu=mu, sigma=sigma, n=n, features=features)
+        return cls(mu=mu, sigma=sigma, n=n, features=features, fingerprint=fingerprint)

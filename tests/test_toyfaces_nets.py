@@ -155,3 +155,24 @@ def test_toyfaces_reference_is_cached_and_reused(metrics_home, monkeypatch, clas
     second = demo.toyfaces_reference_stats(ext, 20, 16, batch_size=8, progress=False)
     np.testing.assert_array_equal(first.mu, second.mu)
     assert first.n == 20
+
+
+def test_reference_from_other_weights_is_refused(tmp_path, metrics_home, classifier):
+    from conftest import tiny_generator
+
+    from stylegan_core.errors import InputError
+    from stylegan_metrics import fid
+    from stylegan_metrics.demo import toyfaces_reference_stats
+    from stylegan_metrics.stats import ReferenceStats
+
+    a = save_classifier(classifier, tmp_path / "a.pt", [1.0] * 3, held_out=1)
+    torch.manual_seed(5)
+    other = AttributeClassifier(["a", "b", "c"], input_resolution=16, channels=(4, 6, 8))
+    b = save_classifier(other, tmp_path / "b.pt", [1.0] * 3, held_out=1)
+    ext = build_feature_extractor("toyfaces", weights=a, device=torch.device("cpu"))
+    ref = toyfaces_reference_stats(ext, 24, 16, progress=False, cache=False).save(tmp_path / "ref.npz")
+    assert ReferenceStats.load(ref).fingerprint == ext.fingerprint
+    G = tiny_generator(16)
+    assert fid(G, ref, num_gen=20, features="toyfaces", weights=a, progress=False).value > 0
+    with pytest.raises(InputError, match="other toyfaces weights"):
+        fid(G, ref, num_gen=20, features="toyfaces", weights=b, progress=False)
