@@ -12,6 +12,11 @@ from PIL import Image
 from .files import atomic_write
 
 
+def from_uint8(images: torch.Tensor) -> torch.Tensor:
+    """uint8 -> float in [-1, 1] by x / 127.5 - 1 (real images into the networks)."""
+    return images.float() / 127.5 - 1
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] float -> uint8 by (x * 127.5 + 128).clamp(0, 255), the rule every metric shares."""
     return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)

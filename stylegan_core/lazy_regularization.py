@@ -25,7 +25,8 @@ def make_optimizers(G: nn.Module, D: nn.Module, options: "TrainingOptions") -> t
     return adam(G, options.pl_interval), adam(D, options.r1_interval)
 
 
-def _update(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """Zero the gradients, backpropagate `loss`, step."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -44,14 +45,14 @@ def stylegan2_phases(trainer: "Trainer", real: torch.Tensor, sample_ws: Callable
     D.requires_grad_(False)
     g_loss = generator_loss(D(G.synthesis(sample_ws(G, batch, opt.style_mixing, device, update_w_avg=True))))
     stats["loss_G"] = float(g_loss.detach())
-    _update(trainer.G_opt, g_loss)
+    optimizer_step(trainer.G_opt, g_loss)
 
     # Gpl: path length penalty on a shrunk batch, pulled toward its running mean.
     if opt.pl_weight > 0 and trainer.step % opt.pl_interval == 0:
         ws = sample_ws(G, max(1, batch // opt.pl_batch_shrink), opt.style_mixing, device)  # [n, num_ws, w_dim]
         penalty, lengths, pl_mean = path_length_penalty(G.synthesis(ws), ws, pl_mean, opt.pl_decay)
         stats["pl_length"] = float(lengths.detach().mean())
-        _update(trainer.G_opt, penalty.mean() * (opt.pl_weight * opt.pl_interval))
+        optimizer_step(trainer.G_opt, penalty.mean() * (opt.pl_weight * opt.pl_interval))
 
     # Dmain: softplus(D(G(z))) + softplus(-D(x)).
     G.requires_grad_(False)
@@ -60,12 +61,12 @@ def stylegan2_phases(trainer: "Trainer", real: torch.Tensor, sample_ws: Callable
         fake = G.synthesis(sample_ws(G, batch, opt.style_mixing, device))
     d_loss = discriminator_loss(D(real), D(fake))
     stats["loss_D"] = float(d_loss.detach())
-    _update(trainer.D_opt, d_loss)
+    optimizer_step(trainer.D_opt, d_loss)
 
     # Dr1: gamma / 2 * ||grad_x D(x)||^2 on reals.
     if opt.r1_gamma > 0 and trainer.step % opt.r1_interval == 0:
         real_in = real.detach().requires_grad_(True)
         r1 = r1_penalty(real_in, D(real_in), opt.r1_gamma)
         stats["r1"] = float(r1.detach())
-        _update(trainer.D_opt, r1 * opt.r1_interval)
+        optimizer_step(trainer.D_opt, r1 * opt.r1_interval)
     return stats, pl_mean

@@ -22,7 +22,7 @@ from .errors import CheckpointError
 from .fir import setup_filter
 from .generator import Generator
 from .layers import LRELU_GAIN
-from .synthesis import channels_at
+from .synthesis import channels_at, check_img_resolution
 
 # {i}: mapping layer; {r}: block resolution 4, 8, ..., R; {b}: its block index log2(r) - 2; {j}: conv 0 (up) or 1.
 TABLE = (
@@ -89,8 +89,10 @@ def generator_from_nvidia_state(
     channel_hint: object = None,       # The source's channel_base, if it says; otherwise inferred from shapes.
 ) -> Generator:
     """Build `Generator(arch='stylegan2')` with the same hyper-parameters and copy every weight and buffer."""
-    if img_resolution < 4 or img_resolution & (img_resolution - 1):
-        raise CheckpointError(f"{where}: resolution {img_resolution} is not a power of two >= 4")
+    try:
+        check_img_resolution(img_resolution)
+    except ValueError as e:
+        raise CheckpointError(f"{where}: {e}") from None
     resolutions = [2 ** k for k in range(2, int(math.log2(img_resolution)) + 1)]
     channels = {}
     for r in resolutions:

@@ -20,9 +20,9 @@ from .datasets import ImageDataset
 from .discriminator import Discriminator
 from .errors import InputError
 from .generator import ARCHITECTURES, Generator, mix_styles
-from .images import atomic_save_png, make_grid, to_uint8
+from .images import atomic_save_png, from_uint8, make_grid, to_uint8
 from .losses import discriminator_loss, generator_loss, r1_penalty
-from .lazy_regularization import make_optimizers, stylegan2_phases
+from .lazy_regularization import make_optimizers, optimizer_step, stylegan2_phases
 from .residual_discriminator import ResidualDiscriminator
 
 SNAPSHOT_PATTERN = re.compile(r"network-snapshot-(\d+)\.pt$")
@@ -230,17 +230,23 @@ class Trainer:
 
     # ---- the algorithm -----------------------------------------------------------------------
     def train_step(self, real: torch.Tensor) -> dict[str, float]:
-        """One D update (logistic loss + R1) then one G update (non-saturating loss), then EMA; stylegan2: NVIDIA's phases."""
+        """One training step on a uint8 batch: the arch's updates, then EMA and the counters."""
+        batch = real.shape[0]
+        real = from_uint8(real.to(self.device))  # [N, C, H, W] in [-1, 1]
+        if self.options.arch == "stylegan2":  # NVIDIA's phases with lazy R1 and path length regularization
+            stats, self.pl_mean = stylegan2_phases(self, real, sample_ws)
+        else:
+            stats = self._stylegan_updates(real)
+        update_ema(self.G_ema, self.G, ema_beta(self.options, batch, self.images_seen))
+        self.step += 1
+        self.images_seen += batch
+        return stats
+
+    def _stylegan_updates(self, real: torch.Tensor) -> dict[str, float]:
+        """One D update (logistic loss + R1) then one G update (non-saturating loss). real [N, C, H, W] in [-1, 1]."""
         opt, G, D = self.options, self.G, self.D
         batch = real.shape[0]
-        real = real.to(self.device).float() / 127.5 - 1  # uint8 -> [-1, 1]
         stats = {}
-        if opt.arch == "stylegan2":  # NVIDIA's phases with lazy R1 and path length regularization
-            stats, self.pl_mean = stylegan2_phases(self, real, sample_ws)
-            update_ema(self.G_ema, G, ema_beta(opt, batch, self.images_seen))
-            self.step += 1
-            self.images_seen += batch
-            return stats
 
         # Discriminator: softplus(D(G(z))) + softplus(-D(x)) [+ R1 on reals, every r1_interval steps].
         G.requires_grad_(False)
@@ -256,9 +262,7 @@ class Trainer:
             r1 = r1_penalty(real_in, real_logits, opt.r1_gamma)
             stats["r1"] = float(r1.detach())
             d_loss = d_loss + r1 * opt.r1_interval
-        self.D_opt.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.D_opt.step()
+        optimizer_step(self.D_opt, d_loss)
 
         # Generator: softplus(-D(G(z))) with style mixing; w_avg tracks the batch mean of w.
         G.requires_grad_(True)
@@ -266,13 +270,7 @@ class Trainer:
         fake = G.synthesis(sample_ws(G, batch, opt.style_mixing, self.device, update_w_avg=True))
         g_loss = generator_loss(D(fake))
         stats["loss_G"] = float(g_loss.detach())
-        self.G_opt.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.G_opt.step()
-
-        update_ema(self.G_ema, G, ema_beta(opt, batch, self.images_seen))
-        self.step += 1
-        self.images_seen += batch
+        optimizer_step(self.G_opt, g_loss)
         return stats
 
     def train(self, *, progress: bool = True) -> Path:

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from stylegan_core.checkpoint import build_module, load_checkpoint, save_checkpoint
 from stylegan_core.datasets import ImageDataset
 from stylegan_core.errors import CheckpointError, InputError
+from stylegan_core.images import from_uint8
 
 from .attributes import CELEBA_ATTRIBUTES, select_attributes
 
@@ -167,7 +168,7 @@ def fit_classifier(
     gen = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         for batch in torch.randperm(len(images), generator=gen).split(batch_size):
-            x = images[batch].to(device).float() / 127.5 - 1
+            x = from_uint8(images[batch].to(device))
             loss = F.binary_cross_entropy_with_logits(model(x), labels[batch].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -182,7 +183,7 @@ def fit_classifier(
 def attribute_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
                        device: str | torch.device = "cpu", batch_size: int = 256) -> np.ndarray:
     """Fraction of images [N, C, R, R] (uint8) whose thresholded logit (> 0) matches the label, per attribute."""
-    logits = torch.cat([model(images[b].to(device).float() / 127.5 - 1).cpu()
+    logits = torch.cat([model(from_uint8(images[b].to(device))).cpu()
                         for b in torch.arange(len(images)).split(batch_size)])
     return ((logits > 0) == (labels > 0.5)).float().mean(dim=0).numpy()
 

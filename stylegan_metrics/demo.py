@@ -103,7 +103,7 @@ def run_demo(
     extractor = build_feature_extractor("toyfaces", device=dev)
     reference = toyfaces_reference_stats(extractor, sizes.fid_real, G.img_resolution, progress=progress)
     results = [
-        fid(G, reference, num_gen=sizes.fid_gen, batch_size=250, features="toyfaces", device=dev, progress=progress),
+        fid(G, reference, num_gen=sizes.fid_gen, batch_size=250, features=extractor, device=dev, progress=progress),
         ppl(G, space="both", sampling="both", num_samples=sizes.ppl, batch_size=100, similarity="toyfaces-lpips",
             device=dev, progress=progress),
         linear_separability(G, classifier, num_samples=sizes.ls, batch_size=250, device=dev, progress=progress),

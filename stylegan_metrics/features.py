@@ -64,8 +64,11 @@ class FeatureExtractor:
         return out.float()
 
 
-def build_feature_extractor(features: str | nn.Module, *, weights: str | os.PathLike | None = None,
+def build_feature_extractor(features: str | nn.Module | FeatureExtractor, *, weights: str | os.PathLike | None = None,
                             device: torch.device) -> FeatureExtractor:
+    """A registered name, a user's module (uint8 images -> [N, D]), or an extractor already built (returned as is)."""
+    if isinstance(features, FeatureExtractor):
+        return features
     if isinstance(features, nn.Module):
         module = features.to(device).eval()
         return FeatureExtractor(type(features).__name__, module, module_fingerprint(module))

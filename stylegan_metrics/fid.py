@@ -72,8 +72,7 @@ def compute_reference_stats(
     if resolution is not None and dataset.resolution != resolution:
         raise InputError(f"{data}: images are {dataset.resolution}x{dataset.resolution} but the generator "
                          f"makes {resolution}x{resolution}")
-    extractor = features if isinstance(features, FeatureExtractor) else \
-        build_feature_extractor(features, weights=weights, device=dev)
+    extractor = build_feature_extractor(features, weights=weights, device=dev)
     cache_file = stats_cache_file(Path(data).stem, {"data": dataset_fingerprint(dataset), "max_items": max_items,
                                                     "features": extractor.fingerprint})
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
@@ -121,7 +120,7 @@ def fid(
     batch_size: int = 32,
     seed: int = 0,
     truncation_psi: float = 1.0,
-    features: str | torch.nn.Module = "inception-v3",
+    features: str | torch.nn.Module | FeatureExtractor = "inception-v3",
     weights: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,

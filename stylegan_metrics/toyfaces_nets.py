@@ -11,6 +11,7 @@ from torch import nn
 
 from stylegan_core.checkpoint import load_generator
 from stylegan_core.errors import InputError
+from stylegan_core.images import from_uint8
 
 from .classifier import AttributeClassifier, load_classifier
 from .weights import sha256_of
@@ -46,8 +47,7 @@ class ToyfacesFeatures(nn.Module):
         self.classifier = classifier.eval().requires_grad_(False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float() / 127.5 - 1
-        return torch.cat([f.mean(dim=(2, 3)) for f in self.classifier.stage_outputs(x)], dim=1)
+        return torch.cat([f.mean(dim=(2, 3)) for f in self.classifier.stage_outputs(from_uint8(images))], dim=1)
 
 
 class ToyfacesLPIPS(nn.Module):

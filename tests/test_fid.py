@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image, ImageFilter
 
-from stylegan_core import DatasetError, InputError, save_checkpoint
+from stylegan_core import InputError, save_checkpoint
 from stylegan_metrics import ReferenceStats, compute_reference_stats, fid
 from stylegan_metrics.sampling import generate_batches, latents, noise_seeds
 from stylegan_metrics_cli.main import main

@@ -37,9 +37,10 @@ def face_at(seed: int, index: int) -> Face:
     return sample_face(np.random.default_rng([int(seed), int(index)]))
 
 
-def sample_faces(seed: int, start: int, count: int) -> list[Face]:
-    """Faces start .. start + count - 1 of world `seed`."""
-    return [face_at(seed, i) for i in range(start, start + count)]
+def render_item(seed: int, index: int, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """Face `index` of world `seed`: image uint8 [3, R, R] and labels bool [40] (CelebA order)."""
+    face = face_at(seed, index)
+    return render_face(face, resolution).transpose(2, 0, 1), face.labels()
 
 
 def render_toyfaces(
@@ -55,9 +56,7 @@ def render_toyfaces(
     images = np.empty((num, 3, resolution, resolution), dtype=np.uint8)
     labels = np.empty((num, len(CELEBA_ATTRIBUTES)), dtype=bool)
     for k in tqdm(range(num), desc="toyfaces", unit="img", disable=None if progress else True):
-        face = face_at(seed, start + k)
-        images[k] = render_face(face, resolution).transpose(2, 0, 1)
-        labels[k] = face.labels()
+        images[k], labels[k] = render_item(seed, start + k, resolution)
     return images, labels
 
 
@@ -81,9 +80,8 @@ class ToyFaces(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not 0 <= i < self.num:
             raise IndexError(i)
-        face = face_at(self.seed, self.start + i)
-        image = torch.from_numpy(render_face(face, self.resolution).transpose(2, 0, 1).copy())
-        return image, torch.from_numpy(face.labels().astype(np.float32))
+        image, labels = render_item(self.seed, self.start + i, self.resolution)
+        return torch.from_numpy(image.copy()), torch.from_numpy(labels.astype(np.float32))
 
 
 def _png(image_chw: np.ndarray) -> bytes:
@@ -104,9 +102,8 @@ def _rendered_files(num: int, resolution: int, seed: int, progress: bool):
     names = [f"img{i:08d}.png" for i in range(num)]
     labels = np.empty((num, len(CELEBA_ATTRIBUTES)), dtype=bool)
     for i, name in enumerate(tqdm(names, desc="toyfaces", unit="img", disable=None if progress else True)):
-        face = face_at(seed, i)
-        labels[i] = face.labels()
-        yield name, _png(render_face(face, resolution).transpose(2, 0, 1))
+        image, labels[i] = render_item(seed, i, resolution)
+        yield name, _png(image)
     yield from _label_files(names, labels).items()
 
 

@@ -69,10 +69,15 @@ def _hair_cap(c: Canvas, face: Face, face_rx: float, color: np.ndarray) -> None:
         c.paint(bangs, color * _strands(c, face)[..., None])
 
 
+def _eye_centre(sign: float, du: float) -> tuple[float, float]:
+    """Centre of the left (sign -1) or right (+1) eye, shifted by the yaw offset du."""
+    return sign * 0.15 + du, -0.02
+
+
 def _eyes(c: Canvas, face: Face, skin: np.ndarray, hair: np.ndarray, du: float) -> None:
     a, s = face.attributes, face.style
     for sign in (-1.0, 1.0):
-        ex, ey = sign * 0.15 + du, -0.02
+        ex, ey = _eye_centre(sign, du)
         rx, ry = (0.085 if a["Attractive"] else 0.075), (0.018 if a["Narrow_Eyes"] else 0.045)
         if a["Heavy_Makeup"]:
             c.paint(c.ellipse(ex, ey - 0.035, 0.1, 0.06), s["eyeshadow"], 0.85)
@@ -99,7 +104,7 @@ def _eyes(c: Canvas, face: Face, skin: np.ndarray, hair: np.ndarray, du: float) 
 def _glasses(c: Canvas, face: Face, face_rx: float, du: float) -> None:
     frame = face.style["frame"]
     for sign in (-1.0, 1.0):
-        ex, ey = sign * 0.15 + du, -0.02
+        ex, ey = _eye_centre(sign, du)
         c.paint(c.ellipse(ex, ey, 0.1, 0.075), (0.75, 0.85, 0.95), 0.15)
         c.paint(c.ring(ex, ey, 0.105, 0.078, 0.022), frame)
         c.paint(c.polyline(np.array([[ex + sign * 0.105, ey - 0.02], [sign * face_rx, ey - 0.03]]), 0.018), frame)
