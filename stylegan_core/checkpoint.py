@@ -14,7 +14,8 @@ from .errors import CheckpointError
 from .files import atomic_write
 from .generator import Generator
 from .nvidia_pickle import load_nvidia_generator
-from .rosinality import load_rosinality_generator, load_weights_only
+from .rosinality import load_rosinality_generator
+from .safe_load import load_weights_only
 from .sources import detect_source
 
 FORMAT_TAG = "stylegan-metrics-checkpoint"

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import pickle
 import re
-import zipfile
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from .errors import CheckpointError
 from .generator import Generator
 from .nvidia_mapping import generator_from_nvidia_state
+from .safe_load import load_weights_only
 
 LR_MLP = 0.01          # rosinality's mapping lr multiplier (lr_mlp; their train.py keeps the default)
 W_AVG_SAMPLES = 4096   # without latent_avg, w_avg = mean of mapping(z) over this many seeded z (as their generate.py)
@@ -46,22 +44,6 @@ PARAMS = {
 # lr_mul 0.01: weight * 0.01 / sqrt(in), bias * 0.01); input.input [1, C, 4, 4] -> synthesis.b4.const;
 # noises.noise_0 -> b4.conv1.noise_const, noises.noise_{n} -> b{2 ** ((n + 1) // 2 + 2)}.conv{(n + 1) % 2}.noise_const;
 # latent_avg -> mapping.w_avg.
-
-
-def load_weights_only(path: Path, allowed: list[type] | None = None) -> Any:
-    """`torch.load(weights_only=True)` on the CPU, `allowed` globals let through for this call only.
-
-    A refused global or a broken file is a CheckpointError naming `path` (also used by `checkpoint`).
-    """
-    try:
-        with torch.serialization.safe_globals(allowed or []):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = re.search(r"GLOBAL ([\w.]+)", str(e))
-        what = f"it references {found.group(1)}" if found else "it holds more than tensors and plain data"
-        raise CheckpointError(f"{path}: refused to load: {what}; only tensors and plain data are allowed") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: truncated or not a PyTorch file ({type(e).__name__})") from None
 
 
 def _convert(kind: str, t: torch.Tensor, nvidia_key: str) -> torch.Tensor:
