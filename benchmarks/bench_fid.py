@@ -5,7 +5,7 @@ reference folder of M real 32-px images that this script writes (coloured discs 
 number N of generated images, the same batch size and the same Inception-v3 weights file (torch-fidelity's exact
 format with seeded random values, `stylegan_metrics.testing.write_inception_v3_weights`: the real pretrained file
 cannot be downloaded offline, and FID speed does not depend on the values). Each tool runs in its own fresh
-subprocess (this script with --worker ours|torch-fidelity), so imports, model construction and the reference
+subprocess (this script with --worker ours|ours-no-mallopt|torch-fidelity), so imports, model construction and the reference
 statistics are inside its wall time and its peak RSS is its own; both tools' caches are off (ours: a fresh
 $STYLEGAN_METRICS_HOME, STYLEGAN_METRICS_OFFLINE=1; torch-fidelity: cache=False).
 
@@ -40,7 +40,7 @@ from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-TOOLS = ("ours", "torch-fidelity")
+TOOLS = ("ours", "ours-no-mallopt", "torch-fidelity")
 GENERATOR_CONFIG = dict(z_dim=64, w_dim=64, img_resolution=32, mapping_layers=4, channel_base=1024, channel_max=64)
 
 
@@ -118,6 +118,8 @@ def run_worker(tool: str, args, reference: Path, weights: Path, home: Path) -> d
         cmd += ["--ckpt", args.ckpt]
     env = dict(os.environ, STYLEGAN_METRICS_HOME=str(home), STYLEGAN_METRICS_OFFLINE="1",
                TORCH_HOME=str(home / "torch"))  # no torch-fidelity cache or weights from a previous run either
+    if tool == "ours-no-mallopt":
+        env["STYLEGAN_METRICS_MALLOPT"] = "0"  # glibc's default allocator thresholds, as torch-fidelity runs with
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     outer = time.perf_counter() - t0
@@ -173,7 +175,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.worker:
-        value = (worker_ours if args.worker == "ours" else worker_torch_fidelity)(args)
+        value = (worker_ours if args.worker.startswith("ours") else worker_torch_fidelity)(args)
         print(json.dumps({"tool": args.worker, "wall_s": time.perf_counter() - T_START, "fid": value,
                           "cpu_s": cpu_seconds(), "peak_rss_mib": peak_rss_mib()}))
         return
@@ -216,6 +218,8 @@ def main() -> None:
         f"torch-fidelity {theirs['process_s']:.1f} s.",
         "The FID values differ slightly, as expected: the tools draw different latents and noise for the same "
         "generator (ours: a per-index seeded table; torch-fidelity: np.random.RandomState(0), batch by batch).",
+        "ours-no-mallopt: ours with glibc's default mmap/trim thresholds (STYLEGAN_METRICS_MALLOPT=0), as "
+        "torch-fidelity runs; the difference to 'ours' is what stylegan_core.allocator.keep_freed_memory gives.",
         "torch-fidelity reads the reference folder with min(4, 2 x cpu_count) DataLoader worker processes, whose "
         "memory is not in its peak RSS.",
     ]

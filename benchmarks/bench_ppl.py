@@ -38,6 +38,8 @@ Nearest equivalent settings (and what cannot be matched)
     sampling='end'; so ours runs sampling='end' by default (`--sampling`). Our sampling='full' (t ~ U[0, 1),
     the StyleGAN1 paper's definition) has no peer equivalent; worker `ours-full` (a default row) times it, its
     value is not comparable with the others.
+  * allocator: ours raises glibc's mmap/trim thresholds (`stylegan_core.allocator`); worker `ours-no-mallopt`
+    runs ours with glibc's defaults, as the peers run, to show how much of the difference that setting makes.
   * noise: the peers call the generator with the two endpoints of a batch concatenated ([e0; e1]); their
     wrapper hands both halves the same per-pair noise seeds, drawn from our per-index noise table in call order,
     which is what ours does. (A StyleGAN wrapper without this would give the endpoints different noise and a
@@ -94,8 +96,8 @@ from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-WORKERS = ("ours", "ours-full", "torch-fidelity", "torchmetrics")
-DEFAULT_WORKERS = "ours,ours-full,torch-fidelity,torchmetrics"
+WORKERS = ("ours", "ours-full", "ours-no-mallopt", "torch-fidelity", "torchmetrics")
+DEFAULT_WORKERS = "ours,ours-full,ours-no-mallopt,torch-fidelity,torchmetrics"
 GENERATOR_CONFIG = dict(z_dim=64, w_dim=64, img_resolution=64, mapping_layers=4, channel_base=2048, channel_max=64)
 VGG_FILE, TF_LPIPS_FILE = "vgg16-397923af.pth", "weights-vgg16-lpips.pth"
 
@@ -175,9 +177,13 @@ def weights_match(module, vgg_path: Path) -> str:
     heads, else what differs."""
     import torch
 
-    from stylegan_metrics.lpips_vgg import trunk_state_from_torchvision
-
-    trunk = trunk_state_from_torchvision(torch.load(vgg_path, map_location="cpu", weights_only=True))
+    slices = [(1, range(0, 4)), (2, range(4, 9)), (3, range(9, 16)), (4, range(16, 23)), (5, range(23, 30))]
+    slice_of = {i: k for k, layers in slices for i in layers}  # vgg16.features index -> lpips' slice{k}
+    trunk = {}
+    for key, value in torch.load(vgg_path, map_location="cpu", weights_only=True).items():
+        parts = key.split(".")
+        if parts[0] == "features" and int(parts[1]) in slice_of:
+            trunk[f"slice{slice_of[int(parts[1])]}.{parts[1]}.{parts[2]}"] = value
     heads = torch.load(lpips_heads_path(), map_location="cpu", weights_only=True)
     state = module.state_dict()
     expected = {f"net.{k}": v for k, v in trunk.items()} | heads
@@ -279,6 +285,8 @@ def worker(args) -> None:
     import torch
 
     forbid_downloads()
+    if args.worker == "ours-no-mallopt":  # glibc's default allocator thresholds, as the peers run with
+        os.environ["STYLEGAN_METRICS_MALLOPT"] = "0"
     if args.threads:
         torch.set_num_threads(args.threads)
     import stylegan_metrics  # noqa: F401  the imports every tool needs, before the clock starts
@@ -295,7 +303,7 @@ def worker(args) -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
-    if args.worker in ("ours", "ours-full"):
+    if args.worker.startswith("ours"):
         out = run_ours(args, G, "full" if args.worker == "ours-full" else args.sampling)
     elif args.worker == "torch-fidelity":
         out = run_torch_fidelity(args, G)
@@ -440,7 +448,7 @@ def main() -> None:
     for name, r in results.items():
         d = r["distances"]
         diff = "-"
-        if comparable and name not in ("ours", "ours-full") and d.shape == ref["distances"].shape:
+        if comparable and not name.startswith("ours") and d.shape == ref["distances"].shape:
             rel = np.abs(d - ref["distances"]) / np.abs(ref["distances"])
             diff = f"{np.median(rel):.1e} / {rel.max():.1e}"
         label = f"{name} {version('stylegan-metrics') if name.startswith('ours') else version(name)}"

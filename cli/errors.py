@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from stylegan_core.errors import InputError
@@ -14,8 +17,14 @@ class CLIError(click.ClickException):
 class Application(click.Group):
     """A click group that reports `InputError` (bad files, data, options) as one line, exit 2."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["argv"] = list(args)  # what `--gpus N` starts its worker processes with
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except InputError as e:
+            if int(os.environ.get("RANK", "0")) > 0:  # every rank meets the same error: rank 0 reports it
+                sys.exit(CLIError.exit_code)
             raise CLIError(str(e)) from None

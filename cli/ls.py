@@ -7,8 +7,10 @@ import click
 from stylegan_core.checkpoint import load_generator
 from stylegan_core.files import atomic_write
 from stylegan_metrics.classifier import load_classifier, train_classifier as run_classifier_training
+from stylegan_metrics import distributed
 from stylegan_metrics.ls import linear_separability
 
+from .launch import distributable, state_dir_for, state_dir_option
 from .options import (emit_result, batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
                       resolve_device, seed_option)
 
@@ -32,14 +34,20 @@ attributes_option = click.option("--attributes", default="40", show_default=True
 @seed_option
 @device_option
 @out_jsonl_option
+@state_dir_option
 @no_progress_option
-def ls(ckpt, classifier, attributes, space, num, keep, svm, details_path, batch, seed, device, out, no_progress):
+@distributable
+def ls(ckpt, classifier, attributes, space, num, keep, svm, details_path, batch, seed, device, out, state_dir,
+       no_progress):
     """Linear separability (StyleGAN1): attribute classifier, linear SVMs, conditional entropy."""
     dev = resolve_device(device)
     G = load_generator(ckpt, device=dev)
     C = load_classifier(classifier, device=dev)
     result = linear_separability(G, C, num_samples=num or 200_000, keep=keep, attributes=attributes, space=space,
-                                 svm=svm, batch_size=batch, seed=seed, device=dev, progress=not no_progress)
+                                 svm=svm, batch_size=batch, seed=seed, device=dev, progress=not no_progress,
+                                 state_dir=state_dir_for(state_dir, out, "ls"))
+    if not distributed.is_main():
+        return
     if details_path:
         with atomic_write(details_path) as f:
             result.details.to_csv(f, index=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from stylegan_metrics import distributed
 from stylegan_metrics.sampling import resolve_device  # noqa: F401  (InputError -> exit 2 via Application)
 
 
@@ -23,7 +24,9 @@ num_option = click.option("--num", type=click.IntRange(min=2), help="Number of g
 
 
 def emit_result(result, ckpt: str, out: str | None) -> None:
-    """Tag the result with its checkpoint, append it to the JSONL file if asked, print it."""
+    """Tag the result with its checkpoint, append it to the JSONL file if asked, print it (rank 0 only)."""
+    if not distributed.is_main():
+        return
     result.snapshot_pkl = str(ckpt)
     if out:
         result.to_jsonl(out)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .allocator import keep_freed_memory
 from .checkpoint import build_module, load_checkpoint, save_checkpoint
 from .datasets import ImageDataset
 from .discriminator import Discriminator
@@ -290,6 +291,7 @@ class Trainer:
         # Denormal floats (tiny weights, gradients, Adam moments) make CPU arithmetic ~10x slower; flushing
         # them to zero during training is what GPUs do anyway. Switched back off when training ends.
         flush = self.device.type == "cpu" and torch.set_flush_denormal(True)
+        keep_freed_memory()
         try:
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 for real, _ in loader:

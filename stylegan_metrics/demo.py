@@ -55,13 +55,14 @@ def toyfaces_reference_stats(extractor: FeatureExtractor, num: int, resolution: 
         "toyfaces": TOYFACES_VERSION, "seed": seed, "num": num, "resolution": resolution,
         "features": extractor.fingerprint})
 
-    def batches():
-        for first in range(0, num, batch_size):
-            images, _ = render_toyfaces(min(batch_size, num - first), resolution=resolution, seed=seed, start=first)
+    def batches_of(start: int, count: int):
+        for first in range(start, start + count, batch_size):
+            images, _ = render_toyfaces(min(batch_size, start + count - first), resolution=resolution, seed=seed,
+                                        start=first)
             yield torch.from_numpy(images)
 
     device = next(extractor.module.parameters()).device
-    return cached_reference_stats(cache_file if cache else None, extractor, batches(), total=num, device=device,
+    return cached_reference_stats(cache_file if cache else None, extractor, batches_of, total=num, device=device,
                                   progress=progress, desc="toyfaces reference")
 
 

@@ -13,24 +13,16 @@ from torch import nn
 
 from stylegan_core.errors import InputError
 
+from .inception import build_inception_v3
 from .lpips_vgg import build_lpips_vgg16
 from .sampling import batch_invariant
 from .toyfaces_nets import build_toyfaces_features, build_toyfaces_lpips
-from .weights import resolve_weights, sha256_of
 
-
-def _inception_v3(weights: str | os.PathLike | None, device: torch.device) -> tuple[nn.Module, str]:
-    """torch-fidelity's TF-compatible Inception-v3, pool_3 (2048-d), its TF-exact resize inside."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-    path = resolve_weights("inception-v3", weights)  # explicit files are checked to hold only tensors,
-    # cached and downloaded ones match the upstream SHA-256, so torch-fidelity's own unpickling is safe
-    net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
-    return net.to(device), f"inception-v3:{sha256_of(path)[:16]}"
+CPU_MAX_ROWS = 16  # images (pairs) per network call on the CPU: bounds activation memory, costs no speed there
 
 
 FEATURE_NETWORKS: dict[str, Callable[[str | os.PathLike | None, torch.device], tuple[nn.Module, str]]] = {
-    "inception-v3": _inception_v3,
+    "inception-v3": build_inception_v3,
     "toyfaces": build_toyfaces_features,
 }
 
@@ -39,9 +31,24 @@ def _first(out):
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def module_fingerprint(module: nn.Module) -> str:
+def in_chunks(fn, max_rows: int | None, *tensors: torch.Tensor) -> torch.Tensor:
+    """fn over row chunks of at most `max_rows` (None: all at once), each batch-invariant, concatenated."""
+    n = tensors[0].shape[0]
+    step = max_rows or n
+    if n <= step:
+        return batch_invariant(fn, *tensors)
+    return torch.cat([batch_invariant(fn, *(t[i:i + step] for t in tensors)) for i in range(0, n, step)])
+
+
+def max_rows_for(device: torch.device) -> int | None:
+    return CPU_MAX_ROWS if device.type == "cpu" else None
+
+
+def module_fingerprint(module) -> str:
     """Class name and a hash of the state dict: what makes a user network's features what they are."""
     h = hashlib.sha256(type(module).__qualname__.encode())
+    if not isinstance(module, nn.Module):  # a foreign generator object: its class is all we can name
+        return type(module).__qualname__
     for key, value in module.state_dict().items():
         h.update(key.encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
@@ -54,11 +61,12 @@ class FeatureExtractor:
 
     name: str
     module: nn.Module
-    fingerprint: str   # changes whenever the features would (weights, class)
+    fingerprint: str              # changes whenever the features would (weights, class)
+    max_rows: int | None = None   # images per call of the module; None = the whole batch
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        out = batch_invariant(lambda x: _first(self.module(x)), images)
+        out = in_chunks(lambda x: _first(self.module(x)), self.max_rows, images)
         if out.ndim != 2:
             raise InputError(f"feature network {self.name!r} returned shape {list(out.shape)}, expected [N, D]")
         return out.float()
@@ -71,11 +79,11 @@ def build_feature_extractor(features: str | nn.Module | FeatureExtractor, *, wei
         return features
     if isinstance(features, nn.Module):
         module = features.to(device).eval()
-        return FeatureExtractor(type(features).__name__, module, module_fingerprint(module))
+        return FeatureExtractor(type(features).__name__, module, module_fingerprint(module), max_rows_for(device))
     if features not in FEATURE_NETWORKS:
         raise InputError(f"unknown feature network {features!r}; available: {', '.join(sorted(FEATURE_NETWORKS))}")
     module, fingerprint = FEATURE_NETWORKS[features](weights, device)
-    return FeatureExtractor(features, module.eval(), fingerprint)
+    return FeatureExtractor(features, module.eval(), fingerprint, max_rows_for(device))
 
 
 SIMILARITY_NETWORKS: dict[str, Callable[[str | os.PathLike | None, torch.device], tuple[nn.Module, str]]] = {
@@ -91,10 +99,11 @@ class Similarity:
     name: str
     fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     fingerprint: str
+    max_rows: int | None = None   # pairs per call of fn; None = the whole batch
 
     @torch.inference_mode()
     def __call__(self, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
-        out = batch_invariant(self.fn, img0, img1)
+        out = in_chunks(self.fn, self.max_rows, img0, img1)
         out = out.reshape(out.shape[0], -1)
         if out.shape != (img0.shape[0], 1):
             raise InputError(f"similarity {self.name!r} returned shape {list(out.shape)}, expected one value per pair")
@@ -106,9 +115,10 @@ def build_similarity(similarity: str | Callable, *, weights: str | os.PathLike |
     if callable(similarity) and not isinstance(similarity, str):
         if isinstance(similarity, nn.Module):
             similarity = similarity.to(device).eval()
-            return Similarity(type(similarity).__name__, similarity, module_fingerprint(similarity))
-        return Similarity(getattr(similarity, "__name__", "callable"), similarity, getattr(similarity, "__qualname__", "callable"))
+            return Similarity(type(similarity).__name__, similarity, module_fingerprint(similarity), max_rows_for(device))
+        return Similarity(getattr(similarity, "__name__", "callable"), similarity,
+                          getattr(similarity, "__qualname__", "callable"), max_rows_for(device))
     if similarity not in SIMILARITY_NETWORKS:
         raise InputError(f"unknown similarity {similarity!r}; available: {', '.join(sorted(SIMILARITY_NETWORKS))}")
     module, fingerprint = SIMILARITY_NETWORKS[similarity](weights, device)
-    return Similarity(similarity, module.eval(), fingerprint)
+    return Similarity(similarity, module.eval(), fingerprint, max_rows_for(device))

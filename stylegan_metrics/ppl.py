@@ -9,12 +9,14 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
+from stylegan_core.allocator import keep_freed_memory
 from stylegan_core.errors import InputError
 
-from .features import build_similarity
+from . import distributed
+from .features import build_similarity, module_fingerprint
 from .result import MetricResult
+from .run_state import DEFAULT_CHUNK, RunState, run_chunks
 from .sampling import _table_rows, check_generator, latents, map_latents, noise_seeds, resolve_device, synthesize
 
 SPACES, SAMPLINGS, DOWNSAMPLES = ("z", "w"), ("full", "end"), ("stylegan1", "ada")
@@ -74,6 +76,35 @@ def _choices(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
     return [value]
 
 
+def _pair_distances(G, dist_fn, combos: list[tuple[str, str]], *, seed: int, first: int, n: int, epsilon: float,
+                    crop: bool, downsample: str, dev: torch.device) -> list[np.ndarray]:
+    """Distances / epsilon^2, [n] each, of pairs first..first+n-1 for each (space, sampling) in `combos`."""
+    with torch.inference_mode():
+        z0 = latents(seed, first, n, G.z_dim, stream=STREAM_Z0).to(dev)
+        z1 = latents(seed, first, n, G.z_dim, stream=STREAM_Z1).to(dev)
+        t_full = _table_rows(seed, STREAM_T, first, n, lambda g: torch.rand(256, 1, generator=g)).to(dev)
+        seeds = noise_seeds(seed, first, n)
+        w01 = map_latents(G, torch.cat([z0, z1])) if any(sp == "w" for sp, _ in combos) else None  # [2n, num_ws, w_dim]
+        out = []
+        for sp, sm in combos:
+            t = t_full if sm == "full" else torch.zeros_like(t_full)
+            if sp == "z":
+                ws = map_latents(G, torch.cat([slerp(z0, z1, t), slerp(z0, z1, t + epsilon)]))
+            else:
+                w0, w1 = w01[:n], w01[n:]
+                tt = t.view(n, 1, 1)
+                ws = torch.cat([lerp(w0, w1, tt), lerp(w0, w1, tt + epsilon)])
+            images = synthesize(G, ws, torch.cat([seeds, seeds])).float()  # both endpoints, one call
+            if crop:
+                images = crop_face(images)
+            images = box_downsample(images, downsample_factor(images.shape[2], G.img_resolution, downsample))
+            d = dist_fn(images[:n], images[n:]).double() / epsilon ** 2
+            if not torch.isfinite(d).all():
+                raise InputError("the similarity network produced NaN or Inf distances")
+            out.append(d.cpu().numpy())
+    return out
+
+
 def ppl(
     G,
     *,
@@ -89,11 +120,13 @@ def ppl(
     device: str | torch.device | None = None,
     progress: bool = True,
     downsample: str = "stylegan1",        # 'stylegan1' (crop // 256) or 'ada' (resolution // 256)
+    state_dir: str | os.PathLike | None = None,  # save finished chunks here; a rerun resumes from them
+    chunk_size: int = DEFAULT_CHUNK,      # pairs per chunk: the unit of sharding and of checkpointing
 ) -> MetricResult:
     """Perceptual path length. Result keys `ppl_{space}{sampling}`; `details` holds every distance.
 
     Pair i draws z0, z1, t and one noise seed from (seed, i) only, so every space/sampling shares
-    them, and results do not depend on the batch size."""
+    them, and results do not depend on the batch size, the number of processes (torchrun) or a resume."""
     spaces, samplings = _choices(space, SPACES, "space"), _choices(sampling, SAMPLINGS, "sampling")
     if downsample not in DOWNSAMPLES:
         raise InputError(f"downsample must be one of {', '.join(DOWNSAMPLES)}, not {downsample!r}")
@@ -101,49 +134,43 @@ def ppl(
         raise InputError("num_samples and batch_size must be >= 1 and epsilon > 0")
     check_generator(G)
     start_time = time.time()
-    dev = resolve_device(device)
+    dev = distributed.init_from_env(resolve_device(device))
+    keep_freed_memory()
     G = G.to(dev).eval() if isinstance(G, torch.nn.Module) else G
     dist_fn = build_similarity(similarity, weights=weights, device=dev)
     combos = [(s, m) for s in spaces for m in samplings]
-    distances = {c: np.empty(num_samples, np.float64) for c in combos}
+    keys = [f"ppl_{sp}{sm}" for sp, sm in combos]
 
-    bar = tqdm(total=num_samples * len(combos), unit="pair", desc="ppl", disable=None if progress else True)
-    try:
-        with torch.inference_mode():
-            for start in range(0, num_samples, batch_size):
-                n = min(batch_size, num_samples - start)
-                z0 = latents(seed, start, n, G.z_dim, stream=STREAM_Z0).to(dev)
-                z1 = latents(seed, start, n, G.z_dim, stream=STREAM_Z1).to(dev)
-                t_full = _table_rows(seed, STREAM_T, start, n, lambda g: torch.rand(256, 1, generator=g)).to(dev)
-                seeds = noise_seeds(seed, start, n)
-                w01 = map_latents(G, torch.cat([z0, z1])) if "w" in spaces else None  # [2n, num_ws, w_dim]
-                for sp, sm in combos:
-                    t = t_full if sm == "full" else torch.zeros_like(t_full)
-                    if sp == "z":
-                        e = torch.cat([slerp(z0, z1, t), slerp(z0, z1, t + epsilon)])
-                        ws = map_latents(G, e)
-                    else:
-                        w0, w1 = w01[:n], w01[n:]
-                        tt = t.view(n, 1, 1)
-                        ws = torch.cat([lerp(w0, w1, tt), lerp(w0, w1, tt + epsilon)])
-                    images = synthesize(G, ws, torch.cat([seeds, seeds])).float()  # both endpoints, one call
-                    if crop:
-                        images = crop_face(images)
-                    images = box_downsample(images, downsample_factor(images.shape[2], G.img_resolution, downsample))
-                    d = dist_fn(images[:n], images[n:]).double() / epsilon ** 2
-                    if not torch.isfinite(d).all():
-                        raise InputError("the similarity network produced NaN or Inf distances")
-                    distances[(sp, sm)][start:start + n] = d.cpu().numpy()
-                    bar.update(n)
-    finally:
-        bar.close()
+    def compute(start: int, count: int, advance) -> dict[str, np.ndarray]:
+        out = {k: np.empty(count, np.float64) for k in keys}
+        for first in range(start, start + count, batch_size):
+            n = min(batch_size, start + count - first)
+            distances = _pair_distances(G, dist_fn, combos, seed=seed, first=first, n=n, epsilon=epsilon, crop=crop,
+                                        downsample=downsample, dev=dev)
+            for key, d in zip(keys, distances):
+                out[key][first - start:first - start + n] = d
+            advance(n)
+        return out
+
+    state = None
+    if state_dir:
+        state = RunState(state_dir, {
+            "run": "ppl", "generator": module_fingerprint(G), "combos": keys, "num_samples": num_samples,
+            "epsilon": epsilon, "crop": crop, "seed": seed, "similarity": dist_fn.fingerprint,
+            "downsample": downsample, "chunk_size": chunk_size})
+    mine = dict(run_chunks(num_samples, compute, lambda count: {k: (count,) for k in keys}, state=state,
+                           chunk_size=chunk_size, progress=progress, desc="ppl"))
+    chunks = distributed.all_gather_chunks(mine)
+    distances = {c: np.concatenate([chunks[i][f"ppl_{c[0]}{c[1]}"] for i in sorted(chunks)]) for c in combos}
+    if state is not None:
+        state.remove()
 
     results = {f"ppl_{sp}{sm}": trimmed_mean(distances[(sp, sm)]) for sp, sm in combos}
     details = pd.concat([pd.DataFrame({"space": sp, "sampling": sm, "index": np.arange(num_samples),
                                        "distance": distances[(sp, sm)]}) for sp, sm in combos], ignore_index=True)
     params = dict(space=space, sampling=sampling, num_samples=num_samples, epsilon=epsilon, crop=crop,
                   batch_size=batch_size, seed=seed, similarity=dist_fn.name, similarity_fingerprint=dist_fn.fingerprint,
-                  downsample=downsample, device=str(dev))
+                  downsample=downsample, device=str(dev), num_processes=distributed.world_size())
     metric = next(iter(results)) if len(results) == 1 else "ppl"
     return MetricResult(metric=metric, results=results, params=params, total_time=time.time() - start_time,
-                        num_gpus=int(dev.type == "cuda"), details=details)
+                        num_gpus=distributed.world_size() if dev.type == "cuda" else 0, details=details)

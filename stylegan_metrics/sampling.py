@@ -104,15 +104,15 @@ class GeneratedBatch:
 
 def generate_batches(G, num: int, *, batch_size: int, seed: int, device: torch.device, truncation_psi: float = 1.0,
                      noise_mode: str = "random", progress: bool = True, desc: str = "generate",
-                     uint8: bool = True) -> Iterator[GeneratedBatch]:
-    """Samples 0..num-1 in batches under inference mode; sample i depends only on (seed, i)."""
+                     uint8: bool = True, first: int = 0) -> Iterator[GeneratedBatch]:
+    """Samples first..first+num-1 in batches under inference mode; sample i depends only on (seed, i)."""
     check_generator(G)
     if num < 1 or batch_size < 1:
         raise InputError("the number of samples and the batch size must be >= 1")
     bar = tqdm(total=num, unit="img", desc=desc, disable=None if progress else True, dynamic_ncols=True)
     try:
-        for start in range(0, num, batch_size):
-            count = min(batch_size, num - start)
+        for start in range(first, first + num, batch_size):
+            count = min(batch_size, first + num - start)
             with torch.inference_mode():  # not held across the yield: it is thread-local state
                 z = latents(seed, start, count, G.z_dim).to(device)
                 ws = map_latents(G, z, truncation_psi)

@@ -52,6 +52,29 @@ class FeatureStats:
         self.sum_outer += chunk.T @ chunk
         self.n += chunk.shape[0]
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        self._flush()
+        return {"n": np.int64(self.n), "sum": self.sum.cpu().numpy(), "sum_outer": self.sum_outer.cpu().numpy()}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "FeatureStats":
+        stats = cls(int(arrays["sum"].shape[0]))
+        stats.n = int(arrays["n"])
+        stats.sum = torch.from_numpy(np.asarray(arrays["sum"], np.float64))
+        stats.sum_outer = torch.from_numpy(np.asarray(arrays["sum_outer"], np.float64))
+        return stats
+
+    def merge(self, other: "FeatureStats") -> "FeatureStats":
+        """Adds `other`'s rows (both flushed); returns self."""
+        if other.num_features != self.num_features:
+            raise InputError(f"cannot merge statistics of {other.num_features} and {self.num_features} features")
+        self._flush()
+        other._flush()
+        self.sum += other.sum.to(self.sum.device)
+        self.sum_outer += other.sum_outer.to(self.sum.device)
+        self.n += other.n
+        return self
+
     def _flush(self) -> None:
         if self._pending:
             self._add(torch.cat(self._pending))

@@ -10,8 +10,8 @@ import torch
 
 
 def inception_v3_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
-    """Keys and shapes of torch-fidelity's `weights-inception-2015-12-05-6726825d.pth`, seeded random values
-    scaled by fan-in (BatchNorm as identity) so activations neither vanish nor explode."""
+    """Keys and shapes of torch-fidelity's `weights-inception-2015-12-05-6726825d.pth`, seeded random values:
+    convolutions scaled by fan-in and BatchNorm close to identity, so activations neither vanish nor explode."""
     import torch_fidelity.feature_extractor_inceptionv3 as tfi
 
     with mock.patch.object(tfi, "load_state_dict_from_url", lambda *a, **k: None), \
@@ -22,8 +22,12 @@ def inception_v3_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     for key, value in net.state_dict().items():
         if key.endswith("conv.weight") or key == "fc.weight":
             state[key] = torch.randn(value.shape, generator=g) * (2.0 / value[0].numel()) ** 0.5
-        elif key.endswith("bn.weight") or key.endswith("running_var"):
-            state[key] = torch.ones_like(value)
+        elif key.endswith("bn.weight"):
+            state[key] = 0.8 + 0.4 * torch.rand(value.shape, generator=g)
+        elif key.endswith("running_var"):
+            state[key] = 0.5 + 1.5 * torch.rand(value.shape, generator=g)
+        elif key.endswith("running_mean") or key.endswith("bn.bias"):
+            state[key] = 0.1 * torch.randn(value.shape, generator=g)
         elif key.endswith("num_batches_tracked"):
             state[key] = value.clone()
         else:

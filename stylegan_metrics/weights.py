@@ -93,12 +93,14 @@ def _offline() -> bool:
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """`torch.load(path, map_location='cpu', weights_only=True)`, required to be a non-empty dict of tensors."""
+    """`torch.load(path, map_location='cpu', weights_only=True)`, required to be a non-empty dict of tensors.
+    Files in the zip format are memory-mapped, so tensors nobody uses (VGG16's classifier) are never read."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        mmap = zipfile.is_zipfile(path)  # torch.save's format since 1.6; older files cannot be mapped
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         what = f"it references {found.group(1)}" if found else "it holds more than tensors and plain data"

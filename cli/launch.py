@@ -1,0 +1,85 @@
+"""`--gpus N` and `--state-dir`: start N processes of this same command as torchrun would, wait for them;
+where a run keeps its resumable state."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from stylegan_core.errors import InputError
+from stylegan_metrics import distributed
+
+gpus_option = click.option("--gpus", type=click.IntRange(min=1), default=1, show_default=True,
+                           help="Processes to run, one GPU each (with --device cpu: CPU processes, gloo). "
+                                "Under torchrun, leave it out.")
+state_dir_option = click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+                                help="Save finished chunks here and resume from them when the same command runs "
+                                     "again (default with --out: OUT's name + '.<command>-state' beside it).")
+
+
+def state_dir_for(state_dir: str | None, out: str | None, command: str) -> Path | None:
+    if state_dir:
+        return Path(state_dir)
+    if out:
+        out = Path(out)
+        return out.with_name(f"{out.stem}.{command}-state")
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(num: int, device: str | None) -> int:
+    """Run this command line in `num` worker processes (RANK/WORLD_SIZE/... set); their exit status."""
+    if device is None or not device.startswith("cpu"):
+        available = torch.cuda.device_count()
+        if available < num:
+            raise InputError(f"--gpus {num} needs {num} CUDA devices, {available} visible "
+                             f"(use --device cpu for CPU processes)")
+    argv = click.get_current_context().find_root().meta["argv"]
+    port = _free_port()
+    procs = []
+    for rank in range(num):
+        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(num), LOCAL_WORLD_SIZE=str(num),
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        procs.append(subprocess.Popen([sys.executable, "-m", "stylegan_metrics_cli", *argv], env=env))
+    status = 0
+    try:
+        while procs and not status:
+            for p in list(procs):
+                code = p.poll()
+                if code is not None:
+                    procs.remove(p)
+                    status = status or code
+            time.sleep(0.1)
+    finally:
+        for p in procs:  # one worker failed (or we were interrupted): the others cannot finish alone
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait()
+    return status
+
+
+def distributable(command):
+    """Decorates a click command with --gpus: the parent launches workers and exits with their status."""
+
+    @gpus_option
+    @functools.wraps(command)
+    def wrapper(*args, gpus: int, **kwargs):
+        if gpus > 1 and not distributed.launched_by_torchrun():
+            sys.exit(launch(gpus, kwargs.get("device")))
+        return command(*args, **kwargs)
+
+    return wrapper

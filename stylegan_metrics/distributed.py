@@ -1,0 +1,111 @@
+"""torch.distributed for the metrics: the process group from torchrun's variables, sharding by chunk,
+float64 sums all-reduced, per-chunk values gathered on every rank."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from stylegan_core.errors import InputError
+
+ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_from_env(device: torch.device) -> torch.device:
+    """Join the group that torchrun (or `--gpus N`) described in the environment; returns this rank's device.
+
+    NCCL on CUDA (one GPU per process: cuda:LOCAL_RANK), gloo on the CPU. Without WORLD_SIZE > 1 this is a
+    single-process run and `device` comes back unchanged."""
+    if not launched_by_torchrun() or dist.is_initialized():
+        return _rank_device(device)
+    missing = [k for k in ENV if k not in os.environ]
+    if missing:
+        raise InputError(f"WORLD_SIZE > 1 but {', '.join(missing)} not set: launch with torchrun or --gpus N")
+    device = _rank_device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(hours=2))
+    return device
+
+
+def _rank_device(device: torch.device) -> torch.device:
+    if device.type != "cuda" or not launched_by_torchrun():
+        return device
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if local >= torch.cuda.device_count():
+        raise InputError(f"process {local} needs cuda:{local} but only {torch.cuda.device_count()} GPUs are visible")
+    return torch.device("cuda", local)
+
+
+def my_chunks(num_chunks: int) -> range:
+    """Chunks of this rank: c with c % world_size == rank (each chunk is one fixed range of sample indices)."""
+    return range(rank(), num_chunks, world_size())
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """In place on every rank; a no-op in a single process. gloo and NCCL both reduce float64."""
+    if world_size() == 1:
+        return tensor
+    if dist.get_backend() == "nccl" and tensor.device.type != "cuda":  # NCCL reduces GPU tensors only
+        on_gpu = tensor.cuda()
+        dist.all_reduce(on_gpu, op=dist.ReduceOp.SUM)
+        return tensor.copy_(on_gpu)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_gather_chunks(mine: dict[int, object]) -> dict[int, object]:
+    """Every rank's {chunk index: value} merged on every rank."""
+    if world_size() == 1:
+        return dict(mine)
+    parts: list[dict[int, object] | None] = [None] * world_size()
+    dist.all_gather_object(parts, mine)
+    merged: dict[int, object] = {}
+    for part in parts:
+        merged.update(part or {})
+    return merged
+
+
+def gather_chunks_to_main(mine: dict[int, object]) -> dict[int, object]:
+    """Every rank's {chunk index: value} merged on rank 0; other ranks get {}."""
+    if world_size() == 1:
+        return dict(mine)
+    parts: list[dict[int, object] | None] | None = [None] * world_size() if is_main() else None
+    dist.gather_object(mine, parts, dst=0)
+    merged: dict[int, object] = {}
+    for part in parts or []:
+        merged.update(part or {})
+    return merged
+
+
+def broadcast_from_main(value: object) -> object:
+    """Rank 0's `value` on every rank."""
+    if world_size() == 1:
+        return value
+    box = [value if is_main() else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        dist.barrier()

@@ -1,0 +1,185 @@
+"""Sharded and resumable runs: two gloo processes equal one, a SIGKILLed run resumes to the uninterrupted result,
+changed parameters refuse a stale state, a damaged chunk is recomputed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from stylegan_core import InputError, save_checkpoint
+from stylegan_metrics import linear_separability, ppl
+from stylegan_metrics.run_state import RunState
+from stylegan_metrics_cli.main import main
+from conftest import tiny_generator
+
+JOB = Path(__file__).parent / "jobs" / "metrics_job.py"
+ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).parent.parent))
+
+
+def run_job(out: Path, *args: str, nproc: int = 1, **popen) -> subprocess.Popen:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"] \
+        if nproc > 1 else [sys.executable]
+    return subprocess.Popen([*launcher, str(JOB), "--out", str(out), *args], env=ENV, **popen)
+
+
+def finished(proc: subprocess.Popen, out: Path) -> dict:
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_equal_one(tmp_path):
+    """48 samples in chunks of 8: rank 0 gets chunks 0, 2, 4 and rank 1 chunks 1, 3, 5."""
+    one = run_job(tmp_path / "one.json", stderr=subprocess.PIPE, text=True)
+    two = run_job(tmp_path / "two.json", nproc=2, stderr=subprocess.PIPE, text=True)
+    single, sharded = finished(one, tmp_path / "one.json"), finished(two, tmp_path / "two.json")
+    assert sharded["fid"] == pytest.approx(single["fid"], rel=1e-9)
+    assert sharded["ppl_distances"] == single["ppl_distances"]  # per-pair values, gathered in index order
+    assert sharded["ppl"] == single["ppl"]
+    assert sharded["ls"] == single["ls"] and 1.0 < single["ls"]["ls_z"]
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
+    state = tmp_path / "state"
+    chunk = str(state / "fid" / "generated" / "chunk-{:06d}.npz")
+    proc = run_job(tmp_path / "killed.json", "--metrics", "fid", "--state-dir", str(state), "--delay", "0.4")
+    deadline = time.time() + 120
+    while not Path(chunk.format(0)).exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert Path(chunk.format(0)).exists() and not Path(chunk.format(5)).exists(), "killed at the wrong time"
+
+    resumed = finished(run_job(tmp_path / "resumed.json", "--metrics", "fid", "--state-dir", str(state),
+                               stderr=subprocess.PIPE, text=True), tmp_path / "resumed.json")
+    plain = finished(run_job(tmp_path / "plain.json", "--metrics", "fid", stderr=subprocess.PIPE, text=True),
+                     tmp_path / "plain.json")
+    assert resumed["fid"] == plain["fid"]  # bit-identical: chunks merge in the same order either way
+    assert not (state / "fid").exists()  # removed once the result is computed
+    assert not (tmp_path / "killed.json").exists()
+
+
+class Crash(RuntimeError):
+    pass
+
+
+CALLS = {"n": 0, "fail_at": None}
+
+
+def flaky_l2(a, b):
+    """Squared L2 that raises on call CALLS['fail_at'] (a crash part way through a run)."""
+    CALLS["n"] += 1
+    if CALLS["fail_at"] is not None and CALLS["n"] >= CALLS["fail_at"]:
+        raise Crash
+    return (a - b).square().mean(dim=(1, 2, 3))
+
+
+def ppl_run(state_dir, seed: int = 0):
+    return ppl(tiny_generator(16), space="both", sampling="full", num_samples=40, batch_size=5, seed=seed, crop=False,
+               similarity=flaky_l2, device="cpu", progress=False, chunk_size=8, state_dir=state_dir)
+
+
+def crashed_ppl_state(tmp_path) -> Path:
+    """A state folder left by a PPL run that crashed in its third chunk (chunks 0 and 1 saved)."""
+    state = tmp_path / "ppl-state"
+    CALLS.update(n=0, fail_at=9)  # 4 calls per chunk of 8 pairs (2 batches x 2 spaces)
+    with pytest.raises(Crash):
+        ppl_run(state)
+    CALLS.update(n=0, fail_at=None)
+    assert sorted(p.name for p in state.glob("chunk-*.npz")) == ["chunk-000000.npz", "chunk-000001.npz"]
+    return state
+
+
+def test_ppl_resumes_from_saved_chunks(tmp_path):
+    state = crashed_ppl_state(tmp_path)
+    resumed = ppl_run(state)
+    assert CALLS["n"] == 3 * 4  # chunks 2, 3, 4 only
+    plain = ppl_run(None)
+    np.testing.assert_array_equal(resumed.details["distance"], plain.details["distance"])
+    assert resumed.results == plain.results and not state.exists()
+
+
+def test_changed_parameters_refuse_the_stale_state(tmp_path):
+    state = crashed_ppl_state(tmp_path)
+    with pytest.raises(InputError, match=r"other parameters \(seed: 0 there, 1 now\).*--state-dir"):
+        ppl_run(state, seed=1)
+    assert (state / "chunk-000001.npz").exists()  # the stale state is left alone
+
+
+def test_damaged_chunk_is_recomputed(tmp_path):
+    state = crashed_ppl_state(tmp_path)
+    damaged = state / "chunk-000001.npz"
+    damaged.write_bytes(damaged.read_bytes()[:50])
+    with pytest.warns(UserWarning, match="chunk-000001.npz is damaged"):
+        resumed = ppl_run(state)
+    assert CALLS["n"] == 4 * 4  # chunk 1 again, then 2, 3, 4
+    np.testing.assert_array_equal(resumed.details["distance"], ppl_run(None).details["distance"])
+
+
+def test_damaged_manifest_discards_the_chunks(tmp_path):
+    state = crashed_ppl_state(tmp_path)
+    (state / "manifest.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="manifest.json is damaged"):
+        ppl_run(state)
+    assert CALLS["n"] == 5 * 4
+
+
+class FlakyClassifier(torch.nn.Module):
+    attributes = ["Red", "Green", "Blue"]
+
+    def __init__(self):
+        super().__init__()
+        self.calls, self.fail_at = 0, None
+
+    def forward(self, x):
+        self.calls += 1
+        if self.fail_at is not None and self.calls >= self.fail_at:
+            raise Crash
+        return x.mean(dim=(2, 3)) * 8 + x[:, :, 0, 0] * 4
+
+
+def test_ls_resumes_from_saved_chunks(tmp_path):
+    state, C = tmp_path / "ls-state", FlakyClassifier()
+    run = lambda s: linear_separability(tiny_generator(16), C, num_samples=40, attributes=3, batch_size=5,  # noqa: E731
+                                        device="cpu", progress=False, chunk_size=8, state_dir=s)
+    C.fail_at = 6  # 2 calls per chunk: chunks 0 and 1 saved
+    with pytest.raises(Crash):
+        run(state)
+    C.calls, C.fail_at = 0, None
+    resumed = run(state)
+    assert C.calls == 3 * 2
+    assert resumed.results == run(None).results
+
+
+def test_manifest_key_is_checked_field_by_field(tmp_path):
+    RunState(tmp_path / "s", {"a": 1, "b": [1, 2]})
+    RunState(tmp_path / "s", {"b": [1, 2], "a": 1})  # same parameters, any order
+    with pytest.raises(InputError, match=r"\(b: \[1, 2\] there, \[1, 3\] now\)"):
+        RunState(tmp_path / "s", {"a": 1, "b": [1, 3]})
+
+
+@pytest.mark.slow
+def test_cli_gpus_runs_cpu_processes_and_resumable_state(tmp_path, metrics_home):
+    ckpt = save_checkpoint(tmp_path / "G.pt", G=tiny_generator(32), G_ema=tiny_generator(32))
+    args = ["ppl", "--ckpt", str(ckpt), "--similarity", "toyfaces-lpips", "--num", "40", "--space", "both",
+            "--device", "cpu", "--no-progress"]
+    runner = CliRunner()
+    r = runner.invoke(main, [*args, "--gpus", "2", "--out", str(tmp_path / "two.jsonl")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, [*args, "--out", str(tmp_path / "one.jsonl")])
+    assert r.exit_code == 0, r.output
+    two, one = (json.loads((tmp_path / f"{n}.jsonl").read_text()) for n in ("two", "one"))
+    assert two["results"] == one["results"] and two["params"]["num_processes"] == 2
+    assert not (tmp_path / "two.ppl-state").exists()  # the default state folder, removed after success
+    r = runner.invoke(main, [*args, "--gpus", "2", "--ckpt", str(tmp_path / "missing.pt")])
+    assert r.exit_code == 2  # bad input met in the workers: exit 2
