@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from stylegan_core import distributed
 from stylegan_core.checkpoint import load_generator
-from stylegan_metrics import distributed
 from stylegan_metrics.features import FEATURE_NETWORKS
 from stylegan_metrics.fid import compute_reference_stats, fid as compute_fid
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import click
 import torch
 
+from stylegan_core import distributed
 from stylegan_core.errors import InputError
-from stylegan_metrics import distributed
 
 gpus_option = click.option("--gpus", type=click.IntRange(min=1), default=1, show_default=True,
                            help="Processes to run, one GPU each (with --device cpu: CPU processes, gloo). "

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
+from stylegan_core import distributed
 from stylegan_core.checkpoint import load_generator
 from stylegan_core.files import atomic_write
 from stylegan_metrics.classifier import load_classifier, train_classifier as run_classifier_training
-from stylegan_metrics import distributed
 from stylegan_metrics.ls import linear_separability
 
 from .launch import distributable, state_dir_for, state_dir_option

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from stylegan_metrics import distributed
+from stylegan_core import distributed
 from stylegan_metrics.sampling import resolve_device  # noqa: F401  (InputError -> exit 2 via Application)
 
 

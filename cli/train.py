@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from stylegan_core import distributed
 from stylegan_core.trainer import TrainingOptions, train as run_training
 
+from .launch import distributable
 from .options import device_option, no_progress_option, resolve_device, seed_option
 
 
@@ -46,6 +48,7 @@ from .options import device_option, no_progress_option, resolve_device, seed_opt
 @seed_option
 @device_option
 @no_progress_option
+@distributable
 def train(data, run_dir, resume, device, workers, no_progress, **options) -> None:
     """Train a StyleGAN (AdaIN, StyleGAN1 rules) or, with --arch stylegan2, a StyleGAN2 (config F);
     write snapshots with sample grids to --out."""
@@ -54,4 +57,5 @@ def train(data, run_dir, resume, device, workers, no_progress, **options) -> Non
         raise click.BadParameter(f"{resolution} is not a power of two", param_hint="--resolution")
     last = run_training(data, run_dir, TrainingOptions(**options), resume=resume,
                         device=resolve_device(device), workers=workers, progress=not no_progress)
-    click.echo(f"snapshot: {last}")
+    if distributed.is_main():
+        click.echo(f"snapshot: {last}")

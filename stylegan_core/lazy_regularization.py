@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Callable
 import torch
 from torch import nn
 
+from . import distributed
 from .losses import discriminator_loss, generator_loss, r1_penalty
 from .path_length import path_length_penalty
 
@@ -26,9 +27,10 @@ def make_optimizers(G: nn.Module, D: nn.Module, options: "TrainingOptions") -> t
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    """Zero the gradients, backpropagate `loss`, step."""
+    """Zero the gradients, backpropagate `loss`, average the gradients over the processes (if several), step."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    distributed.average_gradients(p for group in optimizer.param_groups for p in group["params"])
     optimizer.step()
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .allocator import keep_freed_memory
 from .checkpoint import build_module, load_checkpoint, save_checkpoint
 from .datasets import ImageDataset
@@ -103,16 +104,20 @@ class TrainingOptions:
         return cls(**kwargs)
 
 
-def step_seed(seed: int, step: int, stream: int = 0) -> int:
-    """Seed of one training step (stream 0) or data epoch (stream 1): depends only on (seed, stream, step)."""
-    return int(np.random.SeedSequence([seed, stream, step]).generate_state(1)[0])
+def step_seed(seed: int, step: int, stream: int = 0, rank: int = 0) -> int:
+    """Seed of one training step (stream 0) or data epoch (stream 1): depends only on (seed, stream, step),
+    and on the process's rank in a multi-process run (rank 0 draws what a single process draws)."""
+    entropy = [seed, stream, step] + ([rank] if rank else [])
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 class IndexStream(torch.utils.data.Sampler):
-    """Batches of a stream of per-epoch permutations; batch s covers stream positions [s*B, (s+1)*B)."""
+    """Batches of a stream of per-epoch permutations; batch s covers stream positions [s*B, (s+1)*B).
+    With several processes each takes its contiguous slice of every batch."""
 
-    def __init__(self, num_items: int, batch: int, seed: int, start_step: int = 0):
+    def __init__(self, num_items: int, batch: int, seed: int, start_step: int = 0, rank: int = 0, world: int = 1):
         self.num_items, self.batch, self.seed, self.start_step = num_items, batch, seed, start_step
+        self.rank, self.world = rank, world
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         return torch.randperm(self.num_items, generator=torch.Generator().manual_seed(step_seed(self.seed, epoch, stream=1)))
@@ -128,7 +133,8 @@ class IndexStream(torch.utils.data.Sampler):
                     perm = self._permutation(epoch)
                 batch.append(int(perm[p % self.num_items]))
             pos += self.batch
-            yield batch
+            share = self.batch // self.world
+            yield batch[self.rank * share:(self.rank + 1) * share]
 
 
 def sample_ws(G: Generator, batch: int, mixing_prob: float, device: torch.device, update_w_avg: bool = False) -> torch.Tensor:
@@ -214,9 +220,11 @@ class Trainer:
         self.images_seen = int(data["images_seen"])
 
     def save_snapshot(self) -> Path:
-        """Checkpoint + sample grid of G_ema, both written atomically."""
+        """Checkpoint + sample grid of G_ema, both written atomically (by rank 0 of a multi-process run)."""
         kimg = self.images_seen // 1000
         path = self.run_dir / f"network-snapshot-{kimg:06d}.pt"
+        if not distributed.is_main():
+            return path
         save_checkpoint(
             path,
             config={"G": self.G.config, "D": self.D.config, "training": self.options.to_dict()},
@@ -231,13 +239,15 @@ class Trainer:
 
     # ---- the algorithm -----------------------------------------------------------------------
     def train_step(self, real: torch.Tensor) -> dict[str, float]:
-        """One training step on a uint8 batch: the arch's updates, then EMA and the counters."""
-        batch = real.shape[0]
+        """One training step on a uint8 batch (this process's share): the arch's updates, then EMA and counters."""
+        batch = real.shape[0] * distributed.world_size()
         real = from_uint8(real.to(self.device))  # [N, C, H, W] in [-1, 1]
         if self.options.arch == "stylegan2":  # NVIDIA's phases with lazy R1 and path length regularization
             stats, self.pl_mean = stylegan2_phases(self, real, sample_ws)
         else:
             stats = self._stylegan_updates(real)
+        distributed.average_(self.G.mapping.w_avg)  # running statistics stay equal on every process
+        distributed.average_(self.pl_mean)
         update_ema(self.G_ema, self.G, ema_beta(self.options, batch, self.images_seen))
         self.step += 1
         self.images_seen += batch
@@ -277,17 +287,20 @@ class Trainer:
     def train(self, *, progress: bool = True) -> Path:
         """Run until `kimg` thousand images; snapshot every `snap_kimg`; returns the last snapshot."""
         opt = self.options
+        rank, world = distributed.rank(), distributed.world_size()
+        if opt.batch % world:
+            raise InputError(f"batch {opt.batch} does not split evenly over {world} processes")
         total_steps = math.ceil(opt.kimg * 1000 / opt.batch)
         snap_every = max(1, round(opt.snap_kimg * 1000 / opt.batch))
         loader = torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=IndexStream(len(self.dataset), opt.batch, opt.seed, self.step),
+            self.dataset, batch_sampler=IndexStream(len(self.dataset), opt.batch, opt.seed, self.step, rank, world),
             num_workers=self.workers, pin_memory=self.device.type == "cuda",
         )
         self.G.train()
         self.D.train()
         last = None
         bar = tqdm(total=total_steps * opt.batch, initial=min(self.step, total_steps) * opt.batch, unit="img",
-                   unit_scale=True, disable=None if progress else True, desc="train", dynamic_ncols=True)
+                   unit_scale=True, disable=None if progress and rank == 0 else True, desc="train", dynamic_ncols=True)
         # Denormal floats (tiny weights, gradients, Adam moments) make CPU arithmetic ~10x slower; flushing
         # them to zero during training is what GPUs do anyway. Switched back off when training ends.
         flush = self.device.type == "cpu" and torch.set_flush_denormal(True)
@@ -297,7 +310,7 @@ class Trainer:
                 for real, _ in loader:
                     if self.step >= total_steps:
                         break
-                    torch.manual_seed(step_seed(opt.seed, self.step))
+                    torch.manual_seed(step_seed(opt.seed, self.step, rank=rank))
                     stats = self.train_step(real)
                     bar.update(opt.batch)
                     bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()}, refresh=False)
@@ -320,7 +333,9 @@ def train(
     workers: int = 0,
     progress: bool = True,
 ) -> Path:
-    """Train on an image folder or zip into `run_dir`; with `resume`, continue its newest snapshot."""
+    """Train on an image folder or zip into `run_dir`; with `resume`, continue its newest snapshot.
+    Under torchrun (or `--gpus N`) each process trains on its share of every batch, gradients averaged."""
+    device = distributed.init_from_env(torch.device(device))
     run_dir = Path(run_dir)
     latest = find_latest_snapshot(run_dir) if run_dir.is_dir() else None
     if latest is not None and not resume:

@@ -8,17 +8,16 @@ import os
 import time
 import zipfile
 from pathlib import Path
-
 from typing import Callable, Iterable
 
 import numpy as np
 import torch
 
+from stylegan_core import distributed
 from stylegan_core.allocator import keep_freed_memory
 from stylegan_core.datasets import ImageDataset
 from stylegan_core.errors import InputError
 
-from . import distributed
 from .features import FeatureExtractor, build_feature_extractor, module_fingerprint
 from .frechet import frechet_distance
 from .result import MetricResult

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stylegan_core import distributed
 from stylegan_core.allocator import keep_freed_memory
 from stylegan_core.errors import InputError
 
-from . import distributed
 from .attributes import select_attributes
 from .features import module_fingerprint
 from .ppl import box_downsample

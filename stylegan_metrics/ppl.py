@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stylegan_core import distributed
 from stylegan_core.allocator import keep_freed_memory
 from stylegan_core.errors import InputError
 
-from . import distributed
 from .features import build_similarity, module_fingerprint
 from .result import MetricResult
 from .run_state import DEFAULT_CHUNK, RunState, run_chunks

@@ -17,10 +17,10 @@ from typing import Callable, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
+from stylegan_core import distributed
 from stylegan_core.errors import InputError
 from stylegan_core.files import atomic_write
 
-from . import distributed
 
 STATE_VERSION = 1
 DEFAULT_CHUNK = 4096  # samples per chunk: the unit of sharding and of checkpointing

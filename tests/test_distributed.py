@@ -183,3 +183,21 @@ def test_cli_gpus_runs_cpu_processes_and_resumable_state(tmp_path, metrics_home)
     assert not (tmp_path / "two.ppl-state").exists()  # the default state folder, removed after success
     r = runner.invoke(main, [*args, "--gpus", "2", "--ckpt", str(tmp_path / "missing.pt")])
     assert r.exit_code == 2  # bad input met in the workers: exit 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["stylegan", "stylegan2"])
+def test_two_process_training_keeps_the_ranks_identical(tmp_path, flat_folder, arch):
+    """Each rank trains on half of every batch with its own latents; averaged gradients and statistics keep
+    G, G_ema and D equal on both ranks, and only rank 0 writes the snapshot."""
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                           str(JOB.parent / "train_job.py"), "--data", str(flat_folder), "--out-dir", str(run),
+                           "--arch", arch], env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (json.loads((run / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0 == r1
+    assert r0["step"] == 6 and r0["images_seen"] == 48 and r0["batch_rows"] == 4  # 8 per step, 4 per rank
+    assert sorted(p.name for p in run.glob("network-snapshot-*.pt")) == ["network-snapshot-000000.pt"]
+    if arch == "stylegan2":
+        assert r0["pl_mean"] > 0

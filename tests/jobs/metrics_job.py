@@ -13,7 +13,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from conftest import tiny_generator  # noqa: E402
 
-from stylegan_metrics import distributed, fid, linear_separability, ppl  # noqa: E402
+from stylegan_core import distributed  # noqa: E402
+from stylegan_metrics import fid, linear_separability, ppl  # noqa: E402
 from stylegan_metrics.stats import ReferenceStats  # noqa: E402
 
 

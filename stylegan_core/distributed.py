@@ -1,5 +1,5 @@
-"""torch.distributed for the metrics: the process group from torchrun's variables, sharding by chunk,
-float64 sums all-reduced, per-chunk values gathered on every rank."""
+"""torch.distributed for metrics and training: the process group from torchrun's variables, sharding by chunk,
+sums all-reduced, per-chunk values gathered, gradients averaged."""
 
 from __future__ import annotations
 
@@ -71,6 +71,30 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
         return tensor.copy_(on_gpu)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def average_(tensor: torch.Tensor) -> torch.Tensor:
+    """In place: the mean of `tensor` over the ranks (running statistics such as w_avg)."""
+    if world_size() > 1:
+        all_reduce_sum(tensor).div_(world_size())
+    return tensor
+
+
+def average_gradients(params) -> None:
+    """Every parameter's gradient replaced by its mean over the ranks (one all-reduce); a missing gradient
+    counts as zeros, so every rank reduces the same flat vector."""
+    if world_size() == 1:
+        return
+    params = [p for p in params if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    average_(flat)
+    offset = 0
+    for p in params:
+        p.grad.copy_(flat[offset:offset + p.numel()].view_as(p.grad))
+        offset += p.numel()
 
 
 def all_gather_chunks(mine: dict[int, object]) -> dict[int, object]:
