@@ -11,6 +11,7 @@ from stylegan_metrics.fid import compute_reference_stats, fid as compute_fid
 
 from .launch import distributable, state_dir_for, state_dir_option
 from .options import (emit_result, batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
+                      precision_option,
                       resolve_device, seed_option, truncation_option, weights_option)
 
 features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NETWORKS)), default="inception-v3",
@@ -28,19 +29,20 @@ features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NE
               help="Covariance normalisation (biased = NVIDIA stylegan2-ada).")
 @features_option
 @weights_option
+@precision_option
 @device_option
 @out_jsonl_option
 @state_dir_option
 @no_progress_option
 @distributable
-def fid(ckpt, data, num, batch, seed, truncation_psi, cov, features, weights, device, out, state_dir,
+def fid(ckpt, data, num, batch, seed, truncation_psi, cov, features, weights, precision, device, out, state_dir,
         no_progress) -> None:
     """Fréchet Inception Distance of generated images against a dataset or statistics."""
     dev = resolve_device(device)
     G = load_generator(ckpt, device=dev)
     result = compute_fid(G, data, num_gen=num or 50_000, batch_size=batch, seed=seed, truncation_psi=truncation_psi,
                          features=features, weights=weights, device=dev, progress=not no_progress, cov=cov,
-                         state_dir=state_dir_for(state_dir, out, "fid"))
+                         state_dir=state_dir_for(state_dir, out, "fid"), precision=precision)
     emit_result(result, ckpt, out)
 
 
@@ -51,15 +53,16 @@ def fid(ckpt, data, num, batch, seed, truncation_psi, cov, features, weights, de
 @batch_option
 @features_option
 @weights_option
+@precision_option
 @device_option
 @state_dir_option
 @no_progress_option
 @distributable
-def stats(data, out, max_items, batch, features, weights, device, state_dir, no_progress) -> None:
+def stats(data, out, max_items, batch, features, weights, precision, device, state_dir, no_progress) -> None:
     """Reference statistics (mu, sigma of the features) of a dataset, saved as .npz."""
     result = compute_reference_stats(data, features=features, max_items=max_items, batch_size=batch, weights=weights,
                                      device=resolve_device(device), progress=not no_progress,
-                                     state_dir=state_dir_for(state_dir, out, "stats"))
+                                     state_dir=state_dir_for(state_dir, out, "stats"), precision=precision)
     if distributed.is_main():
         result.save(out)
         click.echo(f"wrote {out} ({result.n} images, {result.mu.shape[0]} features)")

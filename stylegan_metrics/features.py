@@ -15,6 +15,7 @@ from stylegan_core.errors import InputError
 
 from .inception import build_inception_v3
 from .lpips_vgg import build_lpips_vgg16
+from .precision import check_precision, precision_context
 from .sampling import batch_invariant
 from .toyfaces_nets import build_toyfaces_features, build_toyfaces_lpips
 
@@ -61,29 +62,39 @@ class FeatureExtractor:
 
     name: str
     module: nn.Module
-    fingerprint: str              # changes whenever the features would (weights, class)
+    fingerprint: str              # changes whenever the features would (weights, class, precision)
     max_rows: int | None = None   # images per call of the module; None = the whole batch
+    precision: str = "fp32"       # 'fp32', 'tf32' or 'bf16' (see precision.py)
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        out = in_chunks(lambda x: _first(self.module(x)), self.max_rows, images)
+        with precision_context(self.precision, images.device.type):
+            out = in_chunks(lambda x: _first(self.module(x)), self.max_rows, images)
         if out.ndim != 2:
             raise InputError(f"feature network {self.name!r} returned shape {list(out.shape)}, expected [N, D]")
         return out.float()
 
 
 def build_feature_extractor(features: str | nn.Module | FeatureExtractor, *, weights: str | os.PathLike | None = None,
-                            device: torch.device) -> FeatureExtractor:
+                            device: torch.device, precision: str = "fp32") -> FeatureExtractor:
     """A registered name, a user's module (uint8 images -> [N, D]), or an extractor already built (returned as is)."""
     if isinstance(features, FeatureExtractor):
         return features
+    check_precision(precision)
     if isinstance(features, nn.Module):
         module = features.to(device).eval()
-        return FeatureExtractor(type(features).__name__, module, module_fingerprint(module), max_rows_for(device))
-    if features not in FEATURE_NETWORKS:
+        name, fingerprint = type(features).__name__, module_fingerprint(module)
+    elif features in FEATURE_NETWORKS:
+        module, fingerprint = FEATURE_NETWORKS[features](weights, device)
+        name, module = features, module.eval()
+    else:
         raise InputError(f"unknown feature network {features!r}; available: {', '.join(sorted(FEATURE_NETWORKS))}")
-    module, fingerprint = FEATURE_NETWORKS[features](weights, device)
-    return FeatureExtractor(features, module.eval(), fingerprint, max_rows_for(device))
+    return FeatureExtractor(name, module, with_precision(fingerprint, precision), max_rows_for(device), precision)
+
+
+def with_precision(fingerprint: str, precision: str) -> str:
+    """Results of another precision are other numbers: statistics and states keep them apart."""
+    return fingerprint if precision == "fp32" else f"{fingerprint}@{precision}"
 
 
 SIMILARITY_NETWORKS: dict[str, Callable[[str | os.PathLike | None, torch.device], tuple[nn.Module, str]]] = {
@@ -103,7 +114,9 @@ class Similarity:
 
     @torch.inference_mode()
     def __call__(self, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
-        out = in_chunks(self.fn, self.max_rows, img0, img1)
+        """Always fp32 (TF32 off): PPL's epsilon-sized differences drown in reduced-precision rounding."""
+        with precision_context("fp32", img0.device.type):
+            out = in_chunks(self.fn, self.max_rows, img0, img1)
         out = out.reshape(out.shape[0], -1)
         if out.shape != (img0.shape[0], 1):
             raise InputError(f"similarity {self.name!r} returned shape {list(out.shape)}, expected one value per pair")
@@ -114,11 +127,14 @@ def build_similarity(similarity: str | Callable, *, weights: str | os.PathLike |
                      device: torch.device) -> Similarity:
     if callable(similarity) and not isinstance(similarity, str):
         if isinstance(similarity, nn.Module):
-            similarity = similarity.to(device).eval()
-            return Similarity(type(similarity).__name__, similarity, module_fingerprint(similarity), max_rows_for(device))
-        return Similarity(getattr(similarity, "__name__", "callable"), similarity,
-                          getattr(similarity, "__qualname__", "callable"), max_rows_for(device))
-    if similarity not in SIMILARITY_NETWORKS:
+            fn = similarity.to(device).eval()
+            name, fingerprint = type(similarity).__name__, module_fingerprint(fn)
+        else:
+            fn, name = similarity, getattr(similarity, "__name__", "callable")
+            fingerprint = getattr(similarity, "__qualname__", "callable")
+    elif similarity in SIMILARITY_NETWORKS:
+        module, fingerprint = SIMILARITY_NETWORKS[similarity](weights, device)
+        fn, name = module.eval(), similarity
+    else:
         raise InputError(f"unknown similarity {similarity!r}; available: {', '.join(sorted(SIMILARITY_NETWORKS))}")
-    module, fingerprint = SIMILARITY_NETWORKS[similarity](weights, device)
-    return Similarity(similarity, module.eval(), fingerprint, max_rows_for(device))
+    return Similarity(name, fn, fingerprint, max_rows_for(device))

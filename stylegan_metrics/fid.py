@@ -111,6 +111,7 @@ def compute_reference_stats(
     resolution: int | None = None,
     state_dir: str | os.PathLike | None = None,
     chunk_size: int = DEFAULT_CHUNK,
+    precision: str = "fp32",
 ) -> ReferenceStats:
     """Statistics of every image of a folder or zip (or the first `max_items`), cached under
     $STYLEGAN_METRICS_HOME/stats keyed by a hash of the data, the feature network and the options.
@@ -121,7 +122,7 @@ def compute_reference_stats(
     if resolution is not None and dataset.resolution != resolution:
         raise InputError(f"{data}: images are {dataset.resolution}x{dataset.resolution} but the generator "
                          f"makes {resolution}x{resolution}")
-    extractor = build_feature_extractor(features, weights=weights, device=dev)
+    extractor = build_feature_extractor(features, weights=weights, device=dev, precision=precision)
     key = {"data": dataset_fingerprint(dataset), "max_items": max_items, "features": extractor.fingerprint}
     cache_file = stats_cache_file(Path(data).stem, key)
 
@@ -181,20 +182,22 @@ def fid(
     cov: str = "unbiased",
     state_dir: str | os.PathLike | None = None,
     chunk_size: int = DEFAULT_CHUNK,
+    precision: str = "fp32",
 ) -> MetricResult:
     """Fréchet Inception Distance of `num_gen` generated images against `reference` (a folder, a zip,
     a statistics .npz or ReferenceStats). `cov='biased'` reproduces NVIDIA stylegan2-ada's 1/N.
 
     Under torchrun (or `--gpus N`) the samples are shared out by index, the sums all-reduced in float64.
     With `state_dir` every finished chunk of `chunk_size` samples is saved there, and rerunning the same
-    call after a crash resumes from them; the folder is removed once the result is computed."""
+    call after a crash resumes from them; the folder is removed once the result is computed. `precision`
+    ('fp32', 'tf32', 'bf16') is the feature network's arithmetic; statistics of another precision are refused."""
     if cov not in COVARIANCE_KINDS:
         raise InputError(f"cov must be one of {', '.join(COVARIANCE_KINDS)}, not {cov!r}")
     start_time = time.time()
     dev = distributed.init_from_env(resolve_device(device))
     keep_freed_memory()
     G = G.to(dev).eval() if isinstance(G, torch.nn.Module) else G
-    extractor = build_feature_extractor(features, weights=weights, device=dev)
+    extractor = build_feature_extractor(features, weights=weights, device=dev, precision=precision)
     if isinstance(reference, ReferenceStats):
         ref = reference
     elif Path(reference).suffix.lower() == ".npz":
@@ -231,6 +234,7 @@ def fid(
     name = f"fid{num_gen // 1000}k" if num_gen % 1000 == 0 else f"fid{num_gen}"
     params = dict(num_gen=num_gen, batch_size=batch_size, seed=seed, truncation_psi=truncation_psi,
                   features=extractor.name, features_fingerprint=extractor.fingerprint, cov=cov,
+                  precision=extractor.precision,
                   reference=str(reference) if not isinstance(reference, ReferenceStats) else "ReferenceStats",
                   reference_n=ref.n, device=str(dev), num_processes=distributed.world_size())
     return MetricResult(metric=name, results={name: value}, params=params, total_time=time.time() - start_time,

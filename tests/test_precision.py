@@ -1,0 +1,65 @@
+"""--precision: bf16 changes the arithmetic (close, not equal), is kept apart in fingerprints, and fp32 turns
+TF32 off inside the call and restores the global switches after it."""
+
+import pytest
+import torch
+
+from stylegan_core import InputError
+from stylegan_metrics import fid
+from stylegan_metrics.features import build_feature_extractor
+from stylegan_metrics.precision import precision_context
+from conftest import tiny_generator
+
+
+class ConvFeatures(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        return self.conv(x.float() / 255).relu().mean(dim=(2, 3))
+
+
+def test_bf16_features_are_close_but_not_equal_and_fingerprinted_apart():
+    images = torch.randint(0, 256, (20, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    fp32 = build_feature_extractor(ConvFeatures(), device=torch.device("cpu"))
+    bf16 = build_feature_extractor(ConvFeatures(), device=torch.device("cpu"), precision="bf16")
+    a, b = fp32(images), bf16(images)
+    assert b.dtype == torch.float32 and not torch.equal(a, b)
+    torch.testing.assert_close(b, a, rtol=2e-2, atol=2e-2)
+    assert bf16.fingerprint == fp32.fingerprint + "@bf16"
+
+
+def test_statistics_of_another_precision_are_refused():
+    G = tiny_generator(16)
+    ref = fid(G, _stats(G), num_gen=16, features=ConvFeatures(), device="cpu", progress=False)
+    assert ref.params["precision"] == "fp32"
+    with pytest.raises(InputError, match="other ConvFeatures weights"):
+        fid(G, _stats(G), num_gen=16, features=ConvFeatures(), device="cpu", progress=False, precision="bf16")
+    with pytest.raises(InputError, match="precision must be one of fp32, tf32, bf16"):
+        build_feature_extractor(ConvFeatures(), device=torch.device("cpu"), precision="fp16")
+
+
+def _stats(G):
+    from stylegan_metrics.fid import accumulate
+    from stylegan_metrics.sampling import generate_batches
+    from stylegan_metrics.stats import ReferenceStats
+
+    ext = build_feature_extractor(ConvFeatures(), device=torch.device("cpu"))
+    acc = accumulate(ext, (b.images for b in generate_batches(G, 32, batch_size=16, seed=5, device=torch.device("cpu"),
+                                                               progress=False)))
+    return ReferenceStats.from_accumulator(acc, ext.name, ext.fingerprint)
+
+
+def test_fp32_turns_tf32_off_inside_and_restores_outside():
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = True  # PyTorch's own default for convolutions
+    try:
+        with precision_context("fp32", "cuda"):
+            assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        with precision_context("tf32", "cuda"):
+            assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
