@@ -48,12 +48,11 @@ class Canvas:
 
     def polyline(self, points: np.ndarray, width: float) -> np.ndarray:
         """Distance to a polyline of points [K, 2] minus half the width (a stroke)."""
-        best = np.full(self.u.shape, np.inf, dtype=np.float32)
-        for (ax, ay), (bx, by) in zip(points[:-1], points[1:]):
-            ex, ey = bx - ax, by - ay
-            t = np.clip(((self.u - ax) * ex + (self.v - ay) * ey) / max(ex * ex + ey * ey, 1e-12), 0.0, 1.0)
-            np.minimum(best, np.hypot(self.u - ax - t * ex, self.v - ay - t * ey), out=best)
-        return best - width / 2
+        points = np.asarray(points, dtype=np.float32)
+        a, e = points[:-1, :, None, None], (points[1:] - points[:-1])[:, :, None, None]
+        du, dv = self.u - a[:, 0], self.v - a[:, 1]
+        t = np.clip((du * e[:, 0] + dv * e[:, 1]) / np.maximum(e[:, 0] ** 2 + e[:, 1] ** 2, 1e-12), 0.0, 1.0)
+        return np.hypot(du - t * e[:, 0], dv - t * e[:, 1]).min(axis=0) - width / 2
 
     def to_uint8(self) -> np.ndarray:
         return (np.clip(self.image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -8,16 +8,16 @@ import numpy as np
 
 from ..celeba import CELEBA_ATTRIBUTES
 
-TOYFACES_VERSION = 1  # bump whenever a (seed, index) renders differently: it keys cached statistics
+TOYFACES_VERSION = 2  # bump whenever a (seed, index) renders differently: it keys cached statistics
 
 HAIR_COLORS = {  # rendered colour of each hair-colour attribute; "other" is auburn/red
     "Black_Hair": (0.08, 0.07, 0.07),
     "Blond_Hair": (0.93, 0.78, 0.38),
     "Brown_Hair": (0.42, 0.24, 0.11),
     "Gray_Hair": (0.72, 0.72, 0.74),
-    "other": (0.70, 0.22, 0.08),
+    "other": (0.82, 0.3, 0.07),
 }
-LIPSTICKS = ((0.85, 0.08, 0.15), (0.9, 0.2, 0.45), (0.55, 0.05, 0.25), (0.95, 0.3, 0.25))
+LIPSTICKS = ((0.9, 0.04, 0.14), (0.96, 0.22, 0.56), (0.78, 0.02, 0.42), (1.0, 0.33, 0.2))
 BEARD_KINDS = ("Goatee", "Mustache", "Sideburns")  # with a full beard: No_Beard is the absence of all of them
 
 
@@ -38,15 +38,17 @@ class Face:
         return "other"
 
 
-def _hue_color(rng: np.random.Generator, sat: tuple[float, float], val: tuple[float, float]) -> tuple[float, float, float]:
-    h, s, v = rng.random(), rng.uniform(*sat), rng.uniform(*val)
+def _hue_color(rng: np.random.Generator, sat: tuple[float, float], val: tuple[float, float],
+               hue: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float, float]:
+    h, s, v = hue[0] + (hue[1] - hue[0]) * rng.random(), rng.uniform(*sat), rng.uniform(*val)
     rgb = np.clip(np.abs((h * 6 + np.array([0.0, 4.0, 2.0])) % 6 - 3) - 1, 0, 1)  # HSV -> RGB
     return tuple(float(c) for c in v * (1 - s + s * rgb))
 
 
 def sample_face(rng: np.random.Generator) -> Face:
     """One face. Dependencies follow CelebA's: beards and neckties on men, make-up and lipstick mostly on women,
-    gray hair and wrinkles with age, a double chin mostly when chubby, an open mouth mostly when smiling."""
+    gray hair and wrinkles with age, a double chin mostly when chubby, an open mouth mostly when smiling,
+    no 5 o'clock shadow under a full beard."""
     b = lambda p: bool(rng.random() < p)  # noqa: E731
     a: dict[str, bool] = {}
     male = a["Male"] = b(0.45)
@@ -67,8 +69,9 @@ def sample_face(rng: np.random.Generator) -> Face:
     a["Smiling"] = b(0.48)
     a["Mouth_Slightly_Open"] = b(0.65 if a["Smiling"] else 0.3)
     a["High_Cheekbones"] = b(0.7 if a["Smiling"] else 0.2)
-    a["5_o_Clock_Shadow"] = male and b(0.3)
+    shadow = male and b(0.3)
     full_beard = male and b(0.12)
+    a["5_o_Clock_Shadow"] = shadow and not full_beard
     a["Goatee"] = male and b(0.15)
     a["Mustache"] = male and b(0.55 if a["Goatee"] else 0.1)
     a["Sideburns"] = male and not a["Bald"] and b(0.14)
@@ -103,7 +106,8 @@ def sample_face(rng: np.random.Generator) -> Face:
         skin_tone=rng.uniform(0, 1), long_hair=b(0.12 if male else 0.85), full_beard=full_beard,
         iris=_hue_color(rng, (0.4, 0.8), (0.25, 0.6)), shirt=shirt, hat=_hue_color(rng, (0.3, 0.9), (0.2, 0.8)),
         frame=_hue_color(rng, (0.0, 0.7), (0.05, 0.45)), lipstick=LIPSTICKS[rng.integers(len(LIPSTICKS))],
-        eyeshadow=_hue_color(rng, (0.6, 1.0), (0.45, 0.8)), jewel=(0.95, 0.78, 0.2) if b(0.6) else (0.85, 0.87, 0.92),
+        eyeshadow=_hue_color(rng, (0.6, 1.0), (0.45, 0.8), (0.45, 0.95)),  # hues away from skin tones
+        jewel=(0.95, 0.78, 0.2) if b(0.6) else (0.85, 0.87, 0.92),
         light=rng.uniform(-0.08, 0.08), brightness=rng.uniform(0.92, 1.06), hair_shade=rng.uniform(0.85, 1.1),
         wave_phase=rng.uniform(0, 2 * np.pi),
     )
