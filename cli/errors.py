@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import click
 
@@ -25,6 +24,5 @@ class Application(click.Group):
         try:
             return super().invoke(ctx)
         except InputError as e:
-            if int(os.environ.get("RANK", "0")) > 0:  # every rank meets the same error: rank 0 reports it
-                sys.exit(CLIError.exit_code)
-            raise CLIError(str(e)) from None
+            rank = int(os.environ.get("RANK", "0"))
+            raise CLIError(f"[rank {rank}] {e}" if rank else str(e)) from None  # a bad image may be one rank's

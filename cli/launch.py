@@ -54,6 +54,7 @@ def launch(num: int, device: str | None) -> int:
     for rank in range(num):
         env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(num), LOCAL_WORLD_SIZE=str(num),
                    MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // num)))  # as torchrun does
         procs.append(subprocess.Popen([sys.executable, "-m", "stylegan_metrics_cli", *argv], env=env))
     status = 0
     try:
@@ -69,7 +70,7 @@ def launch(num: int, device: str | None) -> int:
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait()
-    return status
+    return 128 - status if status < 0 else status  # killed by a signal: the shell's 128 + signal number
 
 
 def distributable(command):

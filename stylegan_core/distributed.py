@@ -81,14 +81,13 @@ def average_(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def average_gradients(params) -> None:
-    """Every parameter's gradient replaced by its mean over the ranks (one all-reduce); a missing gradient
-    counts as zeros, so every rank reduces the same flat vector."""
+    """Every gradient replaced by its mean over the ranks (one all-reduce). Parameters without a gradient keep
+    none, so Adam skips them as in a single process; which ones have one is the same on every rank."""
     if world_size() == 1:
         return
-    params = [p for p in params if p.requires_grad]
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
+    params = [p for p in params if p.grad is not None]
+    if not params:
+        return
     flat = torch.cat([p.grad.reshape(-1) for p in params])
     average_(flat)
     offset = 0

@@ -156,6 +156,8 @@ def cached_reference_stats(cache_file: Path | None, extractor: FeatureExtractor,
         except InputError:
             pass
     if all(distributed.all_gather_chunks({distributed.rank(): cached is not None}).values()):
+        if state is not None:
+            state.remove()
         return cached
     acc = feature_stats(extractor, batches_of, total, device=device, state=state, chunk_size=chunk_size,
                         progress=progress, desc=desc)

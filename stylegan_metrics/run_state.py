@@ -8,7 +8,6 @@ import io
 import json
 import math
 import os
-import shutil
 import warnings
 import zipfile
 from pathlib import Path
@@ -93,10 +92,18 @@ class RunState:
             f.write(buffer.getvalue())
 
     def remove(self) -> None:
-        """After the result is written: the folder goes (rank 0, once every rank is done with it)."""
+        """After the result is computed: our files go (rank 0, once every rank is done with them), and the
+        folder too when nothing else is in it."""
         distributed.barrier()
-        if distributed.is_main():
-            shutil.rmtree(self.folder, ignore_errors=True)
+        if not distributed.is_main():
+            return
+        for path in [*self.folder.glob("chunk-*.npz"), *self.folder.glob(".chunk-*"), *self.folder.glob(".manifest.json.*"),
+                     self.manifest]:
+            path.unlink(missing_ok=True)
+        try:
+            self.folder.rmdir()
+        except OSError:  # the user keeps other files there
+            pass
 
 
 def _short(value) -> str:

@@ -13,6 +13,8 @@ from tqdm.auto import tqdm
 from stylegan_core.errors import InputError
 from stylegan_core.images import to_uint8
 
+from .precision import precision_context
+
 BLOCK = 256  # rows per seeded block of the latent table; any batch size slices the same table
 MIN_ROWS = 16  # CPU BLAS switches kernels below ~12 rows; padding to 16 keeps every row's result batch-independent
 STREAM_Z, STREAM_NOISE = 0, 1
@@ -75,11 +77,12 @@ def supports_noise_seeds(G) -> bool:
 def synthesize(G, ws: torch.Tensor, seeds: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
     """G.synthesis with noise fixed per sample; generators without `noise_seeds` (foreign code) get
     the global RNG seeded from the batch's first seed, deterministic for a fixed batch size only."""
-    if supports_noise_seeds(G):
-        return batch_invariant(lambda w, s: G.synthesis(w, noise_mode=noise_mode, noise_seeds=s), ws, seeds)
-    with torch.random.fork_rng(devices=[ws.device] if ws.device.type == "cuda" else []):
-        torch.manual_seed(int(seeds[0]))
-        return G.synthesis(ws, noise_mode=noise_mode)
+    with precision_context("fp32", ws.device.type):  # TF32 convolutions would swamp PPL's epsilon steps
+        if supports_noise_seeds(G):
+            return batch_invariant(lambda w, s: G.synthesis(w, noise_mode=noise_mode, noise_seeds=s), ws, seeds)
+        with torch.random.fork_rng(devices=[ws.device] if ws.device.type == "cuda" else []):
+            torch.manual_seed(int(seeds[0]))
+            return G.synthesis(ws, noise_mode=noise_mode)
 
 
 def map_latents(G, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:

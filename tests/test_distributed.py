@@ -201,3 +201,27 @@ def test_two_process_training_keeps_the_ranks_identical(tmp_path, flat_folder, a
     assert sorted(p.name for p in run.glob("network-snapshot-*.pt")) == ["network-snapshot-000000.pt"]
     if arch == "stylegan2":
         assert r0["pl_mean"] > 0
+
+
+def test_state_folder_keeps_the_users_files(tmp_path):
+    state = crashed_ppl_state(tmp_path)
+    (state / "notes.txt").write_text("mine")
+    ppl_run(state)
+    assert sorted(p.name for p in state.iterdir()) == ["notes.txt"]
+
+
+def test_cached_reference_leaves_no_stale_state(tmp_path, metrics_home):
+    """A cache hit must not leave a manifest behind that a later run with other data would trip over."""
+    from stylegan_metrics import fid
+    from conftest import write_disc_images
+
+    G, state = tiny_generator(16), tmp_path / "fid-state"
+
+    class Means(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.adaptive_avg_pool2d(x.float() / 255, 2).flatten(1)
+
+    kwargs = dict(num_gen=16, features=Means(), device="cpu", progress=False, state_dir=state)
+    for folder in (write_disc_images(tmp_path / "a", 8, size=16), tmp_path / "a", write_disc_images(tmp_path / "b", 9, size=16)):
+        assert np.isfinite(fid(G, folder, **kwargs).value)
+        assert not state.exists()

@@ -73,19 +73,12 @@ def bundled_accuracy():
     return acc, np.maximum(labels.mean(0), 1 - labels.mean(0))
 
 
-def test_bundled_classifier_accuracy_as_measured(bundled_accuracy):
-    """Guards what the shipped classifier reaches today (README table): mean 0.93, 33 of 40 attributes >= 0.85."""
-    acc, majority = bundled_accuracy
-    assert acc.mean() >= 0.915
-    assert (acc >= 0.85).sum() >= 31
-    assert (acc > majority + 0.01).sum() >= 35  # learned, not just the majority label
-
-
-@pytest.mark.xfail(strict=True, reason="issue 6 bar not met yet: mean 0.93 < 0.95; Attractive, Pointy_Nose, "
-                                       "Arched_Eyebrows, Mouth_Slightly_Open, Big_Lips, Big_Nose < 0.85 at 32 px")
 def test_bundled_classifier_meets_issue_bar(bundled_accuracy):
+    """Issue 6's bar on a world the classifier never saw: mean >= 0.95, every attribute >= 0.85 and above its
+    majority rate (README table: mean 0.984, worst 0.946)."""
     acc, majority = bundled_accuracy
-    assert acc.mean() >= 0.95 and acc.min() >= 0.85 and np.all(acc > majority)
+    assert acc.mean() >= 0.95 and acc.min() >= 0.85
+    assert np.all(1 - acc <= 0.5 * (1 - majority))  # learned: at most half the errors of the majority label
 
 
 def test_bundled_generator_protocol():
