@@ -38,7 +38,7 @@ features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NE
 def fid(ckpt, data, num, batch, seed, truncation_psi, cov, features, weights, precision, device, out, state_dir,
         no_progress) -> None:
     """Fréchet Inception Distance of generated images against a dataset or statistics."""
-    dev = resolve_device(device)
+    dev = distributed.init_from_env(resolve_device(device))  # this rank's GPU before G is loaded
     G = load_generator(ckpt, device=dev)
     result = compute_fid(G, data, num_gen=num or 50_000, batch_size=batch, seed=seed, truncation_psi=truncation_psi,
                          features=features, weights=weights, device=dev, progress=not no_progress, cov=cov,

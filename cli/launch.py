@@ -43,6 +43,8 @@ def _free_port() -> int:
 
 def launch(num: int, device: str | None) -> int:
     """Run this command line in `num` worker processes (RANK/WORLD_SIZE/... set); their exit status."""
+    if device is not None and device.startswith("cuda:"):
+        raise InputError(f"--gpus {num} uses cuda:0..{num - 1}; choose the GPUs with CUDA_VISIBLE_DEVICES, not --device {device}")
     if device is None or not device.startswith("cpu"):
         available = torch.cuda.device_count()
         if available < num:

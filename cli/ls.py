@@ -40,7 +40,7 @@ attributes_option = click.option("--attributes", default="40", show_default=True
 def ls(ckpt, classifier, attributes, space, num, keep, svm, details_path, batch, seed, device, out, state_dir,
        no_progress):
     """Linear separability (StyleGAN1): attribute classifier, linear SVMs, conditional entropy."""
-    dev = resolve_device(device)
+    dev = distributed.init_from_env(resolve_device(device))  # this rank's GPU before G is loaded
     G = load_generator(ckpt, device=dev)
     C = load_classifier(classifier, device=dev)
     result = linear_separability(G, C, num_samples=num or 200_000, keep=keep, attributes=attributes, space=space,

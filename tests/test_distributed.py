@@ -183,6 +183,8 @@ def test_cli_gpus_runs_cpu_processes_and_resumable_state(tmp_path, metrics_home)
     assert not (tmp_path / "two.ppl-state").exists()  # the default state folder, removed after success
     r = runner.invoke(main, [*args, "--gpus", "2", "--ckpt", str(tmp_path / "missing.pt")])
     assert r.exit_code == 2  # bad input met in the workers: exit 2
+    r = runner.invoke(main, [*args, "--gpus", "2", "--device", "cuda:1"])
+    assert r.exit_code == 2 and "CUDA_VISIBLE_DEVICES" in r.output
 
 
 @pytest.mark.slow
