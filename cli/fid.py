@@ -12,7 +12,7 @@ from stylegan_metrics.fid import compute_reference_stats, fid as compute_fid
 from .launch import distributable, state_dir_for, state_dir_option
 from .options import (emit_result, batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
                       precision_option,
-                      resolve_device, seed_option, truncation_option, weights_option)
+                      metric_device, seed_option, truncation_option, weights_option)
 
 features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NETWORKS)), default="inception-v3",
                                show_default=True, help="Feature network (toyfaces: the bundled domain network).")
@@ -38,7 +38,7 @@ features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NE
 def fid(ckpt, data, num, batch, seed, truncation_psi, cov, features, weights, precision, device, out, state_dir,
         no_progress) -> None:
     """Fréchet Inception Distance of generated images against a dataset or statistics."""
-    dev = distributed.init_from_env(resolve_device(device))  # this rank's GPU before G is loaded
+    dev = metric_device(device)  # joins the process group: this rank's GPU before G is loaded
     G = load_generator(ckpt, device=dev)
     result = compute_fid(G, data, num_gen=num or 50_000, batch_size=batch, seed=seed, truncation_psi=truncation_psi,
                          features=features, weights=weights, device=dev, progress=not no_progress, cov=cov,
@@ -61,7 +61,7 @@ def fid(ckpt, data, num, batch, seed, truncation_psi, cov, features, weights, pr
 def stats(data, out, max_items, batch, features, weights, precision, device, state_dir, no_progress) -> None:
     """Reference statistics (mu, sigma of the features) of a dataset, saved as .npz."""
     result = compute_reference_stats(data, features=features, max_items=max_items, batch_size=batch, weights=weights,
-                                     device=resolve_device(device), progress=not no_progress,
+                                     device=device, progress=not no_progress,
                                      state_dir=state_dir_for(state_dir, out, "stats"), precision=precision)
     if distributed.is_main():
         result.save(out)

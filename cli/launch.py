@@ -4,6 +4,8 @@ where a run keeps its resumable state."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import signal
 import socket
@@ -23,16 +25,31 @@ gpus_option = click.option("--gpus", type=click.IntRange(min=1), default=1, show
                                 "Under torchrun, leave it out.")
 state_dir_option = click.option("--state-dir", type=click.Path(file_okay=False), default=None,
                                 help="Save finished chunks here and resume from them when the same command runs "
-                                     "again (default with --out: OUT's name + '.<command>-state' beside it).")
+                                     "again (default with --out: beside it, OUT's name + '.<command>-<hash of the "
+                                     "options>-state').")
+# Options that never change a result: a rerun with other values resumes the same state.
+NOT_IN_STATE_KEY = {"out", "state_dir", "no_progress", "gpus", "device", "batch"}
 
 
 def state_dir_for(state_dir: str | None, out: str | None, command: str) -> Path | None:
+    """`--state-dir`, else (with `--out`) a folder beside OUT named by the command and a hash of its other options,
+    so that two evaluations appending to one results file never share state."""
     if state_dir:
         return Path(state_dir)
-    if out:
-        out = Path(out)
-        return out.with_name(f"{out.stem}.{command}-state")
-    return None
+    if not out:
+        return None
+    params = click.get_current_context().params
+    key = {name: _canonical(value) for name, value in params.items() if name not in NOT_IN_STATE_KEY}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    out = Path(out)
+    return out.with_name(f"{out.stem}.{command}-{digest}-state")
+
+
+def _canonical(value):
+    """Existing files by absolute path (the same file named two ways is one run)."""
+    if isinstance(value, str) and os.path.exists(value):
+        return str(Path(value).resolve())
+    return value
 
 
 def _free_port() -> int:

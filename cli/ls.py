@@ -12,7 +12,7 @@ from stylegan_metrics.ls import linear_separability
 
 from .launch import distributable, state_dir_for, state_dir_option
 from .options import (emit_result, batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
-                      resolve_device, seed_option)
+                      metric_device, resolve_device, seed_option)
 
 attributes_option = click.option("--attributes", default="40", show_default=True,
                                  help="The first N attributes (SPEC order) or a comma-separated list of names.")
@@ -40,7 +40,7 @@ attributes_option = click.option("--attributes", default="40", show_default=True
 def ls(ckpt, classifier, attributes, space, num, keep, svm, details_path, batch, seed, device, out, state_dir,
        no_progress):
     """Linear separability (StyleGAN1): attribute classifier, linear SVMs, conditional entropy."""
-    dev = distributed.init_from_env(resolve_device(device))  # this rank's GPU before G is loaded
+    dev = metric_device(device)  # joins the process group: this rank's GPU before G is loaded
     G = load_generator(ckpt, device=dev)
     C = load_classifier(classifier, device=dev)
     result = linear_separability(G, C, num_samples=num or 200_000, keep=keep, attributes=attributes, space=space,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from stylegan_core import distributed
-from stylegan_metrics.sampling import resolve_device  # noqa: F401  (InputError -> exit 2 via Application)
+from stylegan_metrics.sampling import metric_device, resolve_device  # noqa: F401  (re-exported for the commands)
 
 
 ckpt_option = click.option("--ckpt", "ckpt", required=True, type=click.Path(dir_okay=False),

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import click
 
-from stylegan_core import distributed
 from stylegan_core.checkpoint import load_generator
 from stylegan_metrics.features import SIMILARITY_NETWORKS
 from stylegan_metrics.ppl import ppl as compute_ppl
 
 from .launch import distributable, state_dir_for, state_dir_option
 from .options import (emit_result, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
-                      resolve_device, seed_option, weights_option)
+                      metric_device, seed_option, weights_option)
 
 
 @click.command()
@@ -36,7 +35,7 @@ from .options import (emit_result, ckpt_option, device_option, no_progress_optio
 def ppl(ckpt, space, sampling, num, epsilon, no_crop, downsample, batch, seed, similarity, weights, device, out,
         state_dir, no_progress):
     """Perceptual path length (LPIPS / epsilon^2, trimmed mean), StyleGAN1 rules."""
-    dev = distributed.init_from_env(resolve_device(device))  # this rank's GPU before G is loaded
+    dev = metric_device(device)  # joins the process group: this rank's GPU before G is loaded
     G = load_generator(ckpt, device=dev)
     result = compute_ppl(G, space=space, sampling=sampling, num_samples=num or 100_000, epsilon=epsilon,
                          crop=not no_crop, batch_size=batch, seed=seed, similarity=similarity, weights=weights, device=dev,

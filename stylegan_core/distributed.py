@@ -3,6 +3,8 @@ sums all-reduced, per-chunk values gathered, gradients averaged."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 from datetime import timedelta
 
@@ -12,14 +14,35 @@ import torch.distributed as dist
 from stylegan_core.errors import InputError
 
 ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+_ALONE = contextvars.ContextVar("stylegan_metrics_alone", default=False)  # inside `alone()`
+
+
+@contextlib.contextmanager
+def alone(enabled: bool = True):
+    """Within it (when `enabled`) this process acts as a world of one: no sharding, no collective calls,
+    files written here. For a library caller that runs a metric on one rank only (`if rank == 0: fid(...)`)."""
+    token = _ALONE.set(_ALONE.get() or enabled)
+    try:
+        yield
+    finally:
+        _ALONE.reset(token)
+
+
+def _in_group() -> bool:
+    return dist.is_available() and dist.is_initialized() and not _ALONE.get()
 
 
 def rank() -> int:
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    return dist.get_rank() if _in_group() else 0
 
 
 def world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    return dist.get_world_size() if _in_group() else 1
+
+
+def gpus_used(device: torch.device) -> int:
+    """GPUs working on this run: one per process on CUDA, none on the CPU."""
+    return world_size() if device.type == "cuda" else 0
 
 
 def is_main() -> bool:
@@ -35,6 +58,8 @@ def init_from_env(device: torch.device) -> torch.device:
 
     NCCL on CUDA (one GPU per process: cuda:LOCAL_RANK), gloo on the CPU. Without WORLD_SIZE > 1 this is a
     single-process run and `device` comes back unchanged."""
+    if _ALONE.get():
+        return device
     if not launched_by_torchrun() or dist.is_initialized():
         return _rank_device(device)
     missing = [k for k in ENV if k not in os.environ]
@@ -102,10 +127,7 @@ def all_gather_chunks(mine: dict[int, object]) -> dict[int, object]:
         return dict(mine)
     parts: list[dict[int, object] | None] = [None] * world_size()
     dist.all_gather_object(parts, mine)
-    merged: dict[int, object] = {}
-    for part in parts:
-        merged.update(part or {})
-    return merged
+    return _merge(parts)
 
 
 def gather_chunks_to_main(mine: dict[int, object]) -> dict[int, object]:
@@ -114,8 +136,12 @@ def gather_chunks_to_main(mine: dict[int, object]) -> dict[int, object]:
         return dict(mine)
     parts: list[dict[int, object] | None] | None = [None] * world_size() if is_main() else None
     dist.gather_object(mine, parts, dst=0)
+    return _merge(parts or [])
+
+
+def _merge(parts: list[dict[int, object] | None]) -> dict[int, object]:
     merged: dict[int, object] = {}
-    for part in parts or []:
+    for part in parts:
         merged.update(part or {})
     return merged
 

@@ -7,6 +7,7 @@ import dataclasses
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,8 +197,13 @@ class Trainer:
 
     # ---- persistence -------------------------------------------------------------------------
     def resume(self, path: Path) -> None:
-        """Continue the run stored in `path`: networks, optimizers, step; options must match."""
-        data = load_checkpoint(path)
+        """Continue the run stored in `path`: networks, optimizers, step; options must match. In a multi-process
+        run rank 0 reads the file and sends it to the others, so other nodes need not see it."""
+        data = distributed.broadcast_from_main(load_checkpoint(path) if distributed.is_main() else None)
+        saved_world, world = int(data.get("world_size", 1)), distributed.world_size()
+        if saved_world != world:
+            warnings.warn(f"{path.name} was written by a run of {saved_world} process(es), resumed with {world}: "
+                          f"training goes on, but with other random streams than the uninterrupted run", stacklevel=2)
         config = data.get("config") or {}
         saved = TrainingOptions.from_dict(config.get("training") or {}).to_dict() if config.get("training") else None
         if saved is None:
@@ -230,7 +236,7 @@ class Trainer:
             config={"G": self.G.config, "D": self.D.config, "training": self.options.to_dict()},
             G=self.G, G_ema=self.G_ema, D=self.D, G_opt=self.G_opt, D_opt=self.D_opt,
             step=self.step, images_seen=self.images_seen,
-            pl_mean=self.pl_mean,
+            pl_mean=self.pl_mean, world_size=distributed.world_size(),
         )
         with torch.no_grad():
             images = self.G_ema(self.grid_z.to(self.device), noise_mode="const")
@@ -337,7 +343,8 @@ def train(
     Under torchrun (or `--gpus N`) each process trains on its share of every batch, gradients averaged."""
     device = distributed.init_from_env(torch.device(device))
     run_dir = Path(run_dir)
-    latest = find_latest_snapshot(run_dir) if run_dir.is_dir() else None
+    found = find_latest_snapshot(run_dir) if distributed.is_main() and run_dir.is_dir() else None
+    latest = distributed.broadcast_from_main(found)  # rank 0's view: other nodes may not share its disk
     if latest is not None and not resume:
         raise InputError(f"{run_dir} already holds snapshots; pass --resume to continue that run or choose another --out")
     dataset = ImageDataset(data, resolution=options.resolution, channels=options.img_channels, xflip=options.xflip)

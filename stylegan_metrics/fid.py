@@ -13,8 +13,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from stylegan_core import distributed
-from stylegan_core.allocator import keep_freed_memory
+from stylegan_core import distributed as group
 from stylegan_core.datasets import ImageDataset
 from stylegan_core.errors import InputError
 
@@ -22,7 +21,7 @@ from .features import FeatureExtractor, build_feature_extractor, module_fingerpr
 from .frechet import frechet_distance
 from .result import MetricResult
 from .run_state import DEFAULT_CHUNK, RunState, run_chunks
-from .sampling import generate_batches, resolve_device
+from .sampling import generate_batches, metric_device
 from .stats import COVARIANCE_KINDS, FeatureStats, ReferenceStats
 
 CACHE_VERSION = 1
@@ -83,14 +82,13 @@ def feature_stats(
                                 progress=progress, desc=desc):
         part = FeatureStats.from_arrays(arrays)
         acc = part if acc is None else acc.merge(part)
-    if distributed.world_size() == 1:
+    if group.world_size() == 1:
         return acc
-    dims = [d for d in distributed.all_gather_chunks({distributed.rank(): acc and acc.num_features}).values() if d]
+    dims = [d for d in group.all_gather_chunks({group.rank(): acc and acc.num_features}).values() if d]
     acc = acc or FeatureStats(dims[0])  # a rank without chunks adds zeros
-    acc.merge(FeatureStats(acc.num_features))  # flush pending rows
-    counts = distributed.all_reduce_sum(torch.tensor([acc.n], dtype=torch.float64))
-    distributed.all_reduce_sum(acc.sum)
-    distributed.all_reduce_sum(acc.sum_outer)
+    counts = group.all_reduce_sum(torch.tensor([acc.n], dtype=torch.float64))
+    group.all_reduce_sum(acc.sum)
+    group.all_reduce_sum(acc.sum_outer)
     acc.n = int(counts.item())
     return acc
 
@@ -112,28 +110,30 @@ def compute_reference_stats(
     state_dir: str | os.PathLike | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     precision: str = "fp32",
+    distributed: bool = True,
 ) -> ReferenceStats:
     """Statistics of every image of a folder or zip (or the first `max_items`), cached under
     $STYLEGAN_METRICS_HOME/stats keyed by a hash of the data, the feature network and the options.
-    Under torchrun the images are shared out to the processes; `state_dir` makes the run resumable."""
-    dev = distributed.init_from_env(resolve_device(device))
-    keep_freed_memory()
-    dataset = ImageDataset(data, channels=3, max_items=max_items, strict=True)
-    if resolution is not None and dataset.resolution != resolution:
-        raise InputError(f"{data}: images are {dataset.resolution}x{dataset.resolution} but the generator "
-                         f"makes {resolution}x{resolution}")
-    extractor = build_feature_extractor(features, weights=weights, device=dev, precision=precision)
-    key = {"data": dataset_fingerprint(dataset), "max_items": max_items, "features": extractor.fingerprint}
-    cache_file = stats_cache_file(Path(data).stem, key)
+    Under torchrun the images are shared out to the processes (`distributed=False`: not, as in `fid`);
+    `state_dir` makes the run resumable."""
+    with group.alone(not distributed):
+        dev = metric_device(device)
+        dataset = ImageDataset(data, channels=3, max_items=max_items, strict=True)
+        if resolution is not None and dataset.resolution != resolution:
+            raise InputError(f"{data}: images are {dataset.resolution}x{dataset.resolution} but the generator "
+                             f"makes {resolution}x{resolution}")
+        extractor = build_feature_extractor(features, weights=weights, device=dev, precision=precision)
+        key = {"data": dataset_fingerprint(dataset), "max_items": max_items, "features": extractor.fingerprint}
+        cache_file = stats_cache_file(Path(data).stem, key)
 
-    def batches_of(start: int, count: int):
-        subset = torch.utils.data.Subset(dataset, range(start, start + count))
-        for images, _ in torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False):
-            yield images
+        def batches_of(start: int, count: int):
+            subset = torch.utils.data.Subset(dataset, range(start, start + count))
+            for images, _ in torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False):
+                yield images
 
-    state = RunState(state_dir, {"run": "reference-stats", **key, "chunk_size": chunk_size}) if state_dir else None
-    return cached_reference_stats(cache_file if cache else None, extractor, batches_of, total=len(dataset),
-                                  device=dev, progress=progress, state=state, chunk_size=chunk_size)
+        state = RunState(state_dir, {"run": "reference-stats", **key, "chunk_size": chunk_size}) if state_dir else None
+        return cached_reference_stats(cache_file if cache else None, extractor, batches_of, total=len(dataset),
+                                      device=dev, progress=progress, state=state, chunk_size=chunk_size)
 
 
 def stats_cache_file(stem: str, key: dict) -> Path:
@@ -155,14 +155,14 @@ def cached_reference_stats(cache_file: Path | None, extractor: FeatureExtractor,
             cached = ReferenceStats.load(cache_file)
         except InputError:
             pass
-    if all(distributed.all_gather_chunks({distributed.rank(): cached is not None}).values()):
+    if all(group.all_gather_chunks({group.rank(): cached is not None}).values()):
         if state is not None:
             state.remove()
         return cached
     acc = feature_stats(extractor, batches_of, total, device=device, state=state, chunk_size=chunk_size,
                         progress=progress, desc=desc)
     stats = ReferenceStats.from_accumulator(acc, extractor.name, extractor.fingerprint)
-    if cache_file is not None and distributed.is_main():
+    if cache_file is not None and group.is_main():
         stats.save(cache_file)
     if state is not None:
         state.remove()
@@ -185,6 +185,7 @@ def fid(
     state_dir: str | os.PathLike | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     precision: str = "fp32",
+    distributed: bool = True,
 ) -> MetricResult:
     """Fréchet Inception Distance of `num_gen` generated images against `reference` (a folder, a zip,
     a statistics .npz or ReferenceStats). `cov='biased'` reproduces NVIDIA stylegan2-ada's 1/N.
@@ -192,52 +193,54 @@ def fid(
     Under torchrun (or `--gpus N`) the samples are shared out by index, the sums all-reduced in float64.
     With `state_dir` every finished chunk of `chunk_size` samples is saved there, and rerunning the same
     call after a crash resumes from them; the folder is removed once the result is computed. `precision`
-    ('fp32', 'tf32', 'bf16') is the feature network's arithmetic; statistics of another precision are refused."""
+    ('fp32', 'tf32', 'bf16') is the feature network's arithmetic; statistics of another precision are refused.
+    `distributed=False` computes everything in this process even inside an initialised process group, for
+    a caller that evaluates on one rank only (`if rank == 0: fid(...)` would otherwise wait for the others)."""
     if cov not in COVARIANCE_KINDS:
         raise InputError(f"cov must be one of {', '.join(COVARIANCE_KINDS)}, not {cov!r}")
     start_time = time.time()
-    dev = distributed.init_from_env(resolve_device(device))
-    keep_freed_memory()
-    G = G.to(dev).eval() if isinstance(G, torch.nn.Module) else G
-    extractor = build_feature_extractor(features, weights=weights, device=dev, precision=precision)
-    if isinstance(reference, ReferenceStats):
-        ref = reference
-    elif Path(reference).suffix.lower() == ".npz":
-        ref = ReferenceStats.load(reference)
-    else:
-        ref = compute_reference_stats(reference, features=extractor, batch_size=batch_size, device=dev,
-                                      progress=progress, resolution=G.img_resolution, chunk_size=chunk_size,
-                                      state_dir=Path(state_dir) / "reference" if state_dir else None)
-    if ref.features != extractor.name:
-        raise InputError(f"reference statistics are of {ref.features!r} features, not {extractor.name!r}")
-    if ref.fingerprint and ref.fingerprint != extractor.fingerprint:
-        raise InputError(f"reference statistics were computed with other {ref.features} weights "
-                         f"({ref.fingerprint}, now {extractor.fingerprint}); recompute them with these weights")
+    with group.alone(not distributed):
+        dev = metric_device(device)
+        G = G.to(dev).eval() if isinstance(G, torch.nn.Module) else G
+        extractor = build_feature_extractor(features, weights=weights, device=dev, precision=precision)
+        if isinstance(reference, ReferenceStats):
+            ref = reference
+        elif Path(reference).suffix.lower() == ".npz":
+            ref = ReferenceStats.load(reference)
+        else:
+            ref = compute_reference_stats(reference, features=extractor, batch_size=batch_size, device=dev,
+                                          progress=progress, resolution=G.img_resolution, chunk_size=chunk_size,
+                                          state_dir=Path(state_dir) / "reference" if state_dir else None)
+        if ref.features != extractor.name:
+            raise InputError(f"reference statistics are of {ref.features!r} features, not {extractor.name!r}")
+        if ref.fingerprint and ref.fingerprint != extractor.fingerprint:
+            raise InputError(f"reference statistics were computed with other {ref.features} weights "
+                             f"({ref.fingerprint}, now {extractor.fingerprint}); recompute them with these weights")
 
-    def batches_of(start: int, count: int):
-        for batch in generate_batches(G, count, first=start, batch_size=batch_size, seed=seed, device=dev,
-                                      truncation_psi=truncation_psi, progress=False):
-            yield batch.images
+        def batches_of(start: int, count: int):
+            for batch in generate_batches(G, count, first=start, batch_size=batch_size, seed=seed, device=dev,
+                                          truncation_psi=truncation_psi):
+                yield batch.images
 
-    state = None
-    if state_dir:
-        state = RunState(Path(state_dir) / "generated", {
-            "run": "fid-generated", "generator": module_fingerprint(G), "num_gen": num_gen, "seed": seed,
-            "truncation_psi": truncation_psi, "features": extractor.fingerprint, "chunk_size": chunk_size})
-    gen = feature_stats(extractor, batches_of, num_gen, device=dev, state=state, chunk_size=chunk_size,
-                        progress=progress, desc="fid")
-    if gen.num_features != ref.mu.shape[0]:
-        raise InputError(f"reference statistics have {ref.mu.shape[0]} features, the network gives {gen.num_features}")
-    value = frechet_distance(gen.mean(), gen.covariance(cov), ref.mu, ref.covariance(cov))
-    if state is not None:
-        state.remove()
-        if distributed.is_main() and not any(Path(state_dir).iterdir()):
-            Path(state_dir).rmdir()  # held only the two parts' folders
-    name = f"fid{num_gen // 1000}k" if num_gen % 1000 == 0 else f"fid{num_gen}"
-    params = dict(num_gen=num_gen, batch_size=batch_size, seed=seed, truncation_psi=truncation_psi,
-                  features=extractor.name, features_fingerprint=extractor.fingerprint, cov=cov,
-                  precision=extractor.precision,
-                  reference=str(reference) if not isinstance(reference, ReferenceStats) else "ReferenceStats",
-                  reference_n=ref.n, device=str(dev), num_processes=distributed.world_size())
-    return MetricResult(metric=name, results={name: value}, params=params, total_time=time.time() - start_time,
-                        num_gpus=distributed.world_size() if dev.type == "cuda" else 0)
+        state = None
+        if state_dir:
+            state = RunState(Path(state_dir) / "generated", {
+                "run": "fid-generated", "generator": module_fingerprint(G), "num_gen": num_gen, "seed": seed,
+                "truncation_psi": truncation_psi, "features": extractor.fingerprint, "chunk_size": chunk_size})
+        gen = feature_stats(extractor, batches_of, num_gen, device=dev, state=state, chunk_size=chunk_size,
+                            progress=progress, desc="fid")
+        if gen.num_features != ref.mu.shape[0]:
+            raise InputError(f"reference statistics have {ref.mu.shape[0]} features, the network gives {gen.num_features}")
+        value = frechet_distance(gen.mean(), gen.covariance(cov), ref.mu, ref.covariance(cov))
+        if state is not None:
+            state.remove()
+            if group.is_main() and not any(Path(state_dir).iterdir()):
+                Path(state_dir).rmdir()  # held only the two parts' folders
+        name = f"fid{num_gen // 1000}k" if num_gen % 1000 == 0 else f"fid{num_gen}"
+        params = dict(num_gen=num_gen, batch_size=batch_size, seed=seed, truncation_psi=truncation_psi,
+                      features=extractor.name, features_fingerprint=extractor.fingerprint, cov=cov,
+                      precision=extractor.precision,
+                      reference=str(reference) if not isinstance(reference, ReferenceStats) else "ReferenceStats",
+                      reference_n=ref.n, device=str(dev), num_processes=group.world_size())
+        return MetricResult(metric=name, results={name: value}, params=params, total_time=time.time() - start_time,
+                            num_gpus=group.gpus_used(dev))

@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stylegan_core import distributed
-from stylegan_core.allocator import keep_freed_memory
+from stylegan_core import distributed as group
 from stylegan_core.errors import InputError
 
 from .attributes import select_attributes
@@ -18,7 +17,7 @@ from .features import module_fingerprint
 from .ppl import box_downsample
 from .result import MetricResult
 from .run_state import DEFAULT_CHUNK, RunState, run_chunks
-from .sampling import batch_invariant, generate_batches, resolve_device
+from .sampling import batch_invariant, generate_batches, metric_device
 from .separability import separability_from_arrays
 
 
@@ -37,6 +36,7 @@ def linear_separability(
     progress: bool = True,
     state_dir: str | os.PathLike | None = None,  # save finished chunks here; a rerun resumes from them
     chunk_size: int = DEFAULT_CHUNK,      # samples per chunk: the unit of sharding and of checkpointing
+    distributed: bool = True,             # False: no sharding even in a torch.distributed group
 ) -> MetricResult:
     """Results `ls_z` and/or `ls_w` (2 ** sum of H(Y|X) bits); `details` has one row per attribute and space.
 
@@ -51,52 +51,52 @@ def linear_separability(
     names = select_attributes(attributes, available=available)
     columns = [available.index(n) for n in names]
     start_time = time.time()
-    dev = distributed.init_from_env(resolve_device(device))
-    keep_freed_memory()
-    G = G.to(dev).eval() if isinstance(G, torch.nn.Module) else G
-    classifier = classifier.to(dev).eval()
-    shapes = {"z": (G.z_dim,), "w": (G.w_dim,), "logits": (len(names),)}
+    with group.alone(not distributed):
+        dev = metric_device(device)
+        G = G.to(dev).eval() if isinstance(G, torch.nn.Module) else G
+        classifier = classifier.to(dev).eval()
+        shapes = {"z": (G.z_dim,), "w": (G.w_dim,), "logits": (len(names),)}
 
-    def compute(start: int, count: int, advance) -> dict[str, np.ndarray]:
-        out = {k: np.empty((count, *shape), np.float32) for k, shape in shapes.items()}
-        for batch in generate_batches(G, count, first=start, batch_size=batch_size, seed=seed, device=dev,
-                                      progress=False, uint8=False):
-            images = batch.images
-            if images.shape[2] > 256:
-                images = box_downsample(images, images.shape[2] // 256)
-            with torch.inference_mode():
-                logits = batch_invariant(classifier, images)[:, columns]
-            if not torch.isfinite(logits).all():
-                raise InputError("the classifier produced NaN or Inf logits")
-            rows = slice(batch.start - start, batch.start - start + images.shape[0])
-            out["z"][rows] = batch.z.cpu().numpy()
-            out["w"][rows] = batch.ws[:, -1].cpu().numpy()
-            out["logits"][rows] = logits.cpu().numpy()
-            advance(images.shape[0])
-        return out
+        def compute(start: int, count: int, advance) -> dict[str, np.ndarray]:
+            out = {k: np.empty((count, *shape), np.float32) for k, shape in shapes.items()}
+            for batch in generate_batches(G, count, first=start, batch_size=batch_size, seed=seed, device=dev,
+                                          uint8=False):
+                images = batch.images
+                if images.shape[2] > 256:
+                    images = box_downsample(images, images.shape[2] // 256)
+                with torch.inference_mode():
+                    logits = batch_invariant(classifier, images)[:, columns]
+                if not torch.isfinite(logits).all():
+                    raise InputError("the classifier produced NaN or Inf logits")
+                rows = slice(batch.start - start, batch.start - start + images.shape[0])
+                out["z"][rows] = batch.z.cpu().numpy()
+                out["w"][rows] = batch.ws[:, -1].cpu().numpy()
+                out["logits"][rows] = logits.cpu().numpy()
+                advance(images.shape[0])
+            return out
 
-    state = None
-    if state_dir:
-        state = RunState(state_dir, {"run": "ls", "generator": module_fingerprint(G), "classifier":
-                                     module_fingerprint(classifier), "attributes": names, "num_samples": num_samples,
-                                     "seed": seed, "chunk_size": chunk_size})
-    mine = dict(run_chunks(num_samples, compute, lambda count: {k: (count, *s) for k, s in shapes.items()},
-                           state=state, chunk_size=chunk_size, progress=progress, desc="ls"))
-    chunks = distributed.gather_chunks_to_main(mine)
-    outcome = None
-    if distributed.is_main():  # the SVMs run once, on rank 0; every rank returns its result
-        arrays = {k: np.concatenate([chunks[c][k] for c in sorted(chunks)]) for k in shapes}
-        results, tables = {}, []
-        for sp in spaces:
-            score, table = separability_from_arrays(arrays[sp], arrays["logits"], keep=keep, svm=svm,
-                                                    attributes=names, device=dev)
-            results[f"ls_{sp}"] = score
-            tables.append(table.assign(space=sp))
-        outcome = results, pd.concat(tables, ignore_index=True)
-    results, details = distributed.broadcast_from_main(outcome)
-    if state is not None:
-        state.remove()
-    params = dict(num_samples=num_samples, keep=keep, attributes=names, space=space, svm=svm, batch_size=batch_size,
-                  seed=seed, device=str(dev), num_processes=distributed.world_size())
-    return MetricResult(metric="ls", results=results, params=params, total_time=time.time() - start_time,
-                        num_gpus=distributed.world_size() if dev.type == "cuda" else 0, details=details)
+        state = None
+        if state_dir:
+            state = RunState(state_dir, {"run": "ls", "generator": module_fingerprint(G), "classifier":
+                                         module_fingerprint(classifier), "attributes": names, "num_samples": num_samples,
+                                         "seed": seed, "chunk_size": chunk_size})
+        mine = dict(run_chunks(num_samples, compute, lambda count: {k: (count, *s) for k, s in shapes.items()},
+                               state=state, chunk_size=chunk_size, progress=progress, desc="ls"))
+        chunks = group.gather_chunks_to_main(mine)
+        outcome = None
+        if group.is_main():  # the SVMs run once, on rank 0; every rank returns its result
+            arrays = {k: np.concatenate([chunks[c][k] for c in sorted(chunks)]) for k in shapes}
+            results, tables = {}, []
+            for sp in spaces:
+                score, table = separability_from_arrays(arrays[sp], arrays["logits"], keep=keep, svm=svm,
+                                                        attributes=names, device=dev)
+                results[f"ls_{sp}"] = score
+                tables.append(table.assign(space=sp))
+            outcome = results, pd.concat(tables, ignore_index=True)
+        results, details = group.broadcast_from_main(outcome)
+        if state is not None:
+            state.remove()
+        params = dict(num_samples=num_samples, keep=keep, attributes=names, space=space, svm=svm, batch_size=batch_size,
+                      seed=seed, device=str(dev), num_processes=group.world_size())
+        return MetricResult(metric="ls", results=results, params=params, total_time=time.time() - start_time,
+                            num_gpus=group.gpus_used(dev), details=details)

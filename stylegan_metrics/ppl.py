@@ -10,14 +10,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stylegan_core import distributed
-from stylegan_core.allocator import keep_freed_memory
+from stylegan_core import distributed as group
 from stylegan_core.errors import InputError
 
 from .features import build_similarity, module_fingerprint
 from .result import MetricResult
 from .run_state import DEFAULT_CHUNK, RunState, run_chunks
-from .sampling import _table_rows, check_generator, latents, map_latents, noise_seeds, resolve_device, synthesize
+from .sampling import _table_rows, check_generator, latents, map_latents, noise_seeds, metric_device, synthesize
 
 SPACES, SAMPLINGS, DOWNSAMPLES = ("z", "w"), ("full", "end"), ("stylegan1", "ada")
 STREAM_Z0, STREAM_Z1, STREAM_T = 10, 11, 12
@@ -122,6 +121,7 @@ def ppl(
     downsample: str = "stylegan1",        # 'stylegan1' (crop // 256) or 'ada' (resolution // 256)
     state_dir: str | os.PathLike | None = None,  # save finished chunks here; a rerun resumes from them
     chunk_size: int = DEFAULT_CHUNK,      # pairs per chunk: the unit of sharding and of checkpointing
+    distributed: bool = True,             # False: no sharding even in a torch.distributed group
 ) -> MetricResult:
     """Perceptual path length. Result keys `ppl_{space}{sampling}`; `details` holds every distance.
 
@@ -134,43 +134,43 @@ def ppl(
         raise InputError("num_samples and batch_size must be >= 1 and epsilon > 0")
     check_generator(G)
     start_time = time.time()
-    dev = distributed.init_from_env(resolve_device(device))
-    keep_freed_memory()
-    G = G.to(dev).eval() if isinstance(G, torch.nn.Module) else G
-    dist_fn = build_similarity(similarity, weights=weights, device=dev)
-    combos = [(s, m) for s in spaces for m in samplings]
-    keys = [f"ppl_{sp}{sm}" for sp, sm in combos]
+    with group.alone(not distributed):
+        dev = metric_device(device)
+        G = G.to(dev).eval() if isinstance(G, torch.nn.Module) else G
+        dist_fn = build_similarity(similarity, weights=weights, device=dev)
+        combos = [(s, m) for s in spaces for m in samplings]
+        keys = [f"ppl_{sp}{sm}" for sp, sm in combos]
 
-    def compute(start: int, count: int, advance) -> dict[str, np.ndarray]:
-        out = {k: np.empty(count, np.float64) for k in keys}
-        for first in range(start, start + count, batch_size):
-            n = min(batch_size, start + count - first)
-            distances = _pair_distances(G, dist_fn, combos, seed=seed, first=first, n=n, epsilon=epsilon, crop=crop,
-                                        downsample=downsample, dev=dev)
-            for key, d in zip(keys, distances):
-                out[key][first - start:first - start + n] = d
-            advance(n)
-        return out
+        def compute(start: int, count: int, advance) -> dict[str, np.ndarray]:
+            out = {k: np.empty(count, np.float64) for k in keys}
+            for first in range(start, start + count, batch_size):
+                n = min(batch_size, start + count - first)
+                distances = _pair_distances(G, dist_fn, combos, seed=seed, first=first, n=n, epsilon=epsilon, crop=crop,
+                                            downsample=downsample, dev=dev)
+                for key, d in zip(keys, distances):
+                    out[key][first - start:first - start + n] = d
+                advance(n)
+            return out
 
-    state = None
-    if state_dir:
-        state = RunState(state_dir, {
-            "run": "ppl", "generator": module_fingerprint(G), "combos": keys, "num_samples": num_samples,
-            "epsilon": epsilon, "crop": crop, "seed": seed, "similarity": dist_fn.fingerprint,
-            "downsample": downsample, "chunk_size": chunk_size})
-    mine = dict(run_chunks(num_samples, compute, lambda count: {k: (count,) for k in keys}, state=state,
-                           chunk_size=chunk_size, progress=progress, desc="ppl"))
-    chunks = distributed.all_gather_chunks(mine)
-    distances = {c: np.concatenate([chunks[i][f"ppl_{c[0]}{c[1]}"] for i in sorted(chunks)]) for c in combos}
-    if state is not None:
-        state.remove()
+        state = None
+        if state_dir:
+            state = RunState(state_dir, {
+                "run": "ppl", "generator": module_fingerprint(G), "combos": keys, "num_samples": num_samples,
+                "epsilon": epsilon, "crop": crop, "seed": seed, "similarity": dist_fn.fingerprint,
+                "downsample": downsample, "chunk_size": chunk_size})
+        mine = dict(run_chunks(num_samples, compute, lambda count: {k: (count,) for k in keys}, state=state,
+                               chunk_size=chunk_size, progress=progress, desc="ppl"))
+        chunks = group.all_gather_chunks(mine)
+        distances = {c: np.concatenate([chunks[i][f"ppl_{c[0]}{c[1]}"] for i in sorted(chunks)]) for c in combos}
+        if state is not None:
+            state.remove()
 
-    results = {f"ppl_{sp}{sm}": trimmed_mean(distances[(sp, sm)]) for sp, sm in combos}
-    details = pd.concat([pd.DataFrame({"space": sp, "sampling": sm, "index": np.arange(num_samples),
-                                       "distance": distances[(sp, sm)]}) for sp, sm in combos], ignore_index=True)
-    params = dict(space=space, sampling=sampling, num_samples=num_samples, epsilon=epsilon, crop=crop,
-                  batch_size=batch_size, seed=seed, similarity=dist_fn.name, similarity_fingerprint=dist_fn.fingerprint,
-                  downsample=downsample, device=str(dev), num_processes=distributed.world_size())
-    metric = next(iter(results)) if len(results) == 1 else "ppl"
-    return MetricResult(metric=metric, results=results, params=params, total_time=time.time() - start_time,
-                        num_gpus=distributed.world_size() if dev.type == "cuda" else 0, details=details)
+        results = {f"ppl_{sp}{sm}": trimmed_mean(distances[(sp, sm)]) for sp, sm in combos}
+        details = pd.concat([pd.DataFrame({"space": sp, "sampling": sm, "index": np.arange(num_samples),
+                                           "distance": distances[(sp, sm)]}) for sp, sm in combos], ignore_index=True)
+        params = dict(space=space, sampling=sampling, num_samples=num_samples, epsilon=epsilon, crop=crop,
+                      batch_size=batch_size, seed=seed, similarity=dist_fn.name, similarity_fingerprint=dist_fn.fingerprint,
+                      downsample=downsample, device=str(dev), num_processes=group.world_size())
+        metric = next(iter(results)) if len(results) == 1 else "ppl"
+        return MetricResult(metric=metric, results=results, params=params, total_time=time.time() - start_time,
+                            num_gpus=group.gpus_used(dev), details=details)

@@ -8,8 +8,9 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from stylegan_core import distributed
+from stylegan_core.allocator import keep_freed_memory
 from stylegan_core.errors import InputError
 from stylegan_core.images import to_uint8
 
@@ -30,6 +31,14 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         raise InputError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def metric_device(device: str | torch.device | None) -> torch.device:
+    """This process's device for a metric: `device` resolved, the torchrun group joined (each rank on its own
+    GPU) unless running `distributed.alone()`, and freed memory kept for the next batch (allocator.py)."""
+    dev = distributed.init_from_env(resolve_device(device))
+    keep_freed_memory()
     return dev
 
 
@@ -106,22 +115,17 @@ class GeneratedBatch:
 
 
 def generate_batches(G, num: int, *, batch_size: int, seed: int, device: torch.device, truncation_psi: float = 1.0,
-                     noise_mode: str = "random", progress: bool = True, desc: str = "generate",
-                     uint8: bool = True, first: int = 0) -> Iterator[GeneratedBatch]:
-    """Samples first..first+num-1 in batches under inference mode; sample i depends only on (seed, i)."""
+                     noise_mode: str = "random", uint8: bool = True, first: int = 0) -> Iterator[GeneratedBatch]:
+    """Samples first..first+num-1 in batches under inference mode; sample i depends only on (seed, i).
+    (Progress is shown by the caller: metrics count finished samples per chunk, see run_state.run_chunks.)"""
     check_generator(G)
     if num < 1 or batch_size < 1:
         raise InputError("the number of samples and the batch size must be >= 1")
-    bar = tqdm(total=num, unit="img", desc=desc, disable=None if progress else True, dynamic_ncols=True)
-    try:
-        for start in range(first, first + num, batch_size):
-            count = min(batch_size, first + num - start)
-            with torch.inference_mode():  # not held across the yield: it is thread-local state
-                z = latents(seed, start, count, G.z_dim).to(device)
-                ws = map_latents(G, z, truncation_psi)
-                images = synthesize(G, ws, noise_seeds(seed, start, count), noise_mode)
-                images = to_uint8(images) if uint8 else images.float()
-            yield GeneratedBatch(start, z, ws, images)
-            bar.update(count)
-    finally:
-        bar.close()
+    for start in range(first, first + num, batch_size):
+        count = min(batch_size, first + num - start)
+        with torch.inference_mode():  # not held across the yield: it is thread-local state
+            z = latents(seed, start, count, G.z_dim).to(device)
+            ws = map_latents(G, z, truncation_psi)
+            images = synthesize(G, ws, noise_seeds(seed, start, count), noise_mode)
+            images = to_uint8(images) if uint8 else images.float()
+        yield GeneratedBatch(start, z, ws, images)

@@ -3,12 +3,14 @@ changed parameters refuse a stale state, a damaged chunk is recomputed."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from click.testing import CliRunner
 from stylegan_core import InputError, save_checkpoint
 from stylegan_metrics import linear_separability, ppl
 from stylegan_metrics.run_state import RunState
+from stylegan_metrics_cli.launch import state_dir_for
 from stylegan_metrics_cli.main import main
 from conftest import tiny_generator
 
@@ -38,10 +41,13 @@ def finished(proc: subprocess.Popen, out: Path) -> dict:
 
 @pytest.mark.slow
 def test_two_gloo_processes_equal_one(tmp_path):
-    """48 samples in chunks of 8: rank 0 gets chunks 0, 2, 4 and rank 1 chunks 1, 3, 5."""
+    """48 samples in chunks of 8: rank 0 gets chunks 0, 2, 4 and rank 1 chunks 1, 3, 5. A third job joins a
+    group of two and evaluates on rank 0 only with distributed=False: no collective call, so no deadlock."""
     one = run_job(tmp_path / "one.json", stderr=subprocess.PIPE, text=True)
     two = run_job(tmp_path / "two.json", nproc=2, stderr=subprocess.PIPE, text=True)
+    alone = run_job(tmp_path / "alone.json", "--rank0-only", nproc=2, stderr=subprocess.PIPE, text=True)
     single, sharded = finished(one, tmp_path / "one.json"), finished(two, tmp_path / "two.json")
+    assert finished(alone, tmp_path / "alone.json") == single
     assert sharded["fid"] == pytest.approx(single["fid"], rel=1e-9)
     assert sharded["ppl_distances"] == single["ppl_distances"]  # per-pair values, gathered in index order
     assert sharded["ppl"] == single["ppl"]
@@ -180,7 +186,7 @@ def test_cli_gpus_runs_cpu_processes_and_resumable_state(tmp_path, metrics_home)
     assert r.exit_code == 0, r.output
     two, one = (json.loads((tmp_path / f"{n}.jsonl").read_text()) for n in ("two", "one"))
     assert two["results"] == one["results"] and two["params"]["num_processes"] == 2
-    assert not (tmp_path / "two.ppl-state").exists()  # the default state folder, removed after success
+    assert not list(tmp_path.glob("two.ppl-*-state"))  # the default state folder, removed after success
     r = runner.invoke(main, [*args, "--gpus", "2", "--ckpt", str(tmp_path / "missing.pt")])
     assert r.exit_code == 2  # bad input met in the workers: exit 2
     r = runner.invoke(main, [*args, "--gpus", "2", "--device", "cuda:1"])
@@ -193,9 +199,7 @@ def test_two_process_training_keeps_the_ranks_identical(tmp_path, flat_folder, a
     """Each rank trains on half of every batch with its own latents; averaged gradients and statistics keep
     G, G_ema and D equal on both ranks, and only rank 0 writes the snapshot."""
     run = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                           str(JOB.parent / "train_job.py"), "--data", str(flat_folder), "--out-dir", str(run),
-                           "--arch", arch], env=ENV, capture_output=True, text=True, timeout=300)
+    proc = train_job(flat_folder, run, "--arch", arch)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = (json.loads((run / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0 == r1
@@ -203,6 +207,17 @@ def test_two_process_training_keeps_the_ranks_identical(tmp_path, flat_folder, a
     assert sorted(p.name for p in run.glob("network-snapshot-*.pt")) == ["network-snapshot-000000.pt"]
     if arch == "stylegan2":
         assert r0["pl_mean"] > 0
+    else:  # resume where rank 1 cannot read the run folder (another node): rank 0 sends it the snapshot
+        proc = train_job(flat_folder, run, "--arch", arch, "--resume", "--kimg", "0.096", "--hide-snapshots")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        r0, r1 = (json.loads((run / f"rank{r}.json").read_text()) for r in (0, 1))
+        assert r0 == r1 and r0["step"] == 12 and "other random streams" not in proc.stderr
+
+
+def train_job(data: Path, run: Path, *args: str, nproc: int = 2) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+                           str(JOB.parent / "train_job.py"), "--data", str(data), "--out-dir", str(run), *args],
+                          env=ENV, capture_output=True, text=True, timeout=300)
 
 
 def test_state_folder_keeps_the_users_files(tmp_path):
@@ -227,3 +242,24 @@ def test_cached_reference_leaves_no_stale_state(tmp_path, metrics_home):
     for folder in (write_disc_images(tmp_path / "a", 8, size=16), tmp_path / "a", write_disc_images(tmp_path / "b", 9, size=16)):
         assert np.isfinite(fid(G, folder, **kwargs).value)
         assert not state.exists()
+
+
+def test_default_state_folder_is_keyed_by_the_options(tmp_path):
+    """Two evaluations appending to one results file get two folders; batch size, device and process count
+    do not change a result, so a rerun that changes only them resumes the same folder."""
+    ckpt = tmp_path / "G.pt"
+    ckpt.write_bytes(b"")
+    command = click.Command("ppl")
+
+    def folder(**params):
+        with click.Context(command) as ctx:
+            ctx.params = {"ckpt": str(ckpt), "seed": 0, "batch": 16, "device": None, "gpus": 1, **params}
+            return state_dir_for(None, str(tmp_path / "runs.jsonl"), "ppl")
+
+    assert re.fullmatch(r"runs\.ppl-[0-9a-f]{8}-state", folder().name) and folder().parent == tmp_path
+    assert folder() == folder(batch=64, device="cpu", gpus=2, no_progress=True)
+    assert folder() == folder(ckpt=os.path.relpath(ckpt))  # one file named two ways
+    assert folder(seed=1) != folder() != folder(ckpt=str(tmp_path / "other.pt"))
+    with click.Context(command):
+        assert state_dir_for("mine", str(tmp_path / "runs.jsonl"), "ppl") == Path("mine")
+        assert state_dir_for(None, None, "ppl") is None

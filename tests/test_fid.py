@@ -37,10 +37,10 @@ def test_generated_images_do_not_depend_on_batch_size():
         for layer in G.synthesis.layers:
             layer.noise.strength.fill_(0.5)  # make the random noise matter
     cpu = torch.device("cpu")
-    a = torch.cat([b.images for b in generate_batches(G, 20, batch_size=7, seed=1, device=cpu, progress=False)])
-    b = torch.cat([b.images for b in generate_batches(G, 20, batch_size=20, seed=1, device=cpu, progress=False)])
+    a = torch.cat([b.images for b in generate_batches(G, 20, batch_size=7, seed=1, device=cpu)])
+    b = torch.cat([b.images for b in generate_batches(G, 20, batch_size=20, seed=1, device=cpu)])
     assert torch.equal(a, b)
-    c = torch.cat([b.images for b in generate_batches(G, 20, batch_size=20, seed=2, device=cpu, progress=False)])
+    c = torch.cat([b.images for b in generate_batches(G, 20, batch_size=20, seed=2, device=cpu)])
     assert not torch.equal(a, c)
 
 

@@ -47,8 +47,7 @@ def _stats(G):
     from stylegan_metrics.stats import ReferenceStats
 
     ext = build_feature_extractor(ConvFeatures(), device=torch.device("cpu"))
-    acc = accumulate(ext, (b.images for b in generate_batches(G, 32, batch_size=16, seed=5, device=torch.device("cpu"),
-                                                               progress=False)))
+    acc = accumulate(ext, (b.images for b in generate_batches(G, 32, batch_size=16, seed=5, device=torch.device("cpu"))))
     return ReferenceStats.from_accumulator(acc, ext.name, ext.fingerprint)
 
 

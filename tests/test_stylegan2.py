@@ -164,8 +164,8 @@ def test_noise_modes_and_per_sample_noise_for_metrics():
         torch.testing.assert_close(a[1:], b, rtol=1e-5, atol=1e-6)
     assert supports_noise_seeds(G)
     cpu = torch.device("cpu")
-    x = torch.cat([b.images for b in generate_batches(G, 10, batch_size=3, seed=1, device=cpu, progress=False)])
-    y = torch.cat([b.images for b in generate_batches(G, 10, batch_size=10, seed=1, device=cpu, progress=False)])
+    x = torch.cat([b.images for b in generate_batches(G, 10, batch_size=3, seed=1, device=cpu)])
+    y = torch.cat([b.images for b in generate_batches(G, 10, batch_size=10, seed=1, device=cpu)])
     assert torch.equal(x, y)
 
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegan_core import ImageDataset, InputError, Trainer, TrainingOptions, load_checkpoint, load_generator, train
+from stylegan_core import (ImageDataset, InputError, Trainer, TrainingOptions, load_checkpoint, load_generator,
+                           save_checkpoint, train)
 from stylegan_core.trainer import IndexStream, ema_beta, sample_ws
 from conftest import tiny_generator
 
@@ -54,6 +55,16 @@ def test_resume_refuses_changed_options_and_unasked_overwrite(flat_folder, tmp_p
         train(flat_folder, tmp_path / "run", opts, progress=False)
     with pytest.raises(InputError, match="lr: run has 0.002, asked 0.01"):
         train(flat_folder, tmp_path / "run", dataclasses.replace(opts, lr=0.01), resume=True, progress=False)
+
+
+def test_resume_with_another_process_count_warns(flat_folder, tmp_path):
+    opts = TrainingOptions(kimg=0.032, snap_kimg=100, **TINY)
+    snapshot = train(flat_folder, tmp_path / "run", opts, progress=False)
+    data = load_checkpoint(snapshot)
+    assert data["world_size"] == 1
+    save_checkpoint(snapshot, **{k: v for k, v in data.items() if k not in ("format", "version")} | {"world_size": 2})
+    with pytest.warns(UserWarning, match="run of 2 process.*resumed with 1"):
+        train(flat_folder, tmp_path / "run", dataclasses.replace(opts, kimg=0.048), resume=True, progress=False)
 
 
 def test_ema_beta_formula():

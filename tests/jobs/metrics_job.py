@@ -59,25 +59,36 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--state-dir", default=None)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--rank0-only", action="store_true", help="join the group, then evaluate on rank 0 alone")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.rank0_only:
+        distributed.init_from_env(torch.device("cpu"))
+        if distributed.is_main():
+            evaluate(args, distributed=False)
+        distributed.barrier()
+    else:
+        evaluate(args)
+
+
+def evaluate(args, **options) -> None:
     G = tiny_generator(16)
     state = lambda name: str(Path(args.state_dir) / name) if args.state_dir else None  # noqa: E731
     out = {}
     if "fid" in args.metrics:
         r = fid(G, reference(), num_gen=args.num, batch_size=5, seed=args.seed, features=ColourFeatures(args.delay),
-                device="cpu", progress=False, chunk_size=args.chunk, state_dir=state("fid"))
+                device="cpu", progress=False, chunk_size=args.chunk, state_dir=state("fid"), **options)
         out["fid"] = r.value
     if "ppl" in args.metrics:
         r = ppl(G, space="both", sampling="full", num_samples=args.num, batch_size=5, seed=args.seed,
                 similarity=squared_l2, device="cpu", progress=False, chunk_size=args.chunk, crop=False,
-                state_dir=state("ppl"))
+                state_dir=state("ppl"), **options)
         out["ppl"] = r.results
         out["ppl_distances"] = r.details["distance"].tolist()
     if "ls" in args.metrics:
         r = linear_separability(G, ColourClassifier(), num_samples=4 * args.num, attributes=3, batch_size=5,
                                 seed=args.seed, device="cpu", progress=False, chunk_size=args.chunk,
-                                state_dir=state("ls"))
+                                state_dir=state("ls"), **options)
         out["ls"] = r.results
     if distributed.is_main():
         Path(args.out).write_text(json.dumps(out))

@@ -3,6 +3,7 @@
 import argparse
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stylegan_core import TrainingOptions, distributed, train  # noqa: E402
+from stylegan_core import trainer  # noqa: E402
 from stylegan_core.trainer import Trainer  # noqa: E402
 
 
@@ -26,9 +28,12 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--arch", default="stylegan")
+    parser.add_argument("--kimg", type=float, default=0.048)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--hide-snapshots", action="store_true", help="ranks > 0 cannot read the run folder")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    options = TrainingOptions(resolution=8, batch=8, kimg=0.048, snap_kimg=100, z_dim=16, w_dim=16, mapping_layers=2,
+    options = TrainingOptions(resolution=8, batch=8, kimg=args.kimg, snap_kimg=100, z_dim=16, w_dim=16, mapping_layers=2,
                               channel_base=128, channel_max=16, arch=args.arch, r1_interval=2, pl_interval=2)
     seen = {}
     original = Trainer.train
@@ -47,7 +52,11 @@ def main() -> None:
         return original_step(self, real)
 
     Trainer.train_step = step_and_count
-    train(args.data, args.out_dir, options, progress=False)
+    if args.hide_snapshots and distributed.launched_by_torchrun() and os.environ["RANK"] != "0":
+        def unreadable(*_):
+            raise AssertionError("this rank must not read snapshots itself")
+        trainer.find_latest_snapshot = trainer.load_checkpoint = unreadable
+    train(args.data, args.out_dir, options, resume=args.resume, progress=False)
     Path(args.out_dir, f"rank{distributed.rank()}.json").write_text(json.dumps(seen))
 
 
