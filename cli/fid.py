@@ -9,10 +9,10 @@ from stylegan_core.checkpoint import load_generator
 from stylegan_metrics.features import FEATURE_NETWORKS
 from stylegan_metrics.fid import compute_reference_stats, fid as compute_fid
 
-from .launch import distributable, state_dir_for, state_dir_option
+from .launch import chunk_size_option, distributable, state_dir_for, state_dir_option
 from .options import (emit_result, batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
                       precision_option,
-                      metric_device, seed_option, truncation_option, weights_option)
+                      metric_device, seed_option, truncation_option, weights_option, workers_option)
 
 features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NETWORKS)), default="inception-v3",
                                show_default=True, help="Feature network (toyfaces: the bundled domain network).")
@@ -33,16 +33,19 @@ features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NE
 @device_option
 @out_jsonl_option
 @state_dir_option
+@chunk_size_option
+@workers_option
 @no_progress_option
 @distributable
 def fid(ckpt, data, num, batch, seed, truncation_psi, cov, features, weights, precision, device, out, state_dir,
-        no_progress) -> None:
+        chunk_size, workers, no_progress) -> None:
     """Fréchet Inception Distance of generated images against a dataset or statistics."""
     dev = metric_device(device)  # joins the process group: this rank's GPU before G is loaded
     G = load_generator(ckpt, device=dev)
     result = compute_fid(G, data, num_gen=num or 50_000, batch_size=batch, seed=seed, truncation_psi=truncation_psi,
                          features=features, weights=weights, device=dev, progress=not no_progress, cov=cov,
-                         state_dir=state_dir_for(state_dir, out, "fid"), precision=precision)
+                         state_dir=state_dir_for(state_dir, out, "fid"), precision=precision, chunk_size=chunk_size,
+                         workers=workers)
     emit_result(result, ckpt, out)
 
 
@@ -56,13 +59,17 @@ def fid(ckpt, data, num, batch, seed, truncation_psi, cov, features, weights, pr
 @precision_option
 @device_option
 @state_dir_option
+@chunk_size_option
+@workers_option
 @no_progress_option
 @distributable
-def stats(data, out, max_items, batch, features, weights, precision, device, state_dir, no_progress) -> None:
+def stats(data, out, max_items, batch, features, weights, precision, device, state_dir, chunk_size, workers,
+          no_progress) -> None:
     """Reference statistics (mu, sigma of the features) of a dataset, saved as .npz."""
     result = compute_reference_stats(data, features=features, max_items=max_items, batch_size=batch, weights=weights,
                                      device=device, progress=not no_progress,
-                                     state_dir=state_dir_for(state_dir, out, "stats"), precision=precision)
+                                     state_dir=state_dir_for(state_dir, out, "stats"), precision=precision,
+                                     chunk_size=chunk_size, workers=workers)
     if distributed.is_main():
         result.save(out)
         click.echo(f"wrote {out} ({result.n} images, {result.mu.shape[0]} features)")

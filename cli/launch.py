@@ -19,6 +19,7 @@ import torch
 
 from stylegan_core import distributed
 from stylegan_core.errors import InputError
+from stylegan_metrics.run_state import DEFAULT_CHUNK
 
 gpus_option = click.option("--gpus", type=click.IntRange(min=1), default=1, show_default=True,
                            help="Processes to run, one GPU each (with --device cpu: CPU processes, gloo). "
@@ -27,8 +28,12 @@ state_dir_option = click.option("--state-dir", type=click.Path(file_okay=False),
                                 help="Save finished chunks here and resume from them when the same command runs "
                                      "again (default with --out: beside it, OUT's name + '.<command>-<hash of the "
                                      "options>-state').")
+chunk_size_option = click.option("--chunk-size", type=click.IntRange(min=1), default=DEFAULT_CHUNK, show_default=True,
+                                 help="Samples per chunk, the unit of sharding and of saved state. With many GPUs "
+                                      "and few samples, smaller chunks share the work out more evenly (an FID "
+                                      "chunk's state file holds 2048x2048 float64 sums: 32 MiB).")
 # Options that never change a result: a rerun with other values resumes the same state.
-NOT_IN_STATE_KEY = {"out", "state_dir", "no_progress", "gpus", "device", "batch"}
+NOT_IN_STATE_KEY = {"out", "state_dir", "no_progress", "gpus", "device", "batch", "workers"}
 
 
 def state_dir_for(state_dir: str | None, out: str | None, command: str) -> Path | None:

@@ -10,7 +10,7 @@ from stylegan_core.files import atomic_write
 from stylegan_metrics.classifier import load_classifier, train_classifier as run_classifier_training
 from stylegan_metrics.ls import linear_separability
 
-from .launch import distributable, state_dir_for, state_dir_option
+from .launch import chunk_size_option, distributable, state_dir_for, state_dir_option
 from .options import (emit_result, batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
                       metric_device, resolve_device, seed_option)
 
@@ -35,17 +35,18 @@ attributes_option = click.option("--attributes", default="40", show_default=True
 @device_option
 @out_jsonl_option
 @state_dir_option
+@chunk_size_option
 @no_progress_option
 @distributable
 def ls(ckpt, classifier, attributes, space, num, keep, svm, details_path, batch, seed, device, out, state_dir,
-       no_progress):
+       chunk_size, no_progress):
     """Linear separability (StyleGAN1): attribute classifier, linear SVMs, conditional entropy."""
     dev = metric_device(device)  # joins the process group: this rank's GPU before G is loaded
     G = load_generator(ckpt, device=dev)
     C = load_classifier(classifier, device=dev)
     result = linear_separability(G, C, num_samples=num or 200_000, keep=keep, attributes=attributes, space=space,
                                  svm=svm, batch_size=batch, seed=seed, device=dev, progress=not no_progress,
-                                 state_dir=state_dir_for(state_dir, out, "ls"))
+                                 state_dir=state_dir_for(state_dir, out, "ls"), chunk_size=chunk_size)
     if not distributed.is_main():
         return
     if details_path:

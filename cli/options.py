@@ -23,6 +23,8 @@ out_jsonl_option = click.option("--out", "out", type=click.Path(dir_okay=False),
 precision_option = click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32",
                                 show_default=True, help="Arithmetic of the feature/similarity network (fp32: "
                                 "comparable numbers; tf32, bf16: faster on GPUs, see the README's deviations).")
+workers_option = click.option("--workers", type=click.IntRange(min=0), default=None,
+                              help="Processes decoding reference images (default: up to 8 on a GPU, 0 on the CPU).")
 num_option = click.option("--num", type=click.IntRange(min=2), help="Number of generated samples.")
 
 

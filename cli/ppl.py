@@ -8,7 +8,7 @@ from stylegan_core.checkpoint import load_generator
 from stylegan_metrics.features import SIMILARITY_NETWORKS
 from stylegan_metrics.ppl import ppl as compute_ppl
 
-from .launch import distributable, state_dir_for, state_dir_option
+from .launch import chunk_size_option, distributable, state_dir_for, state_dir_option
 from .options import (emit_result, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
                       metric_device, seed_option, weights_option)
 
@@ -30,14 +30,16 @@ from .options import (emit_result, ckpt_option, device_option, no_progress_optio
 @device_option
 @out_jsonl_option
 @state_dir_option
+@chunk_size_option
 @no_progress_option
 @distributable
 def ppl(ckpt, space, sampling, num, epsilon, no_crop, downsample, batch, seed, similarity, weights, device, out,
-        state_dir, no_progress):
+        state_dir, chunk_size, no_progress):
     """Perceptual path length (LPIPS / epsilon^2, trimmed mean), StyleGAN1 rules."""
     dev = metric_device(device)  # joins the process group: this rank's GPU before G is loaded
     G = load_generator(ckpt, device=dev)
     result = compute_ppl(G, space=space, sampling=sampling, num_samples=num or 100_000, epsilon=epsilon,
                          crop=not no_crop, batch_size=batch, seed=seed, similarity=similarity, weights=weights, device=dev,
-                         progress=not no_progress, downsample=downsample, state_dir=state_dir_for(state_dir, out, "ppl"))
+                         progress=not no_progress, downsample=downsample, state_dir=state_dir_for(state_dir, out, "ppl"),
+                         chunk_size=chunk_size)
     emit_result(result, ckpt, out)

@@ -46,13 +46,19 @@ def max_rows_for(device: torch.device) -> int | None:
 
 
 def module_fingerprint(module) -> str:
-    """Class name and a hash of the state dict: what makes a user network's features what they are."""
-    h = hashlib.sha256(type(module).__qualname__.encode())
-    if not isinstance(module, nn.Module):  # a foreign generator object: its class is all we can name
+    """Class name and a hash of the state dict: what makes a user network's features what they are. A generator
+    that is not a Module (NVIDIA's protocol on a plain object) is hashed through its `mapping` and `synthesis`
+    Modules; when those are not Modules either, its class name is all there is to name."""
+    parts = {"": module} if isinstance(module, nn.Module) else \
+        {name: getattr(module, name, None) for name in ("mapping", "synthesis")}
+    parts = {name: part for name, part in parts.items() if isinstance(part, nn.Module)}
+    if not parts:
         return type(module).__qualname__
-    for key, value in module.state_dict().items():
-        h.update(key.encode())
-        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    h = hashlib.sha256(type(module).__qualname__.encode())
+    for prefix, part in parts.items():
+        for key, value in part.state_dict().items():
+            h.update(f"{prefix}.{key}".encode() if prefix else key.encode())  # a Module's hash as before
+            h.update(value.detach().cpu().contiguous().numpy().tobytes())
     return f"{type(module).__qualname__}:{h.hexdigest()[:16]}"
 
 

@@ -111,11 +111,13 @@ def compute_reference_stats(
     chunk_size: int = DEFAULT_CHUNK,
     precision: str = "fp32",
     distributed: bool = True,
+    workers: int | None = None,
 ) -> ReferenceStats:
     """Statistics of every image of a folder or zip (or the first `max_items`), cached under
     $STYLEGAN_METRICS_HOME/stats keyed by a hash of the data, the feature network and the options.
     Under torchrun the images are shared out to the processes (`distributed=False`: not, as in `fid`);
-    `state_dir` makes the run resumable."""
+    `state_dir` makes the run resumable. `workers` DataLoader processes decode images while the network runs
+    (default `default_workers(device)`)."""
     with group.alone(not distributed):
         dev = metric_device(device)
         dataset = ImageDataset(data, channels=3, max_items=max_items, strict=True)
@@ -126,14 +128,23 @@ def compute_reference_stats(
         key = {"data": dataset_fingerprint(dataset), "max_items": max_items, "features": extractor.fingerprint}
         cache_file = stats_cache_file(Path(data).stem, key)
 
+        num_workers = default_workers(dev) if workers is None else workers
+
         def batches_of(start: int, count: int):
             subset = torch.utils.data.Subset(dataset, range(start, start + count))
-            for images, _ in torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False):
-                yield images
+            yield from (images for images, _ in torch.utils.data.DataLoader(
+                subset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                pin_memory=dev.type == "cuda"))
 
         state = RunState(state_dir, {"run": "reference-stats", **key, "chunk_size": chunk_size}) if state_dir else None
         return cached_reference_stats(cache_file if cache else None, extractor, batches_of, total=len(dataset),
                                       device=dev, progress=progress, state=state, chunk_size=chunk_size)
+
+
+def default_workers(device: torch.device) -> int:
+    """Image-decoding processes for reference statistics: on a GPU up to 8 (decoding, not the network, limits
+    the speed there), on the CPU none (the network already uses every core; see README "Benchmarks")."""
+    return min(8, max(1, (os.cpu_count() or 1) - 1)) if device.type == "cuda" else 0
 
 
 def stats_cache_file(stem: str, key: dict) -> Path:
@@ -186,6 +197,7 @@ def fid(
     chunk_size: int = DEFAULT_CHUNK,
     precision: str = "fp32",
     distributed: bool = True,
+    workers: int | None = None,
 ) -> MetricResult:
     """Fréchet Inception Distance of `num_gen` generated images against `reference` (a folder, a zip,
     a statistics .npz or ReferenceStats). `cov='biased'` reproduces NVIDIA stylegan2-ada's 1/N.
@@ -195,7 +207,8 @@ def fid(
     call after a crash resumes from them; the folder is removed once the result is computed. `precision`
     ('fp32', 'tf32', 'bf16') is the feature network's arithmetic; statistics of another precision are refused.
     `distributed=False` computes everything in this process even inside an initialised process group, for
-    a caller that evaluates on one rank only (`if rank == 0: fid(...)` would otherwise wait for the others)."""
+    a caller that evaluates on one rank only (`if rank == 0: fid(...)` would otherwise wait for the others).
+    `workers`: image-decoding processes when `reference` is a folder or zip (see `compute_reference_stats`)."""
     if cov not in COVARIANCE_KINDS:
         raise InputError(f"cov must be one of {', '.join(COVARIANCE_KINDS)}, not {cov!r}")
     start_time = time.time()
@@ -210,7 +223,8 @@ def fid(
         else:
             ref = compute_reference_stats(reference, features=extractor, batch_size=batch_size, device=dev,
                                           progress=progress, resolution=G.img_resolution, chunk_size=chunk_size,
-                                          state_dir=Path(state_dir) / "reference" if state_dir else None)
+                                          state_dir=Path(state_dir) / "reference" if state_dir else None,
+                                          workers=workers)
         if ref.features != extractor.name:
             raise InputError(f"reference statistics are of {ref.features!r} features, not {extractor.name!r}")
         if ref.fingerprint and ref.fingerprint != extractor.fingerprint:

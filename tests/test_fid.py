@@ -118,6 +118,18 @@ class SobelFeatures(torch.nn.Module):
         return torch.cat([x.mean(dim=(2, 3)), torch.nn.functional.adaptive_avg_pool2d(edges, 4).flatten(1)], dim=1)
 
 
+def test_reference_stats_do_not_depend_on_workers_or_chunks(tmp_path):
+    """DataLoader worker processes keep the image order (same sums, bit for bit); smaller chunks change only
+    the order of the float64 additions."""
+    folder = write_disc_images(tmp_path / "real", 12)
+    stats = [compute_reference_stats(folder, features=SobelFeatures(), device="cpu", progress=False, cache=False,
+                                     batch_size=3, **options)
+             for options in ({"workers": 0}, {"workers": 2}, {"workers": 2, "chunk_size": 5})]
+    assert np.array_equal(stats[0].mu, stats[1].mu) and np.array_equal(stats[0].sigma, stats[1].sigma)
+    np.testing.assert_allclose(stats[2].sigma, stats[0].sigma, rtol=1e-12, atol=1e-15)
+    assert stats[2].n == 12 and stats[0].sigma.std() > 0
+
+
 def test_cache_hit_and_corrupt_cache_recomputed(tmp_path, metrics_home, monkeypatch):
     folder = write_disc_images(tmp_path / "real", 8)
     first = compute_reference_stats(folder, features=MeanColorFeatures(), device="cpu", progress=False)
@@ -178,7 +190,8 @@ def test_cli_fid_and_stats(tmp_path, metrics_home, inception_weights):
     real = write_disc_images(tmp_path / "real", 6)
     runner = CliRunner()
     res = runner.invoke(main, ["stats", "--data", str(real), "--out", str(tmp_path / "ref.npz"), "--weights",
-                               str(inception_weights), "--device", "cpu", "--no-progress"])
+                               str(inception_weights), "--device", "cpu", "--no-progress", "--workers", "1",
+                               "--chunk-size", "4"])
     assert res.exit_code == 0, res.output
     assert ReferenceStats.load(tmp_path / "ref.npz").n == 6
     out = tmp_path / "res.jsonl"
@@ -196,3 +209,20 @@ def test_cli_fid_and_stats(tmp_path, metrics_home, inception_weights):
     res = runner.invoke(main, args[:i] + args[i + 2:])
     assert res.exit_code == 2 and "weights-inception-2015-12-05-6726825d.pth" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and out.read_bytes() == before
+
+
+def test_generator_fingerprint_sees_the_weights_of_a_plain_object():
+    """A generator on a plain object (NVIDIA's protocol, not a Module) is told apart by its mapping and
+    synthesis weights, so a resumed run never takes another generator's saved chunks."""
+    from stylegan_metrics.features import module_fingerprint
+
+    class Wrapper:  # what a user might hand over: attributes, no nn.Module
+        def __init__(self, G):
+            self.mapping, self.synthesis = G.mapping, G.synthesis
+
+    a, b = tiny_generator(16), tiny_generator(16)
+    with torch.no_grad():
+        b.synthesis.parameters().__next__().add_(1)
+    assert module_fingerprint(Wrapper(a)) == module_fingerprint(Wrapper(a))
+    assert module_fingerprint(Wrapper(a)) != module_fingerprint(Wrapper(b))
+    assert module_fingerprint(a) != module_fingerprint(b) and module_fingerprint(object()) == "object"
