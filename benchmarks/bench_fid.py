@@ -86,7 +86,7 @@ def worker_ours(args) -> float:
 
     G = make_generator(args.ckpt)
     result = fid(G, args.reference, num_gen=args.num, batch_size=args.batch, seed=0, weights=args.weights,
-                 device="cpu", progress=False)
+                 device=getattr(args, "device", "cpu"), progress=False)
     return float(next(iter(result.results.values())))
 
 
@@ -103,11 +103,12 @@ def worker_torch_fidelity(args) -> float:
         def forward(self, z):
             return to_uint8(self.G(z))
 
+    cuda = getattr(args, "device", "cpu").startswith("cuda")  # run_all.py's --device; this script's CLI: CPU
     G = make_generator(args.ckpt)
-    model = torch_fidelity.GenerativeModelModuleWrapper(Uint8Output(G), G.z_dim, "normal", 0, cuda=False)
+    model = torch_fidelity.GenerativeModelModuleWrapper(Uint8Output(G), G.z_dim, "normal", 0, cuda=cuda)
     metrics = torch_fidelity.calculate_metrics(
         input1=model, input1_model_num_samples=args.num, input2=args.reference, fid=True, batch_size=args.batch,
-        feature_extractor_weights_path=args.weights, cuda=False, cache=False, verbose=False, rng_seed=0)
+        feature_extractor_weights_path=args.weights, cuda=cuda, cache=False, verbose=False, rng_seed=0)
     return float(metrics[torch_fidelity.KEY_METRIC_FID])
 
 

@@ -220,8 +220,9 @@ def run_ours(args, G, sampling: str) -> dict:
     from stylegan_metrics import ppl
 
     vgg = Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints" / VGG_FILE
+    device = getattr(args, "device", "cpu")  # run_all.py's --device; this script's CLI: CPU
     res = ppl(G, space="z", sampling=sampling, num_samples=args.num, epsilon=args.epsilon, crop=False,
-              batch_size=args.batch, seed=args.seed, weights=vgg, device="cpu", progress=False)
+              batch_size=args.batch, seed=args.seed, weights=vgg, device=device, progress=False)
     return dict(value=res.results[f"ppl_z{sampling}"], raw=res.details["distance"].to_numpy(),
                 batch=args.batch, weights=f"file sha256 {res.params['similarity_fingerprint'].split(':')[1]}...",
                 settings=f"space=z, sampling={sampling}, crop=False")
@@ -233,6 +234,7 @@ def run_torch_fidelity(args, G) -> dict:
     import torch_fidelity
     import torch_fidelity.metric_ppl as tf_ppl
 
+    cuda = getattr(args, "device", "cpu").startswith("cuda")  # run_all.py's --device; this script's CLI: CPU
     gen = peer_generator_module(G, args.seed, args.num, args.latents == "shared")
     captured, raw = {}, []
     make_similarity = tf_ppl.create_sample_similarity
@@ -240,7 +242,7 @@ def run_torch_fidelity(args, G) -> dict:
     def create_sample_similarity(*a, **k):  # keep the module (weights check) and record its raw distances
         module = make_similarity(*a, **k)
         captured["lpips"] = module
-        module.register_forward_hook(lambda m, inp, out: raw.append(out.detach().reshape(-1).double()
+        module.register_forward_hook(lambda m, inp, out: raw.append(out.detach().reshape(-1).cpu().double()
                                                                     / args.epsilon ** 2))
         return module
 
@@ -254,7 +256,7 @@ def run_torch_fidelity(args, G) -> dict:
         tf_ppl.sample_random = lambda rng, shape, z_type: next(tables)[:shape[0]].clone()
     wrapped = torch_fidelity.GenerativeModelModuleWrapper(gen, G.z_dim, "normal", 0)
     out = torch_fidelity.calculate_metrics(
-        input1=wrapped, input1_model_num_samples=args.num, ppl=True, cuda=False, batch_size=args.batch,
+        input1=wrapped, input1_model_num_samples=args.num, ppl=True, cuda=cuda, batch_size=args.batch,
         ppl_epsilon=args.epsilon, ppl_z_interp_mode="slerp_unit", ppl_sample_similarity="lpips-vgg16",
         ppl_sample_similarity_resize=None, ppl_sample_similarity_dtype="float32", ppl_discard_percentile_lower=1,
         ppl_discard_percentile_higher=99, ppl_reduction="mean", rng_seed=args.seed, verbose=False, cache=False)
@@ -270,9 +272,9 @@ def run_torchmetrics(args, G) -> dict:
     gen = peer_generator_module(G, args.seed, args.num, args.latents == "shared")
     metric = PerceptualPathLength(num_samples=args.num, batch_size=args.batch, interpolation_method="slerp_unit",
                                   epsilon=args.epsilon, resize=None, lower_discard=0.01, upper_discard=0.99,
-                                  sim_net="vgg")
+                                  sim_net="vgg").to(getattr(args, "device", "cpu"))
     raw = []
-    metric.net.register_forward_hook(lambda m, inp, out: raw.append(out.detach().reshape(-1).double()
+    metric.net.register_forward_hook(lambda m, inp, out: raw.append(out.detach().reshape(-1).cpu().double()
                                                                     / args.epsilon ** 2))
     metric.update(gen)
     mean, _std, _kept = metric.compute()
