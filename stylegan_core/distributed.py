@@ -3,6 +3,7 @@ sums all-reduced, per-chunk values gathered, gradients averaged."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import os
@@ -69,7 +70,13 @@ def init_from_env(device: torch.device) -> torch.device:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(hours=2))
+    atexit.register(_leave_group)  # a group left to the interpreter's teardown can abort the process (SIGABRT)
     return device
+
+
+def _leave_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _rank_device(device: torch.device) -> torch.device:
