@@ -45,6 +45,15 @@ GENERATOR_CONFIG = dict(z_dim=64, w_dim=64, img_resolution=32, mapping_layers=4,
 
 
 def peak_rss_mib() -> float:
+    """This process's peak RSS: VmHWM of its own address space. Not ru_maxrss (the fallback off Linux), which Linux
+    carries over execve from the parent, so a worker would report at least its parent's peak (seen: 980 MiB for
+    every small worker of run_all.py, the parent's own peak)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 

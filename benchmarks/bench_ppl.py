@@ -6,7 +6,7 @@ channel_base=2048, channel_max=64)` after `torch.manual_seed(0)`), the same numb
 where the tool honours it, the same batch size. Each tool runs in its own fresh subprocess (this script with
 `--worker NAME`): its wall time runs from the start of work (after the imports and the generator, which are the
 same for all; the import time is shown apart) to the final value, so building LPIPS is inside it; its peak RSS
-(ru_maxrss) is its own.
+(VmHWM, bench_fid.peak_rss_mib) is its own.
 
 Same LPIPS-VGG16 weights for all
 --------------------------------
@@ -96,6 +96,9 @@ from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_fid  # noqa: E402  (peak_rss_mib)
+
 WORKERS = ("ours", "ours-full", "ours-no-mallopt", "torch-fidelity", "torchmetrics")
 DEFAULT_WORKERS = "ours,ours-full,ours-no-mallopt,torch-fidelity,torchmetrics"
 GENERATOR_CONFIG = dict(z_dim=64, w_dim=64, img_resolution=64, mapping_layers=4, channel_base=2048, channel_max=64)
@@ -326,7 +329,7 @@ def worker(args) -> None:
     raw_path = Path(args.out_dir) / f"{args.worker}.npy"
     np.save(raw_path, np.asarray(out.pop("raw"), dtype=np.float64))
     out.update(wall=wall, others=others, imports=t_work - T_START, raw_path=str(raw_path),
-               rss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, threads=torch.get_num_threads())
+               rss_mib=bench_fid.peak_rss_mib(), threads=torch.get_num_threads())
     print("RESULT " + json.dumps(out))
 
 
@@ -456,14 +459,14 @@ def main() -> None:
         label = f"{name} {version('stylegan-metrics') if name.startswith('ours') else version(name)}"
         walls = " (runs: " + ", ".join(f"{x['wall']:.1f}" for x in runs[name]) + ")" if args.repeat > 1 else ""
         print(f"| {label} | {r['settings']} | {r['batch']} | {r['wall']:.1f}{walls} | {args.num / r['wall']:.1f} | "
-              f"{r['imports']:.1f} | {r['others']} | {r['rss_kib'] / 1024:.0f} | {r['value']:.6g} | "
+              f"{r['imports']:.1f} | {r['others']} | {r['rss_mib']:.0f} | {r['value']:.6g} | "
               f"{trimmed_mean(d):.6g} | {diff} | {r['weights']} |")
     print()
     print("wall s: from the start of work in a fresh process (generator built, imports done) to the value, LPIPS "
           "construction included (the best of --repeat interleaved runs); pairs/s = N / wall s (each pair: 2 generated "
           "images, 2 VGG16 passes); other jobs' CPU: the CPU time other "
           "processes used during the worker's work, as a share of all cores (from /proc/stat; above ~10% the "
-          "timing is contended: such a run was seen 2-3x slower); peak RSS: the worker's ru_maxrss. "
+          "timing is contended: such a run was seen 2-3x slower); peak RSS: the worker's VmHWM. "
           "Timings are indicative.")
     if comparable:
         print("Same z0, z1 (unit-normalized), t = 0, same noise and same LPIPS weights for all: values differ only by "

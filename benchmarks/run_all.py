@@ -24,7 +24,7 @@ LPIPS-VGG16) on CUDA and the toyfaces networks (`toyfaces` features, `toyfaces-l
 standard ones would take hours at N = 32000 (--scaling-networks overrides).
 
 Every tool run is a fresh subprocess of this script (--worker METRIC:TOOL) that prints one JSON line: wall time
-from its process start (imports included), CPU seconds (reaped children included), peak RSS (ru_maxrss) and the
+from its process start (imports included), CPU seconds (reaped children included), peak RSS (VmHWM) and the
 value. Caches are off: a fresh $STYLEGAN_METRICS_HOME and $TORCH_HOME per run, STYLEGAN_METRICS_OFFLINE=1, and
 every worker refuses internet connections. A peer that is not installed gets a row saying so.
 
@@ -85,19 +85,6 @@ def refuse_internet() -> None:
 
     socket.socket.connect = guarded
     bench_ppl.forbid_downloads()
-
-
-def peak_rss_mib() -> float:
-    """This process's peak RSS: VmHWM of its own address space. Not ru_maxrss (bench_fid.peak_rss_mib), which
-    Linux carries over execve from the parent's address space, so a worker would report at least the parent's
-    peak (measured here: 980 MiB for every toyfaces run, the parent's own peak)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    return bench_fid.peak_rss_mib()
 
 
 def generator_path() -> str:
@@ -202,7 +189,7 @@ def worker(args) -> None:
     else:
         value = ls_worker(args, G)
     print(json.dumps({"job": args.worker, "wall_s": time.perf_counter() - T_START, "cpu_s": bench_fid.cpu_seconds(),
-                      "peak_rss_mib": peak_rss_mib(), "value": value, "check": check}))
+                      "peak_rss_mib": bench_fid.peak_rss_mib(), "value": value, "check": check}))
 
 
 # ----------------------------------------------------------------------------------------------------------------
