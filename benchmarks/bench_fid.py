@@ -1,4 +1,4 @@
-"""Benchmark our FID (`stylegan_metrics.fid`) against torch-fidelity's `calculate_metrics(fid=True)` on the CPU.
+"""Benchmark our FID (`stylegan_metrics.fid`, stylegan_metrics/metrics/fid.py) against torch-fidelity's `calculate_metrics(fid=True)` on the CPU.
 
 Both tools get the same small generator (z_dim=64, 32x32, seeded with torch.manual_seed(0), or --ckpt), the same
 reference folder of M real 32-px images that this script writes (coloured discs on coloured backgrounds), the same
@@ -102,7 +102,7 @@ def worker_ours(args) -> float:
 def worker_torch_fidelity(args) -> float:
     import torch
     import torch_fidelity
-    from stylegan_core.images import to_uint8
+    from stylegan_core.data.images import to_uint8
 
     class Uint8Output(torch.nn.Module):  # torch-fidelity's extractors take uint8 [N, 3, H, W]
         def __init__(self, G):

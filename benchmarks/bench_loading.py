@@ -57,7 +57,7 @@ def worker(args) -> None:
 
 
 def decode_seconds(folder: Path) -> float:
-    from stylegan_core.datasets import ImageDataset
+    from stylegan_core.data.datasets import ImageDataset
 
     dataset = ImageDataset(folder, strict=True)
     t0 = time.perf_counter()

@@ -1,5 +1,5 @@
 """Benchmark the SVM stage of the linear separability metric: sklearn LinearSVC (per attribute) vs the batched
-torch solver `stylegan_metrics.svm.fit_linear_svms` (all attributes at once), on synthetic latents and labels.
+torch solver `stylegan_metrics.formulas.svm.fit_linear_svms` (all attributes at once), on synthetic latents and labels.
 
 Run (from the repository root):
     python benchmarks/bench_ls.py                                  # K=40 attributes, N=100,000 points, D=512
@@ -29,7 +29,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from stylegan_metrics.svm import fit_linear_svms, predict_linear_svms, svm_objective  # noqa: E402
+from stylegan_metrics.formulas.svm import fit_linear_svms, predict_linear_svms, svm_objective  # noqa: E402
 
 
 def conditional_entropy_bits(prediction: np.ndarray, label: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""Benchmark our perceptual path length (`stylegan_metrics.ppl`) against torch-fidelity's PPL
+"""Benchmark our perceptual path length (`stylegan_metrics.ppl`, stylegan_metrics/metrics/ppl.py) against torch-fidelity's PPL
 (`calculate_metrics(ppl=True)`) and torchmetrics' `PerceptualPathLength`, on the CPU.
 
 All tools get the same generator (`stylegan_core.Generator(z_dim=64, w_dim=64, img_resolution=64, mapping_layers=4,
@@ -29,7 +29,7 @@ Nearest equivalent settings (and what cannot be matched)
 --------------------------------------------------------
   * interpolation in Z by slerp: ours slerps between normalized z0, z1 (StyleGAN1); the peers' `slerp_unit`
     slerps the raw z0, z1 and normalizes the result. With `--latents shared` (default) the peers get our exact
-    z0, z1 tables (per-index, `stylegan_metrics.sampling.latents`, streams 10 and 11), unit-normalized, for which
+    z0, z1 tables (per-index, `stylegan_metrics.engine.sampling.latents`, streams 10 and 11), unit-normalized, for which
     `slerp_unit` equals our slerp; the generator's mapping starts with PixelNorm, so the scale of z does not
     change the images. torch-fidelity receives them by a patched `torch_fidelity.metric_ppl.sample_random`
     (first call z0, second z1), torchmetrics by the wrapper's `sample(num)` (same). `--latents native`
@@ -132,9 +132,10 @@ def make_generator():
 
 
 def unit_latents(seed: int, num: int, dim: int):
-    """Our per-index z0, z1 tables (streams 10, 11 of stylegan_metrics.ppl), unit-normalized."""
-    from stylegan_metrics.ppl import STREAM_Z0, STREAM_Z1, normalize
-    from stylegan_metrics.sampling import latents
+    """Our per-index z0, z1 tables (streams 10, 11 of stylegan_metrics.metrics.ppl), unit-normalized."""
+    from stylegan_metrics.formulas.paths import normalize
+    from stylegan_metrics.metrics.ppl import STREAM_Z0, STREAM_Z1
+    from stylegan_metrics.engine.sampling import latents
 
     return [normalize(latents(seed, 0, num, dim, stream=s)) for s in (STREAM_Z0, STREAM_Z1)]
 
@@ -144,7 +145,7 @@ def peer_generator_module(G, seed: int, num: int, shared_latents: bool):
     halves' pair i sharing noise seed i of our per-index table; `sample(num)` gives z0 then z1 when shared."""
     import torch
 
-    from stylegan_metrics.sampling import noise_seeds
+    from stylegan_metrics.engine.sampling import noise_seeds
 
     class PeerGenerator(torch.nn.Module):
         def __init__(self):
@@ -412,7 +413,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from stylegan_metrics.ppl import trimmed_mean
+    from stylegan_metrics.formulas.paths import trimmed_mean
 
     names = [w.strip() for w in args.workers.split(",") if w.strip()]
     unknown = [w for w in names if w not in WORKERS]

@@ -17,9 +17,9 @@ import torch
 
 from stylegan_metrics import fid, ppl
 from stylegan_metrics.demo import toyfaces_reference_stats
-from stylegan_metrics.features import build_feature_extractor
-from stylegan_metrics.precision import precision_context
-from stylegan_metrics.toyfaces_nets import load_toyfaces_generator
+from stylegan_metrics.networks.registry import build_feature_extractor
+from stylegan_metrics.networks.precision import precision_context
+from stylegan_metrics.networks.toyfaces_nets import load_toyfaces_generator
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
         value = fid(G, ref, num_gen=args.num, features=ext, device=dev, progress=False).value
         seconds = time.perf_counter() - t0
         forced = lambda _, device_type, p=precision: precision_context(p, device_type)  # noqa: E731
-        with mock.patch("stylegan_metrics.features.precision_context", forced):  # Similarity's fp32, overridden
+        with mock.patch("stylegan_metrics.networks.registry.precision_context", forced):  # Similarity's fp32, overridden
             res = ppl(G, space="both", sampling="end", num_samples=args.pairs, similarity="toyfaces-lpips",
                       device=dev, progress=False).results
         rows.append((precision, value, seconds, res))

@@ -88,7 +88,7 @@ def refuse_internet() -> None:
 
 
 def generator_path() -> str:
-    from stylegan_metrics.toyfaces_nets import GENERATOR_FILE, bundled_path
+    from stylegan_metrics.networks.toyfaces_nets import GENERATOR_FILE, bundled_path
 
     return str(bundled_path(GENERATOR_FILE))
 
@@ -96,11 +96,13 @@ def generator_path() -> str:
 def fid_ours(args, G) -> float:
     if args.networks == "standard":
         return bench_fid.worker_ours(args)
-    from stylegan_metrics import fid
+    from stylegan_metrics import evaluate
+    from stylegan_metrics.engine.metric import count_name
 
-    result = fid(G, args.reference, num_gen=args.num, batch_size=args.batch, seed=SEED, features="toyfaces",
-                 device=args.device, progress=False)
-    return float(next(iter(result.results.values())))
+    # unbiased covariance (N - 1) as torch-fidelity, torchmetrics and clean-fid compute it
+    [result] = evaluate(G, [f"fid{count_name(args.num)}_full"], data=args.reference, cov="unbiased",
+                        features="toyfaces", batch_size=args.batch, seed=SEED, device=args.device, progress=False)
+    return result.value
 
 
 def fid_torchmetrics(args, G) -> float:
@@ -109,7 +111,7 @@ def fid_torchmetrics(args, G) -> float:
     from PIL import Image
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    from stylegan_core.images import to_uint8
+    from stylegan_core.data.images import to_uint8
 
     metric = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=args.weights).to(args.device)
     files = sorted(p for p in Path(args.reference).iterdir() if p.suffix.lower() == ".png")
@@ -129,7 +131,7 @@ def fid_clean_fid(args, G) -> float:
     from cleanfid import fid as clean_fid
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    from stylegan_core.images import to_uint8
+    from stylegan_core.data.images import to_uint8
 
     inception = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
                                             feature_extractor_weights_path=args.weights).eval().to(args.device)
@@ -152,6 +154,7 @@ def ppl_worker(args, G) -> tuple[float, str]:
     if args.tool == "ours" and args.networks == "toyfaces":
         from stylegan_metrics import ppl
 
+        # Z, t = 0, no crop: the only setting the peers offer, which no registered name (all cropped) matches
         res = ppl(G, space="z", sampling="end", num_samples=args.num, epsilon=EPSILON, crop=False,
                   batch_size=args.batch, seed=SEED, similarity="toyfaces-lpips", device=args.device, progress=False)
         return float(res.results["ppl_zend"]), "bundled toyfaces classifier"
@@ -167,11 +170,12 @@ def ppl_worker(args, G) -> tuple[float, str]:
 
 
 def ls_worker(args, G) -> dict[str, float]:
-    from stylegan_metrics import linear_separability, load_toyfaces_classifier
+    from stylegan_metrics import evaluate, load_toyfaces_classifier
+    from stylegan_metrics.engine.metric import count_name
 
-    res = linear_separability(G, load_toyfaces_classifier(args.device), num_samples=args.num, batch_size=args.batch,
-                              seed=SEED, device=args.device, progress=False)
-    return {k: float(v) for k, v in res.results.items()}
+    [res] = evaluate(G, [f"ls{count_name(args.num)}"], classifier=load_toyfaces_classifier(args.device),
+                     batch_size=args.batch, seed=SEED, device=args.device, progress=False)
+    return {f"ls_{k.rsplit('_', 1)[1]}": float(v) for k, v in res.results.items()}
 
 
 def worker(args) -> None:
@@ -225,7 +229,7 @@ def run_job(job: str, num: int, args, files: dict, home: Path, networks: str = "
 
 def prepare_files(tmp: Path, args, metrics: list[str]) -> dict:
     """Reference PNGs, the Inception-v3 file and $TORCH_HOME with the VGG16 / LPIPS files, in `tmp`."""
-    from stylegan_core.toyfaces import write_toyfaces
+    from stylegan_core.data.toyfaces import write_toyfaces
     from stylegan_metrics.demo import REFERENCE_WORLD
     from stylegan_metrics.testing import write_inception_v3_weights
 

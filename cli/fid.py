@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
-from stylegan_core import distributed
-from stylegan_core.checkpoint import load_generator
-from stylegan_metrics.features import FEATURE_NETWORKS
-from stylegan_metrics.fid import compute_reference_stats, fid as compute_fid
+from stylegan_core import ranks
+from stylegan_metrics.metrics.fid import FID, fid_name
+from stylegan_metrics.networks.registry import FEATURE_NETWORKS
+from stylegan_metrics.reference import compute_reference_stats
 
 from .launch import chunk_size_option, distributable, state_dir_for, state_dir_option
-from .options import (emit_result, batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
-                      precision_option,
-                      metric_device, seed_option, truncation_option, weights_option, workers_option)
+from .options import (batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
+                      precision_option, run_metric_command, seed_option, truncation_option, weights_option,
+                      workers_option)
 
 features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NETWORKS)), default="inception-v3",
                                show_default=True, help="Feature network (toyfaces: the bundled domain network).")
@@ -26,7 +26,8 @@ features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NE
 @seed_option
 @truncation_option
 @click.option("--cov", type=click.Choice(["unbiased", "biased"]), default="unbiased", show_default=True,
-              help="Covariance normalisation (biased = NVIDIA stylegan2-ada).")
+              help="Covariance normalisation: unbiased (N - 1, StyleGAN1; result named fidNk_full_unbiased) "
+                   "or biased (1/N, NVIDIA stylegan2-ada; fidNk_full).")
 @features_option
 @weights_option
 @precision_option
@@ -39,14 +40,12 @@ features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NE
 @distributable
 def fid(ckpt, data, num, batch, seed, truncation_psi, cov, features, weights, precision, device, out, state_dir,
         chunk_size, workers, no_progress) -> None:
-    """Fréchet Inception Distance of generated images against a dataset or statistics."""
-    dev = metric_device(device)  # joins the process group: this rank's GPU before G is loaded
-    G = load_generator(ckpt, device=dev)
-    result = compute_fid(G, data, num_gen=num or 50_000, batch_size=batch, seed=seed, truncation_psi=truncation_psi,
-                         features=features, weights=weights, device=dev, progress=not no_progress, cov=cov,
-                         state_dir=state_dir_for(state_dir, out, "fid"), precision=precision, chunk_size=chunk_size,
-                         workers=workers)
-    emit_result(result, ckpt, out)
+    """Fréchet Inception Distance of generated images against every image of a dataset, or statistics."""
+    num = num or 50_000
+    metric = FID(fid_name(num, True, cov), num=num, max_real=None, cov=cov, truncation_psi=truncation_psi)
+    run_metric_command(ckpt, [metric], device=device, out=out, state_dir=state_dir_for(state_dir, out, "fid"),
+                       data=data, batch_size=batch, seed=seed, features=features, weights=weights,
+                       progress=not no_progress, precision=precision, chunk_size=chunk_size, workers=workers)
 
 
 @click.command()
@@ -70,6 +69,6 @@ def stats(data, out, max_items, batch, features, weights, precision, device, sta
                                      device=device, progress=not no_progress,
                                      state_dir=state_dir_for(state_dir, out, "stats"), precision=precision,
                                      chunk_size=chunk_size, workers=workers)
-    if distributed.is_main():
+    if ranks.is_main():
         result.save(out)
         click.echo(f"wrote {out} ({result.n} images, {result.mu.shape[0]} features)")

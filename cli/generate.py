@@ -9,8 +9,8 @@ import click
 import numpy as np
 import torch
 
-from stylegan_core.checkpoint import load_generator
-from stylegan_core.images import atomic_save_png, make_grid, to_uint8
+from stylegan_core.formats.checkpoint import load_generator
+from stylegan_core.data.images import atomic_save_png, make_grid, to_uint8
 
 from .options import batch_option, ckpt_option, device_option, resolve_device, truncation_option
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import click
 import torch
 
-from stylegan_core import distributed
+from stylegan_core import ranks
 from stylegan_core.errors import InputError
-from stylegan_metrics.run_state import DEFAULT_CHUNK
+from stylegan_metrics.engine.state import DEFAULT_CHUNK
 
 gpus_option = click.option("--gpus", type=click.IntRange(min=1), default=1, show_default=True,
                            help="Processes to run, one GPU each (with --device cpu: CPU processes, gloo). "
@@ -103,7 +103,7 @@ def distributable(command):
     @gpus_option
     @functools.wraps(command)
     def wrapper(*args, gpus: int, **kwargs):
-        if gpus > 1 and not distributed.launched_by_torchrun():
+        if gpus > 1 and not ranks.launched_by_torchrun():
             sys.exit(launch(gpus, kwargs.get("device")))
         return command(*args, **kwargs)
 

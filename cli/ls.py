@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import click
 
-from stylegan_core import distributed
-from stylegan_core.checkpoint import load_generator
+from stylegan_core import ranks
 from stylegan_core.files import atomic_write
-from stylegan_metrics.classifier import load_classifier, train_classifier as run_classifier_training
-from stylegan_metrics.ls import linear_separability
+from stylegan_metrics.metrics.ls import LinearSeparability
+from stylegan_metrics.networks.classifier import load_classifier, train_classifier as run_classifier_training
 
 from .launch import chunk_size_option, distributable, state_dir_for, state_dir_option
-from .options import (emit_result, batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
-                      metric_device, resolve_device, seed_option)
+from .options import (batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
+                      resolve_device, run_metric_command, seed_option)
 
 attributes_option = click.option("--attributes", default="40", show_default=True,
-                                 help="The first N attributes (SPEC order) or a comma-separated list of names.")
+                                 help="The first N attributes (in the classifier's order) or a comma-separated list of names.")
 
 
 @click.command()
@@ -41,20 +40,17 @@ attributes_option = click.option("--attributes", default="40", show_default=True
 def ls(ckpt, classifier, attributes, space, num, keep, svm, details_path, batch, seed, device, out, state_dir,
        chunk_size, no_progress):
     """Linear separability (StyleGAN1): attribute classifier, linear SVMs, conditional entropy."""
-    dev = metric_device(device)  # joins the process group: this rank's GPU before G is loaded
-    G = load_generator(ckpt, device=dev)
-    C = load_classifier(classifier, device=dev)
-    result = linear_separability(G, C, num_samples=num or 200_000, keep=keep, attributes=attributes, space=space,
-                                 svm=svm, batch_size=batch, seed=seed, device=dev, progress=not no_progress,
-                                 state_dir=state_dir_for(state_dir, out, "ls"), chunk_size=chunk_size)
-    if not distributed.is_main():
+    metric = LinearSeparability("ls", num=num or 200_000, keep=keep, attributes=attributes, space=space, svm=svm)
+    [result] = run_metric_command(ckpt, [metric], device=device, out=out, state_dir=state_dir_for(state_dir, out, "ls"),
+                                  classifier=load_classifier(classifier), batch_size=batch, seed=seed,
+                                  progress=not no_progress, chunk_size=chunk_size)
+    if not ranks.is_main():
         return
     if details_path:
         with atomic_write(details_path) as f:
             result.details.to_csv(f, index=False)
     table = result.details.pivot(index="attribute", columns="space", values="entropy_bits")
     click.echo(table.loc[result.params["attributes"]].to_string(float_format=lambda v: f"{v:.4f}"))
-    emit_result(result, ckpt, out)
 
 
 @click.command("train-classifier")

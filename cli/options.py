@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from stylegan_core import distributed
-from stylegan_metrics.sampling import metric_device, resolve_device  # noqa: F401  (re-exported for the commands)
+from stylegan_core import ranks
+from stylegan_metrics.engine.device import resolve_device  # noqa: F401  (re-exported for the commands)
 
 
 ckpt_option = click.option("--ckpt", "ckpt", required=True, type=click.Path(dir_okay=False),
@@ -28,11 +28,27 @@ workers_option = click.option("--workers", type=click.IntRange(min=0), default=N
 num_option = click.option("--num", type=click.IntRange(min=2), help="Number of generated samples.")
 
 
-def emit_result(result, ckpt: str, out: str | None) -> None:
-    """Tag the result with its checkpoint, append it to the JSONL file if asked, print it (rank 0 only)."""
-    if not distributed.is_main():
-        return
-    result.snapshot_pkl = str(ckpt)
-    if out:
-        result.to_jsonl(out)
-    click.echo(str(result))
+def join_process_group(device: str | None):
+    """This process's device: `device` resolved and, when torchrun (or --gpus) started us, the process group
+    joined with this rank on its own GPU. Metric commands call it before loading the generator."""
+    return ranks.init_from_env(resolve_device(device))
+
+
+def print_results(results) -> None:
+    """One line per result (rank 0 only); `--out` lines were appended by the engine before its state went."""
+    if ranks.is_main():
+        for result in results:
+            click.echo(str(result))
+
+
+def run_metric_command(ckpt: str, metrics, *, device: str | None, out: str | None, state_dir, **options):
+    """What every metric command does: join the group, load G on this rank's device, run the metrics on the
+    engine (results appended to `out` before the saved state goes), print them; returns the results."""
+    from stylegan_core.formats.checkpoint import load_generator
+    from stylegan_metrics.engine.runner import run_metrics
+
+    dev = join_process_group(device)  # each rank on its own GPU before G is loaded
+    G = load_generator(ckpt, device=dev)
+    results = run_metrics(G, metrics, device=dev, out=out, snapshot_pkl=str(ckpt), state_dir=state_dir, **options)
+    print_results(results)
+    return results

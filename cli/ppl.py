@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import click
 
-from stylegan_core.checkpoint import load_generator
-from stylegan_metrics.features import SIMILARITY_NETWORKS
-from stylegan_metrics.ppl import ppl as compute_ppl
+from stylegan_metrics.metrics.ppl import path_length_metric
+from stylegan_metrics.networks.registry import SIMILARITY_NETWORKS
 
 from .launch import chunk_size_option, distributable, state_dir_for, state_dir_option
-from .options import (emit_result, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
-                      metric_device, seed_option, weights_option)
+from .options import (ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
+                      run_metric_command, seed_option, weights_option)
 
 
 @click.command()
@@ -36,10 +35,8 @@ from .options import (emit_result, ckpt_option, device_option, no_progress_optio
 def ppl(ckpt, space, sampling, num, epsilon, no_crop, downsample, batch, seed, similarity, weights, device, out,
         state_dir, chunk_size, no_progress):
     """Perceptual path length (LPIPS / epsilon^2, trimmed mean), StyleGAN1 rules."""
-    dev = metric_device(device)  # joins the process group: this rank's GPU before G is loaded
-    G = load_generator(ckpt, device=dev)
-    result = compute_ppl(G, space=space, sampling=sampling, num_samples=num or 100_000, epsilon=epsilon,
-                         crop=not no_crop, batch_size=batch, seed=seed, similarity=similarity, weights=weights, device=dev,
-                         progress=not no_progress, downsample=downsample, state_dir=state_dir_for(state_dir, out, "ppl"),
-                         chunk_size=chunk_size)
-    emit_result(result, ckpt, out)
+    metric = path_length_metric(space=space, sampling=sampling, num_samples=num or 100_000, epsilon=epsilon,
+                                crop=not no_crop, downsample=downsample)
+    run_metric_command(ckpt, [metric], device=device, out=out, state_dir=state_dir_for(state_dir, out, "ppl"),
+                       similarity=similarity, weights=weights, batch_size=batch, seed=seed, progress=not no_progress,
+                       chunk_size=chunk_size)

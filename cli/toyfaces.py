@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from stylegan_core.toyfaces import write_toyfaces
+from stylegan_core.data.toyfaces import write_toyfaces
 
 from .options import no_progress_option
 

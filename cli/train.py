@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from stylegan_core import distributed
-from stylegan_core.trainer import TrainingOptions, train as run_training
+from stylegan_core import ranks
+from stylegan_core.errors import InputError
+from stylegan_core.training.trainer import TrainingDiverged, TrainingOptions, train as run_training
 
 from .launch import distributable
 from .options import device_option, no_progress_option, resolve_device, seed_option
@@ -32,6 +35,17 @@ from .options import device_option, no_progress_option, resolve_device, seed_opt
 @click.option("--mirror", "xflip", is_flag=True, help="Add x-flipped copies of the data.")
 @click.option("--snap", "snap_kimg", type=click.FloatRange(min=0, min_open=True), default=50, show_default=True,
               help="Snapshot interval in kimg.")
+@click.option("--tick", "tick_kimg", type=click.FloatRange(min=0, min_open=True), default=4, show_default=True,
+              help="Status line (stdout, log.txt) and stats.jsonl record every this many kimg.")
+@click.option("--metrics", default="", help="Metrics computed at every snapshot, comma-separated NVIDIA names "
+              "(fid50k_full, kid50k_full, ppl_wend, ...), each appended to OUT/metric-NAME.jsonl [default: none].")
+@click.option("--metrics-data", type=click.Path(), default=None,
+              help="Reference data of --metrics: image folder, zip or statistics .npz [default: --data].")
+@click.option("--metrics-features", default="inception-v3", show_default=True,
+              help="FID's feature network for --metrics (toyfaces: the bundled domain network).")
+@click.option("--metrics-weights", type=click.Path(dir_okay=False), default=None,
+              help="Weights file of the metrics' network [default: the cache, downloaded if allowed].")
+@click.option("--tensorboard", is_flag=True, help="Also write TensorBoard events to OUT (needs the tensorboard package).")
 @click.option("--z-dim", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--w-dim", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--mapping-layers", type=click.IntRange(min=1), default=8, show_default=True)
@@ -49,13 +63,48 @@ from .options import device_option, no_progress_option, resolve_device, seed_opt
 @device_option
 @no_progress_option
 @distributable
-def train(data, run_dir, resume, device, workers, no_progress, **options) -> None:
-    """Train a StyleGAN (AdaIN, StyleGAN1 rules) or, with --arch stylegan2, a StyleGAN2 (config F);
-    write snapshots with sample grids to --out."""
+def train(data, run_dir, resume, device, workers, no_progress, metrics, metrics_data, metrics_features,
+          metrics_weights, tensorboard, **options) -> None:
+    """Train a StyleGAN (AdaIN, StyleGAN1 rules) or, with --arch stylegan2, a StyleGAN2 (config F); print a status
+    line per tick (also to OUT/log.txt and OUT/stats.jsonl); write snapshots with sample grids to --out."""
     resolution = options["resolution"]
     if resolution & (resolution - 1):
         raise click.BadParameter(f"{resolution} is not a power of two", param_hint="--resolution")
-    last = run_training(data, run_dir, TrainingOptions(**options), resume=resume,
-                        device=resolve_device(device), workers=workers, progress=not no_progress)
-    if distributed.is_main():
+    names = [n.strip() for n in metrics.split(",") if n.strip()]
+    on_snapshot = snapshot_metrics(names, data=metrics_data or data, features=metrics_features, weights=metrics_weights,
+                                   progress=not no_progress) if names else None
+    try:
+        last = run_training(data, run_dir, TrainingOptions(**options), resume=resume, device=resolve_device(device),
+                            workers=workers, progress=not no_progress, on_snapshot=on_snapshot, tensorboard=tensorboard)
+    except TrainingDiverged as e:  # one line, status 1; the snapshots and logs stay
+        if ranks.is_main():
+            raise click.ClickException(str(e)) from None
+        raise SystemExit(1) from None
+    if ranks.is_main():
         click.echo(f"snapshot: {last}")
+
+
+def snapshot_metrics(names: list[str], *, data: str, features: str, weights: str | None, progress: bool):
+    """The trainer's snapshot hook: evaluate `names` on G_ema (sharded over the ranks) and append each result to
+    OUT/metric-<name>.jsonl with `snapshot_pkl` relative to OUT, as NVIDIA's train.py does."""
+    import stylegan_metrics
+    from stylegan_metrics.metrics import build_metric
+
+    for name in names:
+        build_metric(name)  # an unknown name fails now, not after the first snapshot
+    if not Path(data).exists():
+        raise InputError(f"--metrics-data {data}: no such file or folder")
+    evaluate = stylegan_metrics.evaluate
+
+    def on_snapshot(path: Path, G_ema, kimg: float) -> dict[str, float]:
+        device = next(G_ema.parameters()).device
+        results = evaluate(G_ema, names, data=data, features=features, weights=weights, device=device, progress=progress)
+        values = {}
+        for result in results:
+            result.snapshot_pkl = path.name
+            if ranks.is_main():
+                result.to_jsonl(path.parent / f"metric-{result.metric}.jsonl")
+            values.update(result.results)
+        return values
+
+    return on_snapshot

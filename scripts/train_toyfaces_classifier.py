@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from stylegan_core.celeba import CELEBA_ATTRIBUTES
-from stylegan_core.toyfaces import render_toyfaces
-from stylegan_metrics.classifier import AttributeClassifier, attribute_accuracy, fit_classifier, save_classifier
+from stylegan_core.data.celeba import CELEBA_ATTRIBUTES
+from stylegan_core.data.toyfaces import render_toyfaces
+from stylegan_metrics.networks.classifier import AttributeClassifier, attribute_accuracy, fit_classifier, save_classifier
 
 RESOLUTION = 32
 HELD_OUT_SEED = 1  # a different toyfaces world than the training images (seed 0)

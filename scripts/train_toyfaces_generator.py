@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from stylegan_core import Generator, TrainingOptions, load_checkpoint, train
-from stylegan_core.checkpoint import save_checkpoint
-from stylegan_core.toyfaces import write_toyfaces
+from stylegan_core.formats.checkpoint import save_checkpoint
+from stylegan_core.data.toyfaces import write_toyfaces
 
 OPTIONS = dict(
     resolution=32, batch=32, lr=0.002, r1_gamma=1.0, r1_interval=4, style_mixing=0.9, ema_kimg=10.0, ema_rampup=0.05,

@@ -11,3 +11,7 @@ class CheckpointError(InputError):
 
 class DatasetError(InputError):
     """A dataset path is missing, empty, unreadable or not an image folder / zip."""
+
+
+class OutputError(InputError):
+    """A result cannot be written: a read-only or full file system, a folder where a file goes, no permission."""

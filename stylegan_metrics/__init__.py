@@ -1,22 +1,25 @@
-"""Metrics of the StyleGAN papers (FID, PPL, linear separability) for any generator of NVIDIA's protocol."""
+"""Metrics of the StyleGAN papers (FID, PPL, linear separability) for any generator of NVIDIA's protocol, by
+NVIDIA's metric names, on one engine."""
 
-from .classifier import AttributeClassifier, load_classifier
-from .demo import run_demo
-from .fid import compute_reference_stats, fid
-from .ls import linear_separability
-from .ppl import ppl
-from .frechet import frechet_distance
-from .report import plot_results, read_results, write_report
-from .result import MetricResult
-from .separability import separability_from_arrays
-from .stats import FeatureStats, ReferenceStats
-from .toyfaces_nets import load_toyfaces_classifier, load_toyfaces_generator
+from stylegan_metrics.demo import run_demo
+from stylegan_metrics.formulas.frechet import frechet_distance
+from stylegan_metrics.formulas.separability import separability_from_arrays
+from stylegan_metrics.metrics import METRICS, evaluate, register
+from stylegan_metrics.metrics.fid import fid
+from stylegan_metrics.metrics.ls import linear_separability
+from stylegan_metrics.metrics.ppl import ppl
+from stylegan_metrics.networks.classifier import AttributeClassifier, load_classifier
+from stylegan_metrics.networks.toyfaces_nets import load_toyfaces_classifier, load_toyfaces_generator
+from stylegan_metrics.reference import compute_reference_stats
+from stylegan_metrics.report import plot_results, read_results, write_report
+from stylegan_metrics.result import MetricResult
+from stylegan_metrics.stats import FeatureStats, ReferenceStats
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AttributeClassifier", "FeatureStats", "MetricResult", "ReferenceStats", "compute_reference_stats", "fid",
-    "frechet_distance", "linear_separability", "load_classifier", "load_toyfaces_classifier",
-    "load_toyfaces_generator", "plot_results", "ppl", "read_results", "run_demo", "separability_from_arrays",
-    "write_report",
+    "AttributeClassifier", "FeatureStats", "METRICS", "MetricResult", "ReferenceStats", "compute_reference_stats",
+    "evaluate", "fid", "frechet_distance", "linear_separability", "load_classifier", "load_toyfaces_classifier",
+    "load_toyfaces_generator", "plot_results", "ppl", "read_results", "register", "run_demo",
+    "separability_from_arrays", "write_report",
 ]

@@ -11,27 +11,27 @@ import pandas as pd
 import torch
 
 from stylegan_core.files import atomic_write
-from stylegan_core.toyfaces import render_toyfaces
-from stylegan_core.toyfaces.face import TOYFACES_VERSION
+from stylegan_core.data.toyfaces import render_toyfaces
+from stylegan_core.data.toyfaces.face import TOYFACES_VERSION
 
-from . import figures
-from .features import FeatureExtractor, build_feature_extractor
-from .fid import cached_reference_stats, fid, stats_cache_file
-from .ls import linear_separability
-from .ppl import ppl
-from .result import MetricResult
-from .sampling import resolve_device
-from .stats import ReferenceStats
-from .toyfaces_nets import GENERATOR_FILE, bundled_path, load_toyfaces_classifier, load_toyfaces_generator
+from stylegan_metrics import figures
+from stylegan_metrics.engine.device import resolve_device
+from stylegan_metrics.engine.metric import count_name
+from stylegan_metrics.metrics import FAMILIES, evaluate
+from stylegan_metrics.networks.registry import FeatureExtractor, build_feature_extractor
+from stylegan_metrics.reference import cached_reference_stats, stats_cache_file
+from stylegan_metrics.result import MetricResult
+from stylegan_metrics.stats import ReferenceStats
+from stylegan_metrics.networks.toyfaces_nets import GENERATOR_FILE, bundled_path, load_toyfaces_classifier, load_toyfaces_generator
 
-MEANING = {
+MEANING = {  # the demo's own words for its numbers; any other metric is described by its registry entry
     "fid": "Frechet distance between toyfaces-classifier features of generated and real images (lower = closer)",
-    "ppl_zfull": "perceptual path length in Z, whole paths (lower = smoother)",
-    "ppl_wfull": "perceptual path length in W, whole paths (lower = smoother)",
-    "ppl_zend": "perceptual path length in Z, path endpoints only",
-    "ppl_wend": "perceptual path length in W, path endpoints only",
-    "ls_z": "linear separability of the 40 attributes in Z: 2^(sum of H(Y|X) bits) (lower = more disentangled)",
-    "ls_w": "linear separability of the 40 attributes in W (lower = more disentangled)",
+    "zfull": "perceptual path length in Z, whole paths (lower = smoother)",
+    "wfull": "perceptual path length in W, whole paths (lower = smoother)",
+    "zend": "perceptual path length in Z, path endpoints only",
+    "wend": "perceptual path length in W, path endpoints only",
+    "_z": "linear separability of the 40 attributes in Z: 2^(sum of H(Y|X) bits) (lower = more disentangled)",
+    "_w": "linear separability of the 40 attributes in W (lower = more disentangled)",
 }
 
 
@@ -66,15 +66,28 @@ def toyfaces_reference_stats(extractor: FeatureExtractor, num: int, resolution: 
                                   progress=progress, desc="toyfaces reference")
 
 
+def demo_metrics(sizes: DemoSizes) -> list[str]:
+    """The registry names the demo evaluates: FID, the four path lengths and linear separability."""
+    paths = [f"ppl{count_name(sizes.ppl)}_{sp}{sm}" for sp in ("z", "w") for sm in ("full", "end")]
+    return [f"fid{count_name(sizes.fid_gen)}_full", *paths, f"ls{count_name(sizes.ls)}"]
+
+
+def _meaning(metric: str, key: str) -> str:
+    mine = [text for suffix, text in MEANING.items() if key.startswith(suffix) or key.endswith(suffix)]
+    if mine:
+        return mine[0]
+    return next(f.description for f in FAMILIES if f.match(metric) is not None)
+
+
+def _samples(r: MetricResult, sizes: DemoSizes) -> str:
+    if "num_gen" in r.params:
+        return f"{r.params['num_gen']} generated vs {sizes.fid_real} real"
+    return f"{r.params['num_samples']} {'pairs' if 'epsilon' in r.params else 'samples'}"
+
+
 def _report_table(results: list[MetricResult], sizes: DemoSizes) -> pd.DataFrame:
-    samples = {"fid": f"{sizes.fid_gen} generated vs {sizes.fid_real} real", "ppl": f"{sizes.ppl} pairs",
-               "ls": f"{sizes.ls} samples"}
-    rows = []
-    for r in results:
-        for key, value in r.results.items():
-            family = "fid" if key.startswith("fid") else key.split("_")[0]
-            rows.append(dict(metric=key, value=value, samples=samples[family], seconds=round(r.total_time, 1),
-                             meaning=MEANING["fid" if family == "fid" else key]))
+    rows = [dict(metric=key, value=value, samples=_samples(r, sizes), seconds=round(r.total_time, 1),
+                 meaning=_meaning(r.metric, key)) for r in results for key, value in r.results.items()]
     return pd.DataFrame(rows)
 
 
@@ -103,27 +116,24 @@ def run_demo(
 
     extractor = build_feature_extractor("toyfaces", device=dev)
     reference = toyfaces_reference_stats(extractor, sizes.fid_real, G.img_resolution, progress=progress)
-    results = [
-        fid(G, reference, num_gen=sizes.fid_gen, batch_size=250, features=extractor, device=dev, progress=progress),
-        ppl(G, space="both", sampling="both", num_samples=sizes.ppl, batch_size=100, similarity="toyfaces-lpips",
-            device=dev, progress=progress),
-        linear_separability(G, classifier, num_samples=sizes.ls, batch_size=250, device=dev, progress=progress),
-    ]
+    results = evaluate(G, demo_metrics(sizes), data=reference, features=extractor, similarity="toyfaces-lpips",
+                       classifier=classifier, batch_size=250, device=dev, progress=progress, snapshot_pkl=ckpt)
     results[0].params["reference"] = f"toyfaces world {REFERENCE_WORLD}, images 0..{sizes.fid_real - 1}"
     for r in results:
-        r.snapshot_pkl = ckpt
         r.params["demo"] = "quick" if quick else "full"
     _write_text(out / "metrics.jsonl", "".join(r.to_json_line() for r in results))
-    ppl_result, ls_result = results[1], results[2]
+    paths, ls_result = results[1:5], results[5]
+    ppl_details = pd.concat([r.details for r in paths], ignore_index=True)
+    ppl_values = {f"ppl_{r.params['space']}{r.params['sampling']}": r.value for r in paths}
     with atomic_write(out / "ppl-distances.csv") as f:
-        ppl_result.details.to_csv(f, index=False)
+        ppl_details.to_csv(f, index=False)
     with atomic_write(out / "ls-attributes.csv") as f:
         ls_result.details.to_csv(f, index=False)
 
     figures.sample_grid(G, out / "samples.png", device=dev)
     figures.style_mixing_grid(G, out / "style-mixing.png", device=dev)
     figures.truncation_sweep(G, out / "truncation.png", device=dev)
-    figures.ppl_histograms(ppl_result.details, ppl_result.results, out / "ppl-histograms.png")
+    figures.ppl_histograms(ppl_details, ppl_values, out / "ppl-histograms.png")
     figures.ls_entropy(ls_result.details, out / "ls-entropy.png")
 
     table = _report_table(results, sizes)

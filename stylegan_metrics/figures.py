@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from stylegan_core.files import atomic_write
-from stylegan_core.images import atomic_save_png, make_grid, to_uint8
+from stylegan_core.data.images import atomic_save_png, make_grid, to_uint8
 
-from .sampling import latents, map_latents, noise_seeds, synthesize
+from stylegan_metrics.engine.sampling import latents, map_latents, noise_seeds, synthesize
 
 
 def new_figure(rows: int = 1, cols: int = 1, *, figsize: tuple[float, float]):

@@ -102,7 +102,7 @@ def plot_results(frame: pd.DataFrame, path: str | os.PathLike, *, dpi: int = 110
     keys = [k for k in result_columns(data) if data[k].notna().any()]
     if not keys:
         raise InputError("a plot needs result values; the snapshots with a kimg have none")
-    from .figures import new_figure, save_figure
+    from stylegan_metrics.figures import new_figure, save_figure
 
     cols = min(3, len(keys))
     rows = math.ceil(len(keys) / cols)

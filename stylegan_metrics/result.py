@@ -11,17 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-
-def format_duration(seconds: float) -> str:
-    """NVIDIA's style: '12s', '3m 04s', '2h 05m', '1d 03h'."""
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {s // 60 % 60:02d}m"
-    return f"{s // 86400}d {s // 3600 % 24:02d}h"
+from stylegan_core.timefmt import format_time
 
 
 @dataclass
@@ -47,7 +37,7 @@ class MetricResult:
             "results": dict(self.results),
             "metric": self.metric,
             "total_time": self.total_time,
-            "total_time_str": format_duration(self.total_time),
+            "total_time_str": format_time(self.total_time),
             "num_gpus": self.num_gpus,
             "snapshot_pkl": self.snapshot_pkl,
             "timestamp": self.timestamp,
@@ -73,4 +63,4 @@ class MetricResult:
 
     def __str__(self) -> str:
         values = ", ".join(f"{k} = {v:.4f}" for k, v in self.results.items())
-        return f"{self.metric}: {values} ({format_duration(self.total_time)})"
+        return f"{self.metric}: {values} ({format_time(self.total_time)})"

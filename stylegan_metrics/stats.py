@@ -19,11 +19,11 @@ COVARIANCE_KINDS = ("unbiased", "biased")
 class FeatureStats:
     """Accumulates sum x, sum x x^T and n in float64; gives the mean and covariance.
 
-    Rows are added in fixed chunks of CHUNK consecutive samples, so the sums (and every number
+    Rows are added to the sums in fixed groups of GROUP_ROWS consecutive samples, so the sums (and every number
     derived from them) are bit-identical whatever the batch sizes the rows arrive in.
     """
 
-    CHUNK = 64
+    GROUP_ROWS = 64  # rows per summation step
 
     def __init__(self, num_features: int, device: str | torch.device = "cpu"):
         self.num_features = num_features
@@ -40,17 +40,17 @@ class FeatureStats:
         if not torch.isfinite(x).all():
             raise InputError("the feature network produced NaN or Inf values")
         self._pending.append(x)
-        if sum(p.shape[0] for p in self._pending) >= self.CHUNK:
+        if sum(p.shape[0] for p in self._pending) >= self.GROUP_ROWS:
             rows = torch.cat(self._pending)
-            full = rows.shape[0] // self.CHUNK * self.CHUNK
-            for chunk in rows[:full].split(self.CHUNK):
-                self._add(chunk)
+            full = rows.shape[0] // self.GROUP_ROWS * self.GROUP_ROWS
+            for group in rows[:full].split(self.GROUP_ROWS):
+                self._add(group)
             self._pending = [rows[full:]] if full < rows.shape[0] else []
 
-    def _add(self, chunk: torch.Tensor) -> None:
-        self.sum += chunk.sum(dim=0)
-        self.sum_outer += chunk.T @ chunk
-        self.n += chunk.shape[0]
+    def _add(self, group: torch.Tensor) -> None:
+        self.sum += group.sum(dim=0)
+        self.sum_outer += group.T @ group
+        self.n += group.shape[0]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         self._flush()

@@ -11,7 +11,8 @@ import torch
 
 def inception_v3_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     """Keys and shapes of torch-fidelity's `weights-inception-2015-12-05-6726825d.pth`, seeded random values:
-    convolutions scaled by fan-in and BatchNorm close to identity, so activations neither vanish nor explode."""
+    convolutions scaled by fan-in and BatchNorm close to identity, so activations neither vanish nor explode; the
+    output layer's bias is non-zero, so that logits with and without it differ."""
     import torch_fidelity.feature_extractor_inceptionv3 as tfi
 
     with mock.patch.object(tfi, "load_state_dict_from_url", lambda *a, **k: None), \
@@ -26,7 +27,7 @@ def inception_v3_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
             state[key] = 0.8 + 0.4 * torch.rand(value.shape, generator=g)
         elif key.endswith("running_var"):
             state[key] = 0.5 + 1.5 * torch.rand(value.shape, generator=g)
-        elif key.endswith("running_mean") or key.endswith("bn.bias"):
+        elif key.endswith("running_mean") or key.endswith("bn.bias") or key == "fc.bias":
             state[key] = 0.1 * torch.randn(value.shape, generator=g)
         elif key.endswith("num_batches_tracked"):
             state[key] = value.clone()
@@ -42,9 +43,19 @@ def write_inception_v3_weights(path: str | os.PathLike, seed: int = 0) -> Path:
     return path
 
 
-def vgg16_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
-    """Keys and shapes of torchvision's `vgg16-397923af.pth`; seeded fan-in-scaled convolutions. The
-    classifier (unused by LPIPS) is stored as zero-stride zeros, so the file is ~60 MB instead of 528 MB."""
+def _hankel(shape: tuple[int, int], generator: torch.Generator, std: float) -> torch.Tensor:
+    """A [rows, cols] view with W[i, j] = v[i + j] of rows + cols - 1 seeded normal values: full-size and
+    unstructured enough for a layer, yet saved as its small storage."""
+    rows, cols = shape
+    values = torch.randn(rows + cols - 1, generator=generator) * std
+    return values.as_strided((rows, cols), (1, 1))
+
+
+def vgg16_state_dict(seed: int = 0, *, classifier: bool = False) -> dict[str, torch.Tensor]:
+    """Keys and shapes of torchvision's `vgg16-397923af.pth`; seeded fan-in-scaled convolutions. The classifier
+    (unused by LPIPS) is stored as zero-stride zeros, so the file is ~60 MB instead of 528 MB; classifier=True
+    (for the fc2 features) makes its weights seeded fan-in-scaled Hankel matrices, still ~60 MB, and its biases
+    small seeded values. The convolutions are the same either way."""
     import torchvision
 
     with torch.device("meta"):
@@ -57,13 +68,17 @@ def vgg16_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
             state[key] = torch.randn(shape, generator=g) * (2.0 / fan_in) ** 0.5
         elif key.startswith("features."):
             state[key] = torch.randn(shape, generator=g) * 0.01
+        elif classifier and key.endswith("weight"):
+            state[key] = _hankel(tuple(shape), g, (2.0 / shape[1]) ** 0.5)
+        elif classifier:
+            state[key] = torch.randn(shape, generator=g) * 0.01
         else:
             state[key] = torch.zeros(()).expand(shape)
     return state
 
 
-def write_vgg16_weights(path: str | os.PathLike, seed: int = 0) -> Path:
+def write_vgg16_weights(path: str | os.PathLike, seed: int = 0, *, classifier: bool = False) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(vgg16_state_dict(seed), path)
+    torch.save(vgg16_state_dict(seed, classifier=classifier), path)
     return path

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from stylegan_core import CheckpointError, Discriminator, load_checkpoint, load_generator, save_checkpoint
-from stylegan_core.checkpoint import FORMAT_TAG
+from stylegan_core.formats.checkpoint import FORMAT_TAG
 from conftest import tiny_generator
 
 

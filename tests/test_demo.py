@@ -12,7 +12,7 @@ from PIL import Image
 from stylegan_metrics_cli.main import main
 
 FIGURES = ["samples.png", "style-mixing.png", "truncation.png", "ppl-histograms.png", "ls-entropy.png"]
-METRICS = ["ppl_zfull", "ppl_zend", "ppl_wfull", "ppl_wend", "ls_z", "ls_w"]
+METRICS = ["fid1k_full", "ppl400_zfull", "ppl400_zend", "ppl400_wfull", "ppl400_wend", "ls2k_z", "ls2k_w"]
 
 
 @pytest.mark.slow
@@ -25,14 +25,14 @@ def test_demo_quick(tmp_path, metrics_home):
         assert image.shape[0] > 50 and len(np.unique(image.reshape(-1, 3), axis=0)) > 20, name
 
     table = pd.read_csv(out / "report.csv")
-    assert table.metric.tolist() == ["fid1k"] + METRICS
+    assert table.metric.tolist() == METRICS
     assert np.isfinite(table.value).all() and (table.value >= 0).all()
     assert pd.read_json(out / "report.json").metric.tolist() == table.metric.tolist()
     markdown = (out / "report.md").read_text()
     assert all(f"`{m}`" in markdown for m in table.metric)
 
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [line["metric"] for line in lines] == ["fid1k", "ppl", "ls"]
+    assert [line["metric"] for line in lines] == METRICS[:5] + ["ls2k"]
     values = {k: v for line in lines for k, v in line["results"].items()}
     assert values == pytest.approx(dict(zip(table.metric, table.value)))
     assert all(math.isfinite(v) for v in values.values())
@@ -41,7 +41,7 @@ def test_demo_quick(tmp_path, metrics_home):
     assert len(ppl) == 4 * 400 and np.isfinite(ppl.distance).all()
     ls = pd.read_csv(out / "ls-attributes.csv")
     assert len(ls) == 2 * 40 and ls.entropy_bits.between(0, 1).all()
-    assert values["ls_z"] == pytest.approx(2 ** ls[ls.space == "z"].entropy_bits.sum())
+    assert values["ls2k_z"] == pytest.approx(2 ** ls[ls.space == "z"].entropy_bits.sum())
 
     cached = list((metrics_home / "stats").glob("toyfaces-32-1000-*.npz"))
     assert len(cached) == 1  # the reference statistics of rendered toyfaces, reused by the next run

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from stylegan_core import InputError, save_checkpoint
 from stylegan_metrics import linear_separability, ppl
-from stylegan_metrics.run_state import RunState
+from stylegan_metrics.engine.state import RunState
 from stylegan_metrics_cli.launch import state_dir_for
 from stylegan_metrics_cli.main import main
 from conftest import tiny_generator
@@ -51,13 +51,13 @@ def test_two_gloo_processes_equal_one(tmp_path):
     assert sharded["fid"] == pytest.approx(single["fid"], rel=1e-9)
     assert sharded["ppl_distances"] == single["ppl_distances"]  # per-pair values, gathered in index order
     assert sharded["ppl"] == single["ppl"]
-    assert sharded["ls"] == single["ls"] and 1.0 < single["ls"]["ls_z"]
+    assert sharded["ls"] == single["ls"] and 1.0 < single["ls"]["z"]
 
 
 @pytest.mark.slow
 def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     state = tmp_path / "state"
-    chunk = str(state / "fid" / "generated" / "chunk-{:06d}.npz")
+    chunk = str(state / "fid" / "chunk-{:06d}.npz")
     proc = run_job(tmp_path / "killed.json", "--metrics", "fid", "--state-dir", str(state), "--delay", "0.4")
     deadline = time.time() + 120
     while not Path(chunk.format(0)).exists() and proc.poll() is None and time.time() < deadline:
@@ -96,13 +96,13 @@ def ppl_run(state_dir, seed: int = 0):
 
 
 def crashed_ppl_state(tmp_path) -> Path:
-    """A state folder left by a PPL run that crashed in its third chunk (chunks 0 and 1 saved)."""
+    """A state folder left by a PPL run that crashed in its third chunk (chunks 0 and 1 saved in its `ppl` folder)."""
     state = tmp_path / "ppl-state"
     CALLS.update(n=0, fail_at=9)  # 4 calls per chunk of 8 pairs (2 batches x 2 spaces)
     with pytest.raises(Crash):
         ppl_run(state)
     CALLS.update(n=0, fail_at=None)
-    assert sorted(p.name for p in state.glob("chunk-*.npz")) == ["chunk-000000.npz", "chunk-000001.npz"]
+    assert sorted(p.name for p in (state / "ppl").glob("chunk-*.npz")) == ["chunk-000000.npz", "chunk-000001.npz"]
     return state
 
 
@@ -119,12 +119,12 @@ def test_changed_parameters_refuse_the_stale_state(tmp_path):
     state = crashed_ppl_state(tmp_path)
     with pytest.raises(InputError, match=r"other parameters \(seed: 0 there, 1 now\).*--state-dir"):
         ppl_run(state, seed=1)
-    assert (state / "chunk-000001.npz").exists()  # the stale state is left alone
+    assert (state / "ppl" / "chunk-000001.npz").exists()  # the stale state is left alone
 
 
 def test_damaged_chunk_is_recomputed(tmp_path):
     state = crashed_ppl_state(tmp_path)
-    damaged = state / "chunk-000001.npz"
+    damaged = state / "ppl" / "chunk-000001.npz"
     damaged.write_bytes(damaged.read_bytes()[:50])
     with pytest.warns(UserWarning, match="chunk-000001.npz is damaged"):
         resumed = ppl_run(state)
@@ -134,7 +134,7 @@ def test_damaged_chunk_is_recomputed(tmp_path):
 
 def test_damaged_manifest_discards_the_chunks(tmp_path):
     state = crashed_ppl_state(tmp_path)
-    (state / "manifest.json").write_text("{not json")
+    (state / "ppl" / "manifest.json").write_text("{not json")
     with pytest.warns(UserWarning, match="manifest.json is damaged"):
         ppl_run(state)
     assert CALLS["n"] == 5 * 4

@@ -10,7 +10,7 @@ from PIL import Image, ImageFilter
 
 from stylegan_core import InputError, save_checkpoint
 from stylegan_metrics import ReferenceStats, compute_reference_stats, fid
-from stylegan_metrics.sampling import generate_batches, latents, noise_seeds
+from stylegan_metrics.engine.sampling import generate_batches, latents, noise_seeds
 from stylegan_metrics_cli.main import main
 from conftest import tiny_generator, write_disc_images
 
@@ -68,7 +68,7 @@ def test_fid_same_for_batch_sizes_7_and_32(tmp_path, inception_weights, metrics_
                                   device="cpu", progress=False)
     kwargs = dict(num_gen=20, seed=3, weights=inception_weights, device="cpu", progress=False)
     a, b = fid(G, ref, batch_size=7, **kwargs), fid(G, ref, batch_size=32, **kwargs)
-    assert a.metric == "fid20" and a.value > 0
+    assert a.metric == "fid20_full_unbiased" and a.value > 0
     assert a.value == pytest.approx(b.value, rel=1e-9)
 
 
@@ -90,9 +90,9 @@ def _degraded(src, dst, kind, level):
 @pytest.mark.parametrize("kind,levels", [("blur", [0, 0.6, 1.5, 3.0]), ("noise", [0, 15, 40, 90])])
 def test_fid_grows_with_degradation(tmp_path, kind, levels):
     """The FID paper's sanity check, with a fixed feature network (features of a user module)."""
-    from stylegan_metrics.features import build_feature_extractor
-    from stylegan_metrics.fid import accumulate
-    from stylegan_metrics.frechet import frechet_distance
+    from stylegan_metrics.networks.registry import build_feature_extractor
+    from stylegan_metrics.reference import accumulate
+    from stylegan_metrics.formulas.frechet import frechet_distance
 
     real = write_disc_images(tmp_path / "real", 200, size=32)
     ext = build_feature_extractor(SobelFeatures(), device=torch.device("cpu"))
@@ -135,10 +135,10 @@ def test_cache_hit_and_corrupt_cache_recomputed(tmp_path, metrics_home, monkeypa
     first = compute_reference_stats(folder, features=MeanColorFeatures(), device="cpu", progress=False)
     files = list((metrics_home / "stats").glob("*.npz"))
     assert len(files) == 1
-    fid_module = importlib.import_module("stylegan_metrics.fid")
+    reference = importlib.import_module("stylegan_metrics.reference")
     calls = []
-    original = fid_module.accumulate
-    monkeypatch.setattr(fid_module, "accumulate", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = reference.run_pass
+    monkeypatch.setattr(reference, "run_pass", lambda *a, **k: calls.append(1) or original(*a, **k))
     again = compute_reference_stats(folder, features=MeanColorFeatures(), device="cpu", progress=False)
     assert calls == [] and np.array_equal(again.sigma, first.sigma)  # served from the cache
     files[0].write_bytes(files[0].read_bytes()[:100])  # truncate it
@@ -201,7 +201,7 @@ def test_cli_fid_and_stats(tmp_path, metrics_home, inception_weights):
     assert res.exit_code == 0, res.output
     import json
     line = json.loads(out.read_text().strip())
-    assert line["metric"] == "fid6" and line["snapshot_pkl"] == str(ckpt) and line["results"]["fid6"] > 0
+    assert line["metric"] == "fid6_full_unbiased" and line["snapshot_pkl"] == str(ckpt) and line["results"]["fid6_full_unbiased"] > 0
     assert set(line) >= {"results", "metric", "total_time", "total_time_str", "num_gpus", "timestamp", "params"}
     # offline without weights: one line, exit 2, and the JSONL already written is untouched
     before = out.read_bytes()
@@ -214,7 +214,7 @@ def test_cli_fid_and_stats(tmp_path, metrics_home, inception_weights):
 def test_generator_fingerprint_sees_the_weights_of_a_plain_object():
     """A generator on a plain object (NVIDIA's protocol, not a Module) is told apart by its mapping and
     synthesis weights, so a resumed run never takes another generator's saved chunks."""
-    from stylegan_metrics.features import module_fingerprint
+    from stylegan_metrics.networks.registry import module_fingerprint
 
     class Wrapper:  # what a user might hand over: attributes, no nn.Module
         def __init__(self, G):

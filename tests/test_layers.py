@@ -5,9 +5,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from stylegan_core.discriminator import MinibatchStdDev
-from stylegan_core.layers import AdaIN, Blur, EqualizedConv2d, EqualizedLinear, NoiseInjection, PixelNorm, instance_norm
-from stylegan_core.mapping import MappingNetwork
+from stylegan_core.networks.discriminator import MinibatchStdDev
+from stylegan_core.networks.layers import AdaIN, Blur, EqualizedConv2d, EqualizedLinear, NoiseInjection, PixelNorm, instance_norm
+from stylegan_core.networks.mapping import MappingNetwork
 
 
 def test_adain_output_statistics_equal_the_style():

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from stylegan_core.losses import discriminator_loss, generator_loss, r1_penalty
+from stylegan_core.training.losses import discriminator_loss, generator_loss, r1_penalty
 
 
 def test_logistic_losses_by_hand():

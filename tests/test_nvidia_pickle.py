@@ -6,6 +6,7 @@ import pickle
 import sys
 import types
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from stylegan_core import CheckpointError, load_generator
-from stylegan_core.fir import setup_filter
-from stylegan_core.nvidia_pickle import PersistentRecord, read_network_pickle
+from stylegan_core.networks.fir import setup_filter
+from stylegan_core.formats.nvidia_pickle import PersistentRecord, read_network_pickle
 from stylegan_metrics_cli.main import main
 from conftest import same_images, tiny_stylegan2
 
@@ -213,7 +214,7 @@ def test_storage_bytes_go_through_weights_only(tmp_path, nvidia_modules):
     assert not marker.exists()
 
 
-def test_stylegan3_and_malformed_pickles_give_one_clear_error(tmp_path, nvidia_modules):
+def test_malformed_pickles_give_one_clear_error(tmp_path, nvidia_modules):
     mods = nvidia_modules
     layers = {"input": Record(mods, "SynthesisInput", buffers=dict(freqs=torch.randn(4, 2))),
               "L0_36_512": Record(mods, "SynthesisLayer", params=dict(weight=torch.randn(4, 4, 3, 3)))}
@@ -221,7 +222,7 @@ def test_stylegan3_and_malformed_pickles_give_one_clear_error(tmp_path, nvidia_m
                  z_dim=16, w_dim=16, c_dim=0, img_resolution=16, img_channels=3)
     path = tmp_path / "stylegan3-t-ffhq.pkl"
     path.write_bytes(pickle.dumps({"G_ema": sg3}))
-    with pytest.raises(CheckpointError, match="StyleGAN3 .stylegan3-t / stylegan3-r"):
+    with pytest.raises(CheckpointError, match="layer_names do not match its layers"):
         load_generator(path)
     path.write_bytes(pickle.dumps({"G": nvidia_generator_record(mods, tiny_stylegan2(8))}))
     with pytest.raises(CheckpointError, match="no 'G_ema' network in the pickle .keys: G."):
@@ -229,6 +230,96 @@ def test_stylegan3_and_malformed_pickles_give_one_clear_error(tmp_path, nvidia_m
     path.write_bytes(pickle.dumps({"G_ema": sg3})[:-20])
     with pytest.raises(CheckpointError, match="truncated or not a network pickle"):
         load_generator(path)
+
+
+# ---- numpy arrays are data ---------------------------------------------------------------------------------------
+NUMPY_VALUES = dict(
+    floats=np.arange(6, dtype=np.float32).reshape(2, 3) / 7, size=np.broadcast_to(np.asarray(36), [2]),
+    fortran=np.asfortranarray(np.arange(6.0).reshape(2, 3)), flags=np.array([True, False]),
+    big_endian=np.arange(3, dtype=">i2"), empty=np.zeros((0, 3)), gain=np.float64(0.25), count=np.int64(3),
+    half=np.float16(1.5), complex=np.complex64(1 + 2j),
+)
+
+
+def _same(a, b) -> bool:
+    return np.array_equal(np.asarray(a), np.asarray(b)) and np.asarray(a).dtype.kind == np.asarray(b).dtype.kind
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_numeric_numpy_arrays_in_a_pickle_load_as_data(tmp_path, protocol):
+    loaded = read_network_pickle(_write(tmp_path / "a.pkl", pickle.dumps(NUMPY_VALUES, protocol=protocol)))
+    assert set(loaded) == set(NUMPY_VALUES)
+    for key, value in NUMPY_VALUES.items():
+        assert _same(loaded[key], value), key
+    assert isinstance(loaded["floats"], np.ndarray) and loaded["floats"].shape == (2, 3)
+
+
+def test_numpy_1x_module_names_load_too(tmp_path):
+    """Files written by numpy 1.x name numpy.core.multiarray (numpy 2.x: numpy._core.multiarray)."""
+    data = pickle.dumps(NUMPY_VALUES, protocol=2)  # text GLOBAL opcodes: the names can be rewritten in place
+    assert b"numpy._core.multiarray" in data or b"numpy.core.multiarray" in data
+    old = data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    loaded = read_network_pickle(_write(tmp_path / "old.pkl", old))
+    assert all(_same(loaded[k], v) for k, v in NUMPY_VALUES.items())
+
+
+def test_object_arrays_and_calls_hidden_in_array_data_are_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    payload = RunsCode(os.system, f"touch {marker}")
+    cases = {
+        "object": (np.array([1, payload], dtype=object), r"numpy dtype 'O8'"),
+        "strings": (np.array(["ab", "c"]), r"numpy dtype '<?U2'"),
+        "structured": (np.zeros(2, dtype=[("a", "f4")]), r"numpy dtype 'V4'"),
+    }
+    for protocol in (2, 4, 5):
+        for name, (value, message) in cases.items():
+            path = _write(tmp_path / f"{name}.pkl", pickle.dumps({"G_ema": value}, protocol=protocol))
+            with pytest.raises(CheckpointError, match=f"refused to load: {message}"):
+                load_generator(path)
+    # numpy's own array header with a crafted BUILD state: objects or a call instead of raw bytes, a wrong length
+    states = {
+        "objects": ((1, (2,), np.dtype("f8"), False, [1.0, payload]), "references posix.system|references os.system"),
+        "a list": ((1, (2,), np.dtype("f8"), False, [1.0, 2.0]), "data is not raw bytes"),
+        "too short": ((1, (1000,), np.dtype("f8"), False, b"\0" * 16), "data is not raw bytes"),
+    }
+    for name, (state, message) in states.items():
+        path = _write(tmp_path / "crafted.pkl", pickle.dumps({"G_ema": CraftedArray(state)}, protocol=4))
+        with pytest.raises(CheckpointError, match=f"refused to load: .*({message})"):
+            load_generator(path)
+    assert not marker.exists()
+
+
+class CraftedArray:
+    """Pickles as numpy's `_reconstruct(ndarray, (0,), b'b')` followed by a BUILD with any state."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def __reduce__(self):
+        return np.zeros(1).__reduce__()[0], (np.ndarray, (0,), b"b"), self.state
+
+
+def test_numpy_arrays_in_torch_checkpoints_load_and_object_arrays_are_refused(tmp_path):
+    """Our own .pt and rosinality files go through torch.load(weights_only=True) with the same numpy rules."""
+    from stylegan_core import load_checkpoint, save_checkpoint
+
+    G = tiny_stylegan2(8)
+    path = save_checkpoint(tmp_path / "g.pt", G_ema=G, config={"G": G.config}, stats=NUMPY_VALUES["floats"],
+                           gain=NUMPY_VALUES["gain"], flags=NUMPY_VALUES["flags"])
+    data = load_checkpoint(path)
+    assert _same(data["stats"], NUMPY_VALUES["floats"]) and data["gain"] == 0.25 and _same(data["flags"], [True, False])
+    same_images(load_generator(path), G)
+    marker = tmp_path / "pwned"
+    save_checkpoint(tmp_path / "bad.pt", G_ema=G, config={"G": G.config},
+                    extra=np.array([RunsCode(os.system, f"touch {marker}")], dtype=object))
+    with pytest.raises(CheckpointError, match=r"refused to load: numpy dtype 'O8'"):
+        load_generator(tmp_path / "bad.pt")
+    assert not marker.exists()
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
 
 
 def test_convert_cli_gives_identical_images_and_exit_2_on_bad_input(tmp_path, nvidia_modules):
@@ -251,3 +342,33 @@ def test_convert_cli_gives_identical_images_and_exit_2_on_bad_input(tmp_path, nv
         assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
         assert "Traceback" not in res.output
     assert not marker.exists() and not (tmp_path / "x.pt").exists()
+
+
+# ---- conditional StyleGAN2-ADA (fixture written by scripts/make_stylegan3_fixtures.py with NVIDIA's code) -------
+ADA = Path(__file__).parent / "fixtures" / "nvidia_ada_conditional"
+
+
+def test_conditional_ada_pickle_draws_nvidias_images(tmp_path):
+    G = load_generator(ADA.with_suffix(".pkl"))
+    with np.load(f"{ADA}_expected.npz") as data:
+        want = {k: torch.from_numpy(data[k]) for k in data.files}
+    z, c = want["z"], want["c"]
+    assert (G.c_dim, G.z_dim, G.num_ws, G.config["arch"], G.config["c_dim"]) == (4, 16, 6, "stylegan2", 4)
+    tol = dict(rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        torch.testing.assert_close(G.mapping(z, c), want["ws"], **tol)
+        torch.testing.assert_close(G.mapping(z, c, truncation_psi=0.7), want["ws_psi07"], **tol)
+        torch.testing.assert_close(G.mapping(z, c, truncation_psi=0.5, truncation_cutoff=2), want["ws_psi05_cutoff2"], **tol)
+        torch.testing.assert_close(G.synthesis(want["ws"], noise_mode="const"), want["img"], **tol)
+        torch.testing.assert_close(G(z, c, truncation_psi=0.7, noise_mode="const"), want["img_psi07"], **tol)
+        assert (G.mapping(z, c.roll(1, dims=0)) - want["ws"]).abs().max() > 0.1  # the label matters
+        with pytest.raises(ValueError, match=r"conditional: c must have shape \[N, 4\], got None"):
+            G.mapping(z, None)
+
+    out = tmp_path / "conditional.pt"
+    res = CliRunner().invoke(main, ["convert", str(ADA.with_suffix(".pkl")), str(out)])
+    assert res.exit_code == 0, res.output
+    converted = load_generator(out)
+    assert converted.config == G.config
+    with torch.no_grad():
+        torch.testing.assert_close(converted(z, c, truncation_psi=0.7, noise_mode="const"), want["img_psi07"], **tol)

@@ -11,7 +11,8 @@ import torch
 from click.testing import CliRunner
 
 from stylegan_core import InputError, save_checkpoint
-from stylegan_metrics.ppl import box_downsample, crop_face, downsample_factor, lerp, ppl, slerp, trimmed_mean
+from stylegan_metrics import ppl
+from stylegan_metrics.formulas.paths import box_downsample, crop_face, downsample_factor, lerp, slerp, trimmed_mean
 from stylegan_metrics_cli.main import main
 from conftest import tiny_generator
 
@@ -140,8 +141,8 @@ def test_lpips_path_equals_lpips_package(vgg16_weights, monkeypatch):
     import lpips
     import torchvision.models._api as tv_api
 
-    from stylegan_metrics.features import build_similarity
-    from stylegan_metrics.weights import load_state_dict
+    from stylegan_metrics.networks.registry import build_similarity
+    from stylegan_metrics.networks.weights import load_state_dict
 
     state = load_state_dict(vgg16_weights)
     monkeypatch.setattr(tv_api, "load_state_dict_from_url", lambda *a, **k: state)  # torchvision's download

@@ -6,8 +6,8 @@ import torch
 
 from stylegan_core import InputError
 from stylegan_metrics import fid
-from stylegan_metrics.features import build_feature_extractor
-from stylegan_metrics.precision import precision_context
+from stylegan_metrics.networks.registry import build_feature_extractor
+from stylegan_metrics.networks.precision import precision_context
 from conftest import tiny_generator
 
 
@@ -42,8 +42,8 @@ def test_statistics_of_another_precision_are_refused():
 
 
 def _stats(G):
-    from stylegan_metrics.fid import accumulate
-    from stylegan_metrics.sampling import generate_batches
+    from stylegan_metrics.reference import accumulate
+    from stylegan_metrics.engine.sampling import generate_batches
     from stylegan_metrics.stats import ReferenceStats
 
     ext = build_feature_extractor(ConvFeatures(), device=torch.device("cpu"))

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from stylegan_core import CheckpointError, load_generator
-from stylegan_core.fir import setup_filter
-from stylegan_core.sources import detect_source
+from stylegan_core.networks.fir import setup_filter
+from stylegan_core.formats.sources import detect_source
 from stylegan_metrics_cli.main import main
 from conftest import same_images, tiny_stylegan2
 

@@ -10,9 +10,9 @@ from PIL import Image
 
 from stylegan_core import InputError, save_checkpoint
 from stylegan_metrics import AttributeClassifier, linear_separability, load_classifier, separability_from_arrays
-from stylegan_metrics.attributes import CELEBA_ATTRIBUTES, select_attributes
-from stylegan_metrics.classifier import train_classifier
-from stylegan_metrics.separability import conditional_entropy
+from stylegan_metrics.networks.attributes import CELEBA_ATTRIBUTES, select_attributes
+from stylegan_metrics.networks.classifier import train_classifier
+from stylegan_metrics.formulas.separability import conditional_entropy
 from stylegan_metrics_cli.main import main
 from conftest import tiny_generator
 

@@ -9,12 +9,12 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from stylegan_core import Generator, ImageDataset, ResidualDiscriminator, Trainer, TrainingOptions, load_checkpoint, train
-from stylegan_core.fir import conv2d_down2, conv2d_up2, downsample2d, setup_filter, upfirdn2d, upsample2d
-from stylegan_core.lazy_regularization import make_optimizers
-from stylegan_core.modulated import ModulatedToRGB, SynthesisLayer, modulated_conv2d
-from stylegan_core.path_length import path_length_penalty
-from stylegan_metrics.ppl import ppl
-from stylegan_metrics.sampling import generate_batches, supports_noise_seeds
+from stylegan_core.networks.fir import conv2d_down2, conv2d_up2, downsample2d, setup_filter, upfirdn2d, upsample2d
+from stylegan_core.training.lazy_regularization import make_optimizers
+from stylegan_core.networks.modulated import ModulatedToRGB, SynthesisLayer, modulated_conv2d
+from stylegan_core.training.path_length import path_length_penalty
+from stylegan_metrics import ppl
+from stylegan_metrics.engine.sampling import generate_batches, supports_noise_seeds
 from stylegan_metrics_cli.main import main
 from conftest import tiny_generator
 

@@ -1,4 +1,4 @@
-"""Batched torch linear SVMs (stylegan_metrics.svm) against sklearn's LinearSVC and the exact liblinear objective."""
+"""Batched torch linear SVMs (stylegan_metrics.formulas.svm) against sklearn's LinearSVC and the exact liblinear objective."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from stylegan_metrics.svm import fit_linear_svms, predict_linear_svms, svm_objective
+from stylegan_metrics.formulas.svm import fit_linear_svms, predict_linear_svms, svm_objective
 
 
 def _problem(n: int = 2000, d: int = 32, k: int = 5, seed: int = 0):

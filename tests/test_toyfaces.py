@@ -7,12 +7,12 @@ import pytest
 from click.testing import CliRunner
 
 from stylegan_core import ImageDataset
-from stylegan_core.celeba import CELEBA_ATTRIBUTES
+from stylegan_core.data.celeba import CELEBA_ATTRIBUTES
 from stylegan_core.errors import InputError
-from stylegan_core.toyfaces import ToyFaces, render_face, render_toyfaces, write_toyfaces
-from stylegan_core.toyfaces.dataset import face_at
-from stylegan_core.toyfaces.face import BEARD_KINDS
-from stylegan_metrics.classifier import read_attribute_labels
+from stylegan_core.data.toyfaces import ToyFaces, render_face, render_toyfaces, write_toyfaces
+from stylegan_core.data.toyfaces.dataset import face_at
+from stylegan_core.data.toyfaces.face import BEARD_KINDS
+from stylegan_metrics.networks.classifier import read_attribute_labels
 from stylegan_metrics_cli.main import main
 
 
@@ -186,7 +186,7 @@ def test_rendering_is_pinned():
     mean and spread, which tolerate last-bit differences of float maths across CPUs."""
     import hashlib
 
-    from stylegan_core.toyfaces.face import TOYFACES_VERSION
+    from stylegan_core.data.toyfaces.face import TOYFACES_VERSION
 
     images, labels = render_toyfaces(8, resolution=32, seed=0)
     assert TOYFACES_VERSION == 2, "update the pinned values below together with the version"

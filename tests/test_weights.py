@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from stylegan_core.errors import InputError
-from stylegan_metrics import weights as W
-from stylegan_metrics.weights import (
+from stylegan_metrics.networks import weights as W
+from stylegan_metrics.networks.weights import (
     STANDARD_WEIGHTS,
     WeightsError,
     WeightsSpec,

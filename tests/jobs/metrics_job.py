@@ -1,5 +1,6 @@
-"""A metrics run for the distributed and resume tests: FID, PPL and LS of a tiny generator with small
-deterministic networks; run alone, under torchrun, or killed part way. Rank 0 writes results.json."""
+"""A metrics run for the distributed and resume tests: FID, PPL and LS by their registry names on a tiny generator
+with small deterministic networks, in one `evaluate` call; run alone, under torchrun, or killed part way. Rank 0
+writes results.json."""
 
 import argparse
 import json
@@ -13,8 +14,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from conftest import tiny_generator  # noqa: E402
 
-from stylegan_core import distributed  # noqa: E402
-from stylegan_metrics import fid, linear_separability, ppl  # noqa: E402
+from stylegan_core import ranks  # noqa: E402
+from stylegan_metrics import evaluate  # noqa: E402
 from stylegan_metrics.stats import ReferenceStats  # noqa: E402
 
 
@@ -63,34 +64,32 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.rank0_only:
-        distributed.init_from_env(torch.device("cpu"))
-        if distributed.is_main():
-            evaluate(args, distributed=False)
-        distributed.barrier()
+        ranks.init_from_env(torch.device("cpu"))
+        if ranks.is_main():
+            run(args, distributed=False)
+        ranks.barrier()
     else:
-        evaluate(args)
+        run(args)
 
 
-def evaluate(args, **options) -> None:
+def run(args, **options) -> None:
     G = tiny_generator(16)
-    state = lambda name: str(Path(args.state_dir) / name) if args.state_dir else None  # noqa: E731
+    names = {"fid": [f"fid{args.num}_full"], "ppl": [f"ppl{args.num}_zfull", f"ppl{args.num}_wfull"],
+             "ls": [f"ls{4 * args.num}"]}
+    wanted = [name for family in args.metrics.split(",") for name in names[family]]
+    results = evaluate(G, wanted, data=reference(), features=ColourFeatures(args.delay), similarity=squared_l2,
+                       classifier=ColourClassifier(), attributes=3, batch_size=5, seed=args.seed, device="cpu",
+                       progress=False, chunk_size=args.chunk, state_dir=args.state_dir, **options)
     out = {}
-    if "fid" in args.metrics:
-        r = fid(G, reference(), num_gen=args.num, batch_size=5, seed=args.seed, features=ColourFeatures(args.delay),
-                device="cpu", progress=False, chunk_size=args.chunk, state_dir=state("fid"), **options)
-        out["fid"] = r.value
-    if "ppl" in args.metrics:
-        r = ppl(G, space="both", sampling="full", num_samples=args.num, batch_size=5, seed=args.seed,
-                similarity=squared_l2, device="cpu", progress=False, chunk_size=args.chunk, crop=False,
-                state_dir=state("ppl"), **options)
-        out["ppl"] = r.results
-        out["ppl_distances"] = r.details["distance"].tolist()
-    if "ls" in args.metrics:
-        r = linear_separability(G, ColourClassifier(), num_samples=4 * args.num, attributes=3, batch_size=5,
-                                seed=args.seed, device="cpu", progress=False, chunk_size=args.chunk,
-                                state_dir=state("ls"), **options)
-        out["ls"] = r.results
-    if distributed.is_main():
+    for r in results:
+        if r.metric.startswith("fid"):
+            out["fid"] = r.value
+        elif r.metric.startswith("ppl"):
+            out.setdefault("ppl", {}).update(r.results)
+            out.setdefault("ppl_distances", []).extend(r.details["distance"].tolist())
+        else:
+            out["ls"] = {key.split("_")[-1]: value for key, value in r.results.items()}
+    if ranks.is_main():
         Path(args.out).write_text(json.dumps(out))
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from stylegan_core import TrainingOptions, distributed, train  # noqa: E402
-from stylegan_core import trainer  # noqa: E402
-from stylegan_core.trainer import Trainer  # noqa: E402
+from stylegan_core import TrainingOptions, ranks, train  # noqa: E402
+from stylegan_core.training import trainer  # noqa: E402
+from stylegan_core.training.trainer import Trainer  # noqa: E402
 
 
 def digest(module: torch.nn.Module) -> str:
@@ -52,12 +52,12 @@ def main() -> None:
         return original_step(self, real)
 
     Trainer.train_step = step_and_count
-    if args.hide_snapshots and distributed.launched_by_torchrun() and os.environ["RANK"] != "0":
+    if args.hide_snapshots and ranks.launched_by_torchrun() and os.environ["RANK"] != "0":
         def unreadable(*_):
             raise AssertionError("this rank must not read snapshots itself")
         trainer.find_latest_snapshot = trainer.load_checkpoint = unreadable
     train(args.data, args.out_dir, options, resume=args.resume, progress=False)
-    Path(args.out_dir, f"rank{distributed.rank()}.json").write_text(json.dumps(seen))
+    Path(args.out_dir, f"rank{ranks.rank()}.json").write_text(json.dumps(seen))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,67 @@
+"""`stylegan-metrics evaluate`: several metrics by NVIDIA's names in one pass over the generated samples."""
+
+from __future__ import annotations
+
+import click
+
+from stylegan_metrics.metrics import build_metric
+from stylegan_metrics.networks.classifier import load_classifier
+from stylegan_metrics.networks.registry import FEATURE_NETWORKS, SIMILARITY_NETWORKS
+
+from .launch import chunk_size_option, distributable, state_dir_for, state_dir_option
+from .options import (batch_option, ckpt_option, device_option, no_progress_option, out_jsonl_option,
+                      precision_option, run_metric_command, seed_option, truncation_option, workers_option)
+
+
+@click.command()
+@ckpt_option
+@click.option("--metrics", "names", required=True,
+              help="Comma-separated metric names: fid50k_full, fid50k, ppl_zfull, ppl_wfull, ppl_zend, ppl_wend, "
+                   "ppl2_wend, ls; counts may change (fid10k_full, ppl2500_wend, ls10k).")
+@click.option("--data", type=click.Path(), default=None,
+              help="Reference for FID: image folder, zip, or statistics .npz.")
+@click.option("--classifier", type=click.Path(dir_okay=False), default=None,
+              help="Attribute classifier checkpoint (linear separability).")
+@click.option("--features", type=click.Choice(sorted(FEATURE_NETWORKS)), default="inception-v3", show_default=True,
+              help="Feature network of FID.")
+@click.option("--similarity", type=click.Choice(sorted(SIMILARITY_NETWORKS)), default="lpips-vgg16",
+              show_default=True, help="Perceptual distance of PPL.")
+@click.option("--weights", "weights", multiple=True, metavar="[NETWORK=]PATH",
+              help="Weights file of a standard network; with several networks, name each: "
+                   "--weights inception-v3=a.pth --weights lpips-vgg16=b.pth.")
+@click.option("--cov", type=click.Choice(["biased", "unbiased"]), default=None,
+              help="FID covariance; default NVIDIA's 1/N (biased). unbiased (N - 1, StyleGAN1) adds '_unbiased' to "
+                   "the result name.")
+@batch_option
+@seed_option
+@truncation_option
+@precision_option
+@device_option
+@out_jsonl_option
+@state_dir_option
+@chunk_size_option
+@workers_option
+@no_progress_option
+@distributable
+def evaluate(ckpt, names, data, classifier, features, similarity, weights, cov, batch, seed, truncation_psi,
+             precision, device, out, state_dir, chunk_size, workers, no_progress) -> None:
+    """Several metrics in one call: each generated image is made once for every metric that looks at it."""
+    metrics = [build_metric(n.strip(), cov=cov, truncation_psi=truncation_psi) for n in names.split(",")]
+    run_metric_command(ckpt, metrics, device=device, out=out, state_dir=state_dir_for(state_dir, out, "evaluate"),
+                       data=data, classifier=load_classifier(classifier) if classifier else None,
+                       features=features, similarity=similarity, weights=parse_weights(weights),
+                       batch_size=batch, seed=seed, precision=precision, chunk_size=chunk_size, workers=workers,
+                       progress=not no_progress)
+
+
+def parse_weights(values: tuple[str, ...]):
+    """('a.pth',) -> 'a.pth'; ('inception-v3=a.pth', 'lpips-vgg16=b.pth') -> {name: path}; () -> None."""
+    if not values:
+        return None
+    named = [v.split("=", 1) for v in values if "=" in v and v.split("=", 1)[0] in {**FEATURE_NETWORKS,
+                                                                                     **SIMILARITY_NETWORKS}]
+    if len(values) == 1 and not named:
+        return values[0]
+    if len(named) != len(values):
+        raise click.BadParameter("with several files, name each network: NETWORK=PATH", param_hint="--weights")
+    return dict(named)

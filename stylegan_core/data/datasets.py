@@ -1,0 +1,138 @@
+"""Image datasets: a folder (recursive) or a zip in NVIDIA's dataset_tool layout, optional dataset.json labels."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from stylegan_core.errors import DatasetError
+
+GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
+
+
+def _is_image_name(name: str) -> bool:
+    parts = Path(name).parts
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS and not any(p.startswith(("__MACOSX", ".")) for p in parts)
+
+
+def _square_resize(img: Image.Image, resolution: int) -> Image.Image:
+    """Centre-crop to a square, then resize with Lanczos when the size differs."""
+    w, h = img.size
+    if w != h:
+        s = min(w, h)
+        left, top = (w - s) // 2, (h - s) // 2
+        img = img.crop((left, top, left + s, top + s))
+    if img.size != (resolution, resolution):
+        img = img.resize((resolution, resolution), Image.LANCZOS)
+    return img
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """uint8 images [C, R, R] from a folder or zip; item i >= len(files) is the x-flip of i - len(files)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,          # Image folder (searched recursively) or .zip file.
+        resolution: int | None = None,    # Output side; None = the first image's (shorter) side.
+        channels: int = 3,                # 3 = RGB, 1 = grayscale.
+        xflip: bool = False,              # Double the dataset with mirrored copies.
+        max_items: int | None = None,     # Use only the first this many files (sorted by name).
+        strict: bool = False,             # Refuse (not fix) images of another size or of too few channels.
+    ):
+        self.path = Path(path)
+        self.channels = channels
+        self.xflip = xflip
+        self.strict = strict
+        self._zip: zipfile.ZipFile | None = None
+        self._zip_pid: int | None = None
+        if not self.path.exists():
+            raise DatasetError(f"{self.path}: no such file or folder")
+        if self.path.is_dir():
+            self.kind = "folder"
+            names = sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file())
+        elif zipfile.is_zipfile(self.path):
+            self.kind = "zip"
+            names = sorted(self._open_zip().namelist())
+        else:
+            raise DatasetError(f"{self.path}: not an image folder or a zip file")
+        self.files = [n for n in names if _is_image_name(n)]
+        if max_items is not None:
+            self.files = self.files[:max_items]
+        if not self.files:
+            raise DatasetError(f"{self.path}: no images found (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
+        self.labels = self._read_labels("dataset.json" in names)
+        if resolution is None:
+            resolution = min(self._open_image(self.files[0]).size)
+        self.resolution = int(resolution)
+
+    def _open_zip(self) -> zipfile.ZipFile:
+        if self._zip is None or self._zip_pid != os.getpid():  # one handle per DataLoader worker
+            self._zip = zipfile.ZipFile(self.path)
+            self._zip_pid = os.getpid()
+        return self._zip
+
+    def _read_bytes(self, name: str) -> bytes:
+        if self.kind == "zip":
+            return self._open_zip().read(name)
+        return (self.path / name).read_bytes()
+
+    def _open_image(self, name: str) -> Image.Image:
+        try:
+            img = Image.open(io.BytesIO(self._read_bytes(name)))
+            img.load()
+        except (UnidentifiedImageError, OSError, SyntaxError) as e:
+            raise DatasetError(f"{self.path}: cannot read image {name} ({e})") from None
+        return img
+
+    def _read_labels(self, has_json: bool) -> np.ndarray | None:
+        if not has_json:
+            return None
+        try:
+            meta = json.loads(self._read_bytes("dataset.json"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DatasetError(f"{self.path}: dataset.json is not valid JSON ({e})") from None
+        entries = meta.get("labels") if isinstance(meta, dict) else None
+        if entries is None:
+            return None
+        table = {str(name).replace("\\", "/"): label for name, label in entries}
+        missing = [f for f in self.files if f not in table]
+        if missing:
+            raise DatasetError(f"{self.path}: dataset.json has no label for {missing[0]} ({len(missing)} images unlabelled)")
+        labels = np.array([table[f] for f in self.files])
+        return labels.astype(np.int64 if labels.dtype.kind in "iub" else np.float32)
+
+    def __len__(self) -> int:
+        return len(self.files) * (2 if self.xflip else 1)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (uint8 image [C, R, R], label tensor; empty when unlabelled)."""
+        n = len(self.files)
+        flip = index >= n
+        name = self.files[index % n]
+        img = self._open_image(name)
+        if self.strict:
+            if img.size != (self.resolution, self.resolution):
+                raise DatasetError(f"{self.path}: {name} is {img.size[0]}x{img.size[1]}, expected "
+                                   f"{self.resolution}x{self.resolution} like the other images")
+            if self.channels == 3 and img.mode in GRAYSCALE_MODES:
+                raise DatasetError(f"{self.path}: {name} is grayscale ({img.mode}); RGB images are needed")
+        img = img.convert("RGB" if self.channels == 3 else "L")
+        arr = np.asarray(_square_resize(img, self.resolution))
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if flip:
+            arr = arr[:, ::-1]
+        image = torch.from_numpy(arr.transpose(2, 0, 1).copy())
+        label = torch.as_tensor(self.labels[index % n]) if self.labels is not None else torch.zeros(0)
+        return image, label
+
+    def __getstate__(self) -> dict:
+        return dict(self.__dict__, _zip=None, _zip_pid=None)

@@ -1,0 +1,132 @@
+"""The one-file checkpoint format: tagged, versioned, loaded with weights_only=True, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from stylegan_core.errors import CheckpointError
+from stylegan_core.files import atomic_write
+from stylegan_core.networks.generator import Generator
+from stylegan_core.formats.nvidia_pickle import load_nvidia_generator
+from stylegan_core.formats.rosinality import load_rosinality_generator
+from stylegan_core.formats.safe_load import load_weights_only
+from stylegan_core.formats.sources import detect_source
+from stylegan_core.formats.tf_pickle import load_tf_discriminator, load_tf_generator
+from stylegan_core.networks.discriminator import Discriminator
+from stylegan_core.networks.residual_discriminator import ResidualDiscriminator
+
+FORMAT_TAG = "stylegan-metrics-checkpoint"
+FORMAT_VERSION = 1
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (nn.Module, torch.optim.Optimizer)):
+        return value.state_dict()
+    return value
+
+
+def save_checkpoint(path: str | os.PathLike, **parts: Any) -> Path:
+    """Write `parts` (state dicts, `config`, `step`, ...) with the format tag, via temp file + rename.
+
+    Modules and optimizers given directly are stored as their state dicts; when `G` is a module
+    and no `config` is given, the config is taken from the modules' `.config`.
+    """
+    path = Path(path)
+    if "config" not in parts and isinstance(parts.get("G"), nn.Module):
+        parts["config"] = {k: parts[k].config for k in ("G", "D") if hasattr(parts.get(k), "config")}
+    try:
+        json.dumps(parts.get("config", {}))
+    except TypeError as e:
+        raise CheckpointError(f"{path}: config must be JSON-serializable ({e})") from None
+    payload = {"format": FORMAT_TAG, "version": FORMAT_VERSION}
+    payload.update({k: _plain(v) for k, v in parts.items()})
+    with atomic_write(path) as f:
+        torch.save(payload, f)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint with `torch.load(weights_only=True)`; any problem is a `CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    data = load_weights_only(path)
+    if not isinstance(data, dict) or data.get("format") != FORMAT_TAG:
+        raise CheckpointError(f"{path}: not a stylegan-metrics checkpoint (no '{FORMAT_TAG}' format tag)")
+    version = data.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {version!r}; this release reads up to {FORMAT_VERSION}")
+    return data
+
+
+def build_module(path: Path, cls: type[nn.Module], config: Any, state: Any, name: str) -> nn.Module:
+    """Construct `cls(**config)` and load `state` strictly, turning every mismatch into a CheckpointError."""
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: no constructor config for {name}")
+    try:
+        module = cls(**config)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: bad {name} config ({e})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: no {name} weights")
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())
+        raise CheckpointError(f"{path}: {name} weights do not fit its config ({detail[:300]})") from None
+    return module
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
+    """The EMA generator of a checkpoint, rebuilt from its config, in eval mode on `device`.
+
+    Also reads, by content, NVIDIA network pickles (`G_ema`, see `nvidia_pickle`: no code from the file
+    runs; StyleGAN2 / ADA as arch='stylegan2', conditional ones too; StyleGAN3 as 'stylegan3-t' / 'stylegan3-r')
+    and rosinality `.pt` checkpoints (`g_ema`, see `rosinality`), as arch='stylegan2'; and
+    NVIDIA's TensorFlow pickles (Gs of a (G, D, Gs) tuple, see `tf_pickle`), as 'stylegan' or 'stylegan2'.
+    """
+    path = Path(path)
+    source = detect_source(path) if path.is_file() else "native"
+    if source == "tensorflow":
+        G = load_tf_generator(path)
+    elif source == "nvidia":
+        G = load_nvidia_generator(path)
+    elif source == "rosinality":
+        G = load_rosinality_generator(path)
+    else:
+        data = load_checkpoint(path)
+        config = data.get("config")
+        g_config = config.get("G") if isinstance(config, dict) else None
+        state = data.get("G_ema", data.get("G"))
+        G = build_module(path, Generator, g_config, state, "generator")
+    return G.eval().requires_grad_(False).to(device)
+
+
+def load_discriminator(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """The discriminator of a checkpoint (`D(images, c) -> [N, 1]`), in eval mode on `device`.
+
+    Reads this project's checkpoints ('D' with its config: Discriminator, or ResidualDiscriminator when
+    its blocks have skip layers) and, by content, NVIDIA's TensorFlow pickles (D of a (G, D, Gs) tuple,
+    or a file of one discriminator network such as an attribute classifier; see `tf_pickle`).
+    """
+    path = Path(path)
+    source = detect_source(path) if path.is_file() else "native"
+    if source == "tensorflow":
+        D = load_tf_discriminator(path)
+    elif source in ("nvidia", "rosinality"):
+        raise CheckpointError(f"{path}: reading the discriminator of this file ({source}) is not supported; "
+                              "this project's checkpoints and NVIDIA's TensorFlow pickles are")
+    else:
+        data = load_checkpoint(path)
+        config = data.get("config")
+        d_config = config.get("D") if isinstance(config, dict) else None
+        state = data.get("D")
+        residual = isinstance(state, dict) and any(k.endswith(".skip.weight") for k in state)
+        D = build_module(path, ResidualDiscriminator if residual else Discriminator, d_config, state, "discriminator")
+    return D.eval().requires_grad_(False).to(device)

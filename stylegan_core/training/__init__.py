@@ -1,0 +1,1 @@
+"""Training: losses, regularizers, each architecture's update step and the loop that runs them."""

@@ -1,0 +1,282 @@
+"""The StyleGAN training loop: per step the architecture's updates and the generator EMA, per tick a status line and
+stats.jsonl record, snapshots (with a hook for metrics), exact resume, and a clear stop when training diverges."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import re
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from stylegan_core import ranks
+from stylegan_core.allocator import keep_freed_memory
+from stylegan_core.data.datasets import ImageDataset
+from stylegan_core.data.images import atomic_save_png, from_uint8, make_grid, to_uint8
+from stylegan_core.errors import InputError
+from stylegan_core.formats.checkpoint import build_module, load_checkpoint, save_checkpoint
+from stylegan_core.networks.discriminator import Discriminator
+from stylegan_core.networks.generator import Generator
+from stylegan_core.networks.residual_discriminator import ResidualDiscriminator
+from stylegan_core.training.data_order import IndexStream, step_seed
+from stylegan_core.training.lazy_regularization import make_optimizers, stylegan2_phases
+from stylegan_core.training.logs import LOSS_COLUMNS, Tick, TrainingLog, status_line
+from stylegan_core.training.options import TrainingOptions
+from stylegan_core.training.stylegan1_step import stylegan_step
+from stylegan_core.training.training_stats import TickStats, TrainingDiverged, nonfinite_weights, scalar
+from stylegan_core.training.updates import ema_beta, sample_ws, update_ema
+
+__all__ = ["IndexStream", "Trainer", "TrainingDiverged", "TrainingOptions", "ema_beta", "find_latest_snapshot",
+           "sample_ws", "step_seed", "train"]
+
+SNAPSHOT_PATTERN = re.compile(r"network-snapshot-(\d+)\.pt$")
+DISCRIMINATORS = {"stylegan": Discriminator, "stylegan2": ResidualDiscriminator}  # arch -> D class
+# on_snapshot(snapshot path, G_ema, kimg) -> {result name: value} or None; called on every rank.
+SnapshotHook = Callable[[Path, Generator, float], "dict[str, float] | None"]
+
+
+def find_latest_snapshot(run_dir: Path) -> Path | None:
+    snaps = [(int(m.group(1)), p) for p in run_dir.glob("network-snapshot-*.pt") if (m := SNAPSHOT_PATTERN.search(p.name))]
+    return max(snaps)[1] if snaps else None
+
+
+class Trainer:
+    """Holds G, G_ema, D and their optimizers; `train()` runs the loop of the StyleGAN papers."""
+
+    def __init__(self, options: TrainingOptions, dataset: ImageDataset, run_dir: str | os.PathLike, *,
+                 device: str | torch.device = "cpu", workers: int = 0):
+        if dataset.resolution != options.resolution:
+            raise InputError(f"dataset resolution {dataset.resolution} differs from --resolution {options.resolution}")
+        if options.batch < 1 or options.r1_interval < 1:
+            raise InputError("batch and r1_interval must be >= 1")
+        self.options = options
+        self.dataset = dataset
+        self.run_dir = Path(run_dir)
+        self.device = torch.device(device)
+        self.workers = workers
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(options.seed)
+            self.G = Generator(**options.generator_config()).to(self.device)
+            self.D = DISCRIMINATORS[options.arch](**options.discriminator_config()).to(self.device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.G_opt, self.D_opt = make_optimizers(self.G, self.D, options)
+        self.pl_mean = torch.zeros([], device=self.device)  # running mean path length (stylegan2)
+        self.step = 0
+        self.images_seen = 0
+        self.resumed_from: Path | None = None
+        self.stats = TickStats()  # per-sample loss statistics of the current tick
+        self._flush_denormal = False  # set while train() flushes denormals to zero (CPU)
+        self.grid_z = torch.from_numpy(np.random.RandomState(options.seed).randn(16, options.z_dim)).float()
+
+    # ---- persistence -------------------------------------------------------------------------
+    def resume(self, path: Path) -> None:
+        """Continue the run stored in `path`: networks, optimizers, step; options must match. In a multi-process
+        run rank 0 reads the file and sends it to the others, so other nodes need not see it."""
+        data = ranks.broadcast_from_main(load_checkpoint(path) if ranks.is_main() else None)
+        saved_world, world = int(data.get("world_size", 1)), ranks.world_size()
+        if saved_world != world:
+            warnings.warn(f"{path.name} was written by a run of {saved_world} process(es), resumed with {world}: "
+                          f"training goes on, but with other random streams than the uninterrupted run", stacklevel=2)
+        config = data.get("config") or {}
+        if not config.get("training"):
+            raise InputError(f"{path}: no training options stored; cannot resume from it")
+        self.options.check_resumable(config["training"], str(path.parent))
+        self.G = build_module(path, Generator, config.get("G"), data.get("G"), "G").to(self.device)
+        self.G_ema = build_module(path, Generator, config.get("G"), data.get("G_ema"), "G_ema").to(self.device)
+        self.G_ema.eval().requires_grad_(False)
+        self.D = build_module(path, DISCRIMINATORS[self.options.arch], config.get("D"), data.get("D"), "D").to(self.device)
+        self.G_opt, self.D_opt = make_optimizers(self.G, self.D, self.options)
+        if "pl_mean" in data:
+            self.pl_mean = data["pl_mean"].to(self.device)
+        self.G_opt.load_state_dict(data["G_opt"])
+        self.D_opt.load_state_dict(data["D_opt"])
+        self.step = int(data["step"])
+        self.images_seen = int(data["images_seen"])
+        self.resumed_from = path
+
+    def save_snapshot(self) -> Path:
+        """Checkpoint + sample grid of G_ema, both written atomically (by rank 0 of a multi-process run)."""
+        kimg = self.images_seen // 1000
+        path = self.run_dir / f"network-snapshot-{kimg:06d}.pt"
+        if not ranks.is_main():
+            return path
+        save_checkpoint(
+            path,
+            config={"G": self.G.config, "D": self.D.config, "training": self.options.to_dict()},
+            G=self.G, G_ema=self.G_ema, D=self.D, G_opt=self.G_opt, D_opt=self.D_opt,
+            step=self.step, images_seen=self.images_seen,
+            pl_mean=self.pl_mean, world_size=ranks.world_size(),
+        )
+        with torch.no_grad():
+            images = self.G_ema(self.grid_z.to(self.device), noise_mode="const")
+        atomic_save_png(make_grid(to_uint8(images)), self.run_dir / f"fakes{kimg:06d}.png")
+        return path
+
+    # ---- the algorithm -----------------------------------------------------------------------
+    def train_step(self, real: torch.Tensor) -> None:
+        """One training step on a uint8 batch (this process's share): the arch's updates, then EMA and counters."""
+        opt = self.options
+        batch = real.shape[0] * ranks.world_size()
+        real = from_uint8(real.to(self.device))  # [N, C, H, W] in [-1, 1]
+        common = dict(step=self.step, r1_gamma=opt.r1_gamma, r1_interval=opt.r1_interval, style_mixing=opt.style_mixing)
+        if opt.arch == "stylegan2":  # NVIDIA's phases with lazy R1 and path length regularization
+            terms, self.pl_mean = stylegan2_phases(
+                self.G, self.D, self.G_opt, self.D_opt, real, self.pl_mean, **common,
+                pl_weight=opt.pl_weight, pl_interval=opt.pl_interval, pl_decay=opt.pl_decay,
+                pl_batch_shrink=opt.pl_batch_shrink)
+        else:  # StyleGAN (2019): D step with R1, then G step
+            terms = stylegan_step(self.G, self.D, self.G_opt, self.D_opt, real, **common)
+        for name, values in terms:
+            self.stats.report(name, values)
+        ranks.average_(self.G.mapping.w_avg)  # running statistics stay equal on every process
+        ranks.average_(self.pl_mean)
+        update_ema(self.G_ema, self.G, ema_beta(opt, batch, self.images_seen))
+        self.step += 1
+        self.images_seen += batch
+
+    def train(self, *, progress: bool = True, on_snapshot: SnapshotHook | None = None, tensorboard: bool = False) -> Path:
+        """Run until `kimg` thousand images: a status line and stats.jsonl record every `tick_kimg`, a snapshot every
+        `snap_kimg` and at the end, each followed by `on_snapshot(path, G_ema, kimg)` on every rank (its returned
+        values are logged). Raises TrainingDiverged when a loss or weight turns NaN or Inf. Returns the last snapshot."""
+        opt = self.options
+        rank, world = ranks.rank(), ranks.world_size()
+        if opt.batch % world:
+            raise InputError(f"batch {opt.batch} does not split evenly over {world} processes")
+        total_steps = math.ceil(opt.kimg * 1000 / opt.batch)
+        snap_every = max(1, round(opt.snap_kimg * 1000 / opt.batch))
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=IndexStream(len(self.dataset), opt.batch, opt.seed, self.step, rank, world),
+            num_workers=self.workers, pin_memory=self.device.type == "cuda",
+        )
+        log = TrainingLog(self.run_dir, images_seen=self.images_seen, enabled=ranks.is_main(), tensorboard=tensorboard)
+        log.print(self._start_line(total_steps))
+        start = time.time()
+        tick = Tick(ranks.broadcast_from_main(log.next_tick), self.images_seen, start, one_batch=True)
+        self.G.train()
+        self.D.train()
+        last = None
+        bar = tqdm(total=total_steps * opt.batch, initial=min(self.step, total_steps) * opt.batch, unit="img",
+                   unit_scale=True, disable=None if progress and rank == 0 else True, desc="train", dynamic_ncols=True)
+        # Denormal floats (tiny weights, gradients, Adam moments) make CPU arithmetic ~10x slower; flushing
+        # them to zero during training is what GPUs do anyway. Switched back off when training ends.
+        self._flush_denormal = self.device.type == "cpu" and torch.set_flush_denormal(True)
+        keep_freed_memory()
+        try:
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                for real, _ in loader:
+                    if self.step >= total_steps:
+                        break
+                    torch.manual_seed(step_seed(opt.seed, self.step, rank=rank))
+                    self.train_step(real)
+                    bar.update(opt.batch)
+                    done = self.step == total_steps
+                    if done or tick.is_over(self.images_seen, opt.tick_kimg):
+                        tick = self._end_tick(tick, log, bar, started=start, last=last)
+                    if done or self.step % snap_every == 0:
+                        last = self._snapshot(tick, log, on_snapshot, last)
+        finally:
+            bar.close()
+            if self._flush_denormal:
+                torch.set_flush_denormal(False)
+            log.close()
+        return last or self.save_snapshot()
+
+    # ---- ticks and snapshots -----------------------------------------------------------------
+    def _start_line(self, total_steps: int) -> str:
+        opt = self.options
+        if self.resumed_from is not None:
+            return (f"resuming {self.resumed_from.name} at kimg {self.images_seen / 1e3:g} (step {self.step}), "
+                    f"training to kimg {total_steps * opt.batch / 1e3:g}")
+        return (f"training {opt.arch} at {opt.resolution}x{opt.resolution} on {len(self.dataset)} images for "
+                f"{opt.kimg:g} kimg: batch {opt.batch}, tick {opt.tick_kimg:g} kimg, snapshots every {opt.snap_kimg:g} "
+                f"kimg, into {self.run_dir}")
+
+    def _loss_columns(self) -> list[str]:
+        """Status line columns of the loss terms this run computes."""
+        return ["G", "D"] + ["r1"] * (self.options.r1_gamma > 0) + ["pl"] * (self.options.pl_weight > 0)
+
+    def _end_tick(self, tick: Tick, log: TrainingLog, bar, *, started: float, last: Path | None) -> Tick:
+        """Status line and stats.jsonl record of the tick just ended (`started`: time.time() when this train() call
+        began); returns the next tick. Stops a diverged run."""
+        end = time.time()
+        losses = self.stats.collect()
+        self._stop_if_diverged(tick, log, last, [k for k, v in losses.items() if not math.isfinite(v["mean"] + v["std"])])
+        stats = tick.record(self.images_seen, end, log.prior_sec + end - started, self.device)
+        stats["Progress/w_avg_norm"] = scalar(self.G.mapping.w_avg.norm())
+        if self.options.pl_weight > 0:
+            stats["Progress/pl_mean"] = scalar(self.pl_mean)
+        stats.update(losses)
+        log.print(status_line(stats, self._loss_columns()))
+        log.record(stats, self.images_seen // 1000)
+        bar.set_postfix({k: f"{losses[v]['mean']:.3f}" for k, v in LOSS_COLUMNS.items() if v in losses}, refresh=False)
+        return Tick(tick.index + 1, self.images_seen, end, maintenance=time.time() - end)
+
+    def _snapshot(self, tick: Tick, log: TrainingLog, on_snapshot: SnapshotHook | None, last: Path | None) -> Path:
+        """Write a snapshot of finite networks, then run the hook (denormals as in a plain evaluation)."""
+        begin = time.time()
+        self._stop_if_diverged(tick, log, last, self.stats.nonfinite())
+        path = self.save_snapshot()
+        kimg = self.images_seen / 1e3
+        log.print(f"snapshot {path.name} at kimg {kimg:g}")
+        if on_snapshot is not None:
+            if self._flush_denormal:
+                torch.set_flush_denormal(False)
+            try:
+                values = on_snapshot(path, self.G_ema, kimg)
+            finally:
+                if self._flush_denormal:
+                    torch.set_flush_denormal(True)
+            if values:
+                log.print(f"metrics of {path.name}: " + ", ".join(f"{k} {v:.6g}" for k, v in values.items()))
+                log.metrics(values, self.images_seen // 1000)
+        tick.maintenance += time.time() - begin
+        return path
+
+    def _stop_if_diverged(self, tick: Tick, log: TrainingLog, last: Path | None, losses: list[str]) -> None:
+        """Log and raise TrainingDiverged naming the tick when `losses` (names of statistics) are NaN or Inf or a
+        network's weights are; the diverged networks are never written."""
+        weights = nonfinite_weights(G=self.G, G_ema=self.G_ema, D=self.D)
+        if not losses and not weights:
+            return
+        what = ", ".join(losses + [f"weights of {name}" for name in weights])
+        good = last or self.resumed_from
+        kept = f"the last good snapshot is {good.name}" if good else "no snapshot was written"
+        message = (f"training diverged in tick {tick.index} (kimg {tick.start_images / 1e3:g} to "
+                   f"{self.images_seen / 1e3:g}): {what} became NaN or Inf; {kept}")
+        log.print(message, echo=False)
+        raise TrainingDiverged(message)
+
+
+def train(
+    data: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    options: TrainingOptions,
+    *,
+    resume: bool = False,
+    device: str | torch.device = "cpu",
+    workers: int = 0,
+    progress: bool = True,
+    on_snapshot: SnapshotHook | None = None,
+    tensorboard: bool = False,
+) -> Path:
+    """Train on an image folder or zip into `run_dir`; with `resume`, continue its newest snapshot.
+    Under torchrun (or `--gpus N`) each process trains on its share of every batch, gradients averaged.
+    `on_snapshot(path, G_ema, kimg)` runs after every snapshot on every rank (e.g. to compute metrics)."""
+    device = ranks.init_from_env(torch.device(device))
+    run_dir = Path(run_dir)
+    found = find_latest_snapshot(run_dir) if ranks.is_main() and run_dir.is_dir() else None
+    latest = ranks.broadcast_from_main(found)  # rank 0's view: other nodes may not share its disk
+    if latest is not None and not resume:
+        raise InputError(f"{run_dir} already holds snapshots; pass --resume to continue that run or choose another --out")
+    dataset = ImageDataset(data, resolution=options.resolution, channels=options.img_channels, xflip=options.xflip)
+    trainer = Trainer(options, dataset, run_dir, device=device, workers=workers)
+    if latest is not None:
+        trainer.resume(latest)
+    return trainer.train(progress=progress, on_snapshot=on_snapshot, tensorboard=tensorboard)

@@ -1,0 +1,92 @@
+"""What a metric is to the engine: a consumer of one pass (what it keeps of each sample), the preparation before
+the pass and the numbers after it; and the registry entry that turns a metric name into one."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pandas as pd
+
+from stylegan_core.errors import InputError
+
+from .context import Context
+from .state import Payload
+
+
+class Metric:
+    """One metric of one evaluation. Subclasses set `name`, `num` and `source`, and implement the consumer methods
+    (`state_key`, `shapes`, `new_part`: see engine.passes), `finish` and `params`.
+
+    `source` names the samples the metric reads: 'generated' (images of G by index, shared by every metric of the
+    same truncation), 'pairs' (its own per-index inputs, e.g. path-length pairs) . Metrics with equal
+    `pass_key()` share one pass, so each sample is generated once for all of them."""
+
+    name: str                    # the result name, e.g. 'fid50k_full'
+    num: int                     # samples read: indices 0..num-1
+    source: str = "generated"
+    truncation_psi: float = 1.0  # generated images only
+
+    @property
+    def folder(self) -> str:     # state sub-folder
+        return self.name
+
+    def pass_key(self) -> tuple:
+        return (self.source, self.truncation_psi) if self.source == "generated" else (self.source, id(self))
+
+    def prepare(self, ctx: Context) -> None:
+        """Build networks and read or compute what the metric compares against, before the pass."""
+
+    def state_key(self) -> dict:
+        raise NotImplementedError
+
+    def shapes(self, count: int) -> dict[str, tuple]:
+        raise NotImplementedError
+
+    def new_part(self):
+        raise NotImplementedError
+
+    def batches(self, ctx: Context):
+        """(start, count) -> views, for a metric with a source of its own; 'generated' metrics share the engine's."""
+        raise NotImplementedError
+
+    def finish(self, chunks: dict[int, Payload]) -> tuple[dict[str, float], pd.DataFrame | None]:
+        """Results and details from this rank's chunk payloads; runs on every rank (collectives allowed) and
+        returns the same on every rank."""
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+COUNT = r"(?P<count>\d+k?)"  # '50k' = 50,000; '200' = 200
+
+
+def parse_count(text: str) -> int:
+    count = int(text[:-1]) * 1000 if text.endswith("k") else int(text)
+    if count < 2:
+        raise InputError(f"a metric needs at least 2 samples, not {count}")
+    return count
+
+
+def count_name(count: int) -> str:
+    """50000 -> '50k', 200 -> '200', 2500 -> '2500'."""
+    return f"{count // 1000}k" if count % 1000 == 0 else str(count)
+
+
+@dataclass(frozen=True)
+class MetricFamily:
+    """A registry entry: names matching `pattern` (a regular expression with named groups, `{count}` standing for
+    a sample count such as 50k or 200) build a Metric with `make(groups, **options)`."""
+
+    family: str                                   # e.g. 'fid'
+    pattern: str                                  # e.g. r'fid{count}(?P<full>_full)?'
+    make: Callable[..., Metric]                   # (name, groups, **options) -> Metric; options: evaluate's
+                                                  # cov, truncation_psi, attributes (each takes what it uses)
+    examples: tuple[str, ...] = ()                # NVIDIA's own names of this family
+    description: str = ""
+
+    def match(self, name: str) -> dict | None:
+        m = re.fullmatch(self.pattern.replace("{count}", COUNT), name)
+        return None if m is None else m.groupdict()

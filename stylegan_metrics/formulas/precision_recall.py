@@ -1,0 +1,82 @@
+"""Improved precision and recall (Kynkaanniemi et al. 2019): k-nearest-neighbour balls around feature vectors,
+distances in row x column blocks so that memory stays bounded by one block, never N x M."""
+
+from __future__ import annotations
+
+import torch
+
+from stylegan_metrics.formulas.arrays import check_count, check_same_width, torch_matrix
+from stylegan_metrics.networks.precision import precision_context
+
+
+def knn_radii(
+    manifold: torch.Tensor,     # [N, D]
+    k: int,                     # neighbourhood size
+    row_batch_size: int,
+    col_batch_size: int,
+) -> torch.Tensor:              # [N]
+    """Each point's distance to its k-th nearest neighbour other than itself: the (k+1)-th smallest distance
+    of its row, the row including the (zero) distance to itself. Per row block, only the k+1 smallest
+    distances seen so far are kept while the column blocks pass."""
+    radii = []
+    for rows in manifold.split(row_batch_size):
+        best = None  # [r, <= k+1] smallest distances so far, ascending
+        for cols in manifold.split(col_batch_size):
+            dist = torch.cdist(rows, cols)  # [r, c]
+            nearest = dist.topk(min(k + 1, dist.shape[1]), dim=1, largest=False).values
+            del dist
+            merged = nearest if best is None else torch.cat([best, nearest], dim=1)
+            best = merged.topk(min(k + 1, merged.shape[1]), dim=1, largest=False).values
+        radii.append(best[:, k])
+    return torch.cat(radii)
+
+
+def manifold_coverage(
+    manifold: torch.Tensor,     # [N, D] points whose k-NN balls make the manifold
+    probes: torch.Tensor,       # [M, D]
+    k: int,
+    row_batch_size: int,
+    col_batch_size: int,
+) -> float:
+    """The fraction of probes at a distance <= the k-NN radius of at least one manifold point. Once every probe
+    of a row block is inside, the remaining column blocks are skipped (they cannot change the answer); every
+    distance computed is computed on whole blocks, so a probe's verdict never depends on the others'."""
+    radii = knn_radii(manifold, k, row_batch_size, col_batch_size)  # [N]
+    covered = 0
+    for rows in probes.split(row_batch_size):
+        inside = torch.zeros(rows.shape[0], dtype=torch.bool, device=rows.device)  # [r]
+        for cols, col_radii in zip(manifold.split(col_batch_size), radii.split(col_batch_size)):
+            inside |= (torch.cdist(rows, cols) <= col_radii).any(dim=1)  # [r, c] -> [r]
+            if bool(inside.all()):
+                break
+        covered += int(inside.sum())
+    return covered / probes.shape[0]
+
+
+def precision_recall_from_arrays(
+    real,                               # [N, D] features of real images (numpy or torch, any device)
+    gen,                                # [M, D] features of generated images
+    *,
+    k: int = 3,                         # neighbourhood size: a ball reaches a point's k-th nearest neighbour
+    row_batch_size: int = 10_000,       # rows per distance block
+    col_batch_size: int = 10_000,       # columns per distance block
+    device: torch.device | str | None = None,  # None: the device of `real` when it is a tensor, else the CPU
+) -> tuple[float, float]:
+    """(precision, recall): precision = fraction of generated features inside the real manifold (the union of
+    balls around real features, each reaching its k-th nearest real neighbour), recall = fraction of real
+    features inside the generated manifold. Euclidean distances in float32 (TF32 off); peak memory is a
+    few row_batch_size x col_batch_size blocks."""
+    k = check_count("k", k, 1)
+    row_batch_size = check_count("row_batch_size", row_batch_size, 1)
+    col_batch_size = check_count("col_batch_size", col_batch_size, 1)
+    if device is None:
+        device = real.device if isinstance(real, torch.Tensor) else torch.device("cpu")
+    device = torch.device(device)
+    why = f"each manifold point needs k={k} neighbours besides itself"
+    real = torch_matrix("real features", real, min_rows=k + 1, why=why, device=device)
+    gen = torch_matrix("generated features", gen, min_rows=k + 1, why=why, device=device)
+    check_same_width(real.shape, gen.shape)
+    with torch.inference_mode(), precision_context("fp32", device.type):
+        precision = manifold_coverage(real, gen, k, row_batch_size, col_batch_size)
+        recall = manifold_coverage(gen, real, k, row_batch_size, col_batch_size)
+    return precision, recall

@@ -1,0 +1,89 @@
+"""The metric registry: NVIDIA's metric names (and the count pattern: fid10k_full, ls10k, ...) mapped to the
+modules that compute them, and `evaluate`, which runs several in one pass."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import torch
+from torch import nn
+
+from stylegan_core.errors import InputError
+
+from stylegan_metrics.engine.context import WeightsOption
+from stylegan_metrics.engine.metric import Metric, MetricFamily
+from stylegan_metrics.engine.runner import run_metrics
+from stylegan_metrics.engine.state import DEFAULT_CHUNK
+from stylegan_metrics.networks.registry import FeatureExtractor
+from stylegan_metrics.result import MetricResult
+
+from . import equivariance, fid, ls, ppl
+
+FAMILIES: list[MetricFamily] = [fid.FAMILY, ppl.FAMILY, ls.FAMILY, equivariance.TRANSLATION,
+                                   equivariance.ROTATION]
+
+
+def register(family: MetricFamily) -> MetricFamily:
+    """Add a metric family (names matching its pattern) to the registry; a later family wins a name."""
+    FAMILIES.insert(0, family)
+    METRICS.update({name: family for name in family.examples})
+    return family
+
+
+METRICS: dict[str, MetricFamily] = {name: f for f in reversed(FAMILIES) for name in f.examples}
+"""NVIDIA's metric names -> their registry entries (`family.description` says what each computes). Any name
+matching a family's pattern is accepted too: the count may change (fid10k_full, ppl2500_wend, ls10k)."""
+
+
+def build_metric(name: str, **options) -> Metric:
+    """The Metric a name stands for, with the evaluation's options that change a metric's definition
+    (`cov`, `truncation_psi`, `attributes`)."""
+    for family in FAMILIES:
+        groups = family.match(name)
+        if groups is not None:
+            return family.make(name, groups, **options)
+    known = ", ".join(sorted({n for f in FAMILIES for n in f.examples}))
+    raise InputError(f"unknown metric {name!r}; known: {known} (counts may change: fid10k_full, ls10k, ...)")
+
+
+def evaluate(
+    G,
+    metrics: list[str] | str,
+    *,
+    data=None,                                # reference: image folder, zip, statistics .npz or ReferenceStats
+    features: str | nn.Module | FeatureExtractor = "inception-v3",  # feature network of FID
+    similarity: str | Callable = "lpips-vgg16",                   # perceptual distance of PPL
+    weights: WeightsOption = None,            # a weights file, or {network name: file} when several need one
+    classifier: nn.Module | None = None,      # attribute classifier of linear separability
+    seed: int = 0,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    state_dir: str | os.PathLike | None = None,  # finished chunks saved per metric; a rerun resumes
+    chunk_size: int = DEFAULT_CHUNK,
+    precision: str = "fp32",                  # feature networks' arithmetic (PPL always fp32)
+    truncation_psi: float = 1.0,              # FID's images (PPL and LS never truncate)
+    cov: str | None = None,                   # None: NVIDIA's 1/N; 'unbiased': the StyleGAN1 TF code's N - 1
+    attributes: int | str | list[str] = 40,   # linear separability: the classifier's first N, or names
+    workers: int | None = None,
+    distributed: bool = True,
+    out: str | os.PathLike | None = None,     # append each result as a JSON line before the saved state goes
+    snapshot_pkl: str | None = None,          # the checkpoint path recorded in the results
+) -> list[MetricResult]:
+    """Several metrics by name (NVIDIA's: 'fid50k_full', 'ppl_wend', 'ls', ...) in one call, one MetricResult each,
+    in order. Every generated sample index is made once for all metrics that look at generated images (FID and LS
+    share images when neither truncates); PPL draws its own pairs. Results equal the single-metric functions'."""
+    names = [n.strip() for n in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+    if not names or not all(names):
+        raise InputError("no metric named")
+    if len(set(names)) != len(names):
+        raise InputError("a metric is named twice")
+    built = [build_metric(n, cov=cov, truncation_psi=truncation_psi, attributes=attributes) for n in names]
+    return run_metrics(G, built, data=data, features=features, similarity=similarity, weights=weights,
+                       classifier=classifier, seed=seed, batch_size=batch_size, device=device, progress=progress,
+                       state_dir=state_dir, chunk_size=chunk_size, precision=precision, distributed=distributed,
+                       workers=workers, cov=cov, truncation_psi=truncation_psi, out=out, snapshot_pkl=snapshot_pkl)
+
+
+__all__ = ["FAMILIES", "METRICS", "MetricFamily", "build_metric", "evaluate", "register"]

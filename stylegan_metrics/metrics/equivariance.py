@@ -1,0 +1,115 @@
+"""Equivariance (StyleGAN3): PSNR between the image of a transformed input and the transformed image, for integer
+and fractional translations (EQ-T) and rotations (EQ-R); the arithmetic is formulas.equivariance."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from stylegan_core import ranks
+from stylegan_core.errors import InputError
+
+from stylegan_metrics.engine.context import Context
+from stylegan_metrics.engine.metric import Metric, MetricFamily, parse_count
+from stylegan_metrics.engine.passes import index_batches
+from stylegan_metrics.engine.sampling import _table_rows, latents, map_latents
+from stylegan_metrics.engine.state import Payload
+from stylegan_metrics.formulas.equivariance import equivariance_batch, psnr_from_sums
+
+GROUP = 4            # samples sharing one transform: NVIDIA's batch of 4 in metric_main
+STREAM_TRANSFORM = 20  # per-group uniform numbers, [num_groups, 2], from (seed, group index)
+
+
+def transform_params(kind: str, u: torch.Tensor, img_resolution: int, *, translate_max: float = 0.125,
+                     rotate_max: float = 1.0) -> torch.Tensor:
+    """One group's transform from its uniform numbers u [2] in [0, 1), as NVIDIA scales its torch.rand draws: a shift
+    in [-translate_max, translate_max]^2 (image widths; eqt_int rounded to whole pixels) or an angle in
+    [-rotate_max, rotate_max] * pi."""
+    if kind == "eqr":
+        return (u[0] * 2 - 1) * (rotate_max * math.pi)
+    t = (u * 2 - 1) * translate_max
+    return (t * img_resolution).round() / img_resolution if kind == "eqt_int" else t
+
+
+class ErrorsPart:
+    def __init__(self, metric: "Equivariance"):
+        self.metric, self.rows = metric, {"sum_sq_err": [], "mask_sum": []}
+
+    def add(self, view) -> None:
+        m, G = self.metric, self.metric.G
+        for first in range(view.start, view.start + view.count):
+            if first != view.start and first % GROUP:
+                continue  # each group of 4 (or its part in this view) is drawn in one call
+            last = min((first // GROUP + 1) * GROUP, view.start + view.count)
+            group = first // GROUP
+            u = _table_rows(m.seed, STREAM_TRANSFORM, group, 1, lambda g: torch.rand(256, 2, generator=g))[0]
+            with torch.inference_mode():
+                z = latents(m.seed, first, last - first, G.z_dim).to(m.device)
+                ws = map_latents(G, z)  # [n, num_ws, w_dim]
+                params = transform_params(m.kind, u, G.img_resolution).to(m.device)
+                sse, mask = equivariance_batch(G, ws, m.kind, params)
+            if not (torch.isfinite(sse).all() and torch.isfinite(mask).all()):
+                raise InputError("the generator produced NaN or Inf images")
+            self.rows["sum_sq_err"].append(sse.cpu().numpy())
+            self.rows["mask_sum"].append(mask.cpu().numpy())
+
+    def arrays(self) -> Payload:
+        return {k: np.concatenate(v) for k, v in self.rows.items()}
+
+
+class Equivariance(Metric):
+    """PSNR (dB) of G(transformed input) against transform(G(input)) over `num` samples; higher = more equivariant."""
+
+    source = "own"
+
+    def __init__(
+        self,
+        name: str,        # result name
+        kind: str,        # 'eqt_int', 'eqt_frac' or 'eqr'
+        *,
+        num: int,         # samples (NVIDIA: 50,000)
+    ):
+        self.name, self.kind, self.num = name, kind, num
+
+    def prepare(self, ctx: Context) -> None:
+        transform = getattr(getattr(getattr(ctx.G, "synthesis", None), "input", None), "transform", None)
+        if not isinstance(transform, torch.Tensor) or transform.shape != (3, 3):
+            raise InputError(f"{self.name} needs a generator whose input can be transformed "
+                             f"(G.synthesis.input.transform, [3, 3], as StyleGAN3's); this one has none")
+        if getattr(ctx.G, "c_dim", 0):
+            raise InputError(f"{self.name}: conditional generators are not supported by the equivariance metrics")
+        self.G, self.seed, self.device = ctx.G, ctx.seed, ctx.device
+
+    def batches(self, ctx: Context):
+        return index_batches(max(GROUP, ctx.batch_size // GROUP * GROUP))
+
+    def state_key(self) -> dict:
+        return {"metric": "equivariance", "kind": self.kind, "group": GROUP}
+
+    def shapes(self, count: int) -> dict[str, tuple]:
+        return {"sum_sq_err": (count,), "mask_sum": (count,)}
+
+    def new_part(self) -> ErrorsPart:
+        return ErrorsPart(self)
+
+    def finish(self, chunks: dict[int, Payload]):
+        chunks = ranks.all_gather_chunks(chunks)
+        sse = np.concatenate([chunks[c]["sum_sq_err"] for c in sorted(chunks)]).sum()
+        mask = np.concatenate([chunks[c]["mask_sum"] for c in sorted(chunks)]).sum()
+        return {self.name: psnr_from_sums(float(sse), float(mask))}, None
+
+    def params(self) -> dict:
+        return dict(num_samples=self.num, kind=self.kind, samples_per_transform=GROUP, translate_max=0.125,
+                    rotate_max=1.0)
+
+
+TRANSLATION = MetricFamily(
+    "eqt", r"eqt{count}_(?P<variant>int|frac)",
+    lambda name, groups, **_: Equivariance(name, f"eqt_{groups['variant']}", num=parse_count(groups["count"])),
+    examples=("eqt50k_int", "eqt50k_frac"),
+    description="equivariance PSNR (dB) to integer (int) or fractional (frac) translations of StyleGAN3's input")
+ROTATION = MetricFamily(
+    "eqr", r"eqr{count}", lambda name, groups, **_: Equivariance(name, "eqr", num=parse_count(groups["count"])),
+    examples=("eqr50k",), description="equivariance PSNR (dB) to rotations of StyleGAN3's input")

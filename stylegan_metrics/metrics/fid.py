@@ -1,0 +1,149 @@
+"""FID: feature statistics of generated images against those of the reference data, Fréchet distance."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from stylegan_core.errors import InputError
+
+from stylegan_metrics.engine.context import Context
+from stylegan_metrics.engine.metric import Metric, MetricFamily, count_name, parse_count
+from stylegan_metrics.engine.runner import run_metrics
+from stylegan_metrics.engine.state import DEFAULT_CHUNK, Payload
+from stylegan_metrics.formulas.frechet import frechet_distance
+from stylegan_metrics.networks.registry import FeatureExtractor
+from stylegan_metrics.reference import STATS_SHAPES, StatsPart, compute_reference_stats, sum_over_ranks
+from stylegan_metrics.result import MetricResult
+from stylegan_metrics.stats import COVARIANCE_KINDS, ReferenceStats
+
+
+
+def reference_stats(ctx: Context, extractor: FeatureExtractor, max_real: int | None,
+                    folder: str) -> ReferenceStats:
+    """Statistics of the reference (`ctx.data`): given, read from a .npz, or computed (cached) from images."""
+    data = ctx.data
+    if data is None:
+        raise InputError("this metric compares against real images: give the reference data (data=..., --data)")
+    if isinstance(data, ReferenceStats):
+        ref = data
+    elif Path(data).suffix.lower() == ".npz":
+        ref = ReferenceStats.load(data)
+    else:
+        ref = compute_reference_stats(data, features=extractor, max_items=max_real, batch_size=ctx.batch_size,
+                                      device=ctx.device, progress=ctx.progress, resolution=ctx.G.img_resolution,
+                                      chunk_size=ctx.chunk_size, workers=ctx.workers,
+                                      state_dir=ctx.state_dir / f"{folder}-reference" if ctx.state_dir else None)
+    if ref.features != extractor.name:
+        raise InputError(f"reference statistics are of {ref.features!r} features, not {extractor.name!r}")
+    if ref.fingerprint and ref.fingerprint != extractor.fingerprint:
+        raise InputError(f"reference statistics were computed with other {ref.features} weights "
+                         f"({ref.fingerprint}, now {extractor.fingerprint}); recompute them with these weights")
+    return ref
+
+
+class FID(Metric):
+    """Fréchet distance between Gaussians fitted to the features of `num` generated images and of the reference
+    (its first `max_real` images, or all of them with max_real=None)."""
+
+    def __init__(
+        self,
+        name: str,                        # result name
+        *,
+        num: int,                         # generated images
+        max_real: int | None,             # reference images used (None: all)
+        cov: str,                         # 'biased' (1/N, NVIDIA stylegan2-ada) or 'unbiased' (N - 1, StyleGAN1 TF)
+        truncation_psi: float = 1.0,
+    ):
+        if cov not in COVARIANCE_KINDS:
+            raise InputError(f"cov must be one of {', '.join(COVARIANCE_KINDS)}, not {cov!r}")
+        self.name, self.num, self.max_real, self.cov, self.truncation_psi = name, num, max_real, cov, truncation_psi
+
+    def prepare(self, ctx: Context) -> None:
+        self.extractor = ctx.feature_extractor()
+        self.reference = reference_stats(ctx, self.extractor, self.max_real, self.folder)
+        self.reference_name = str(ctx.data) if not isinstance(ctx.data, ReferenceStats) else "ReferenceStats"
+
+    @property
+    def folder(self) -> str:
+        return "fid"
+
+    def state_key(self) -> dict:
+        return {"metric": "fid", "features": self.extractor.fingerprint}
+
+    def shapes(self, count: int) -> dict[str, tuple]:
+        return STATS_SHAPES
+
+    def new_part(self) -> StatsPart:
+        return StatsPart(self.extractor)
+
+    def finish(self, chunks: dict[int, Payload]):
+        gen = sum_over_ranks(chunks)
+        ref = self.reference
+        if gen.num_features != ref.mu.shape[0]:
+            raise InputError(f"reference statistics have {ref.mu.shape[0]} features, the network gives {gen.num_features}")
+        value = frechet_distance(gen.mean(), gen.covariance(self.cov), ref.mu, ref.covariance(self.cov))
+        return {self.name: value}, None
+
+    def params(self) -> dict:
+        return dict(num_gen=self.num, max_real=self.max_real, cov=self.cov, truncation_psi=self.truncation_psi,
+                    features=self.extractor.name, features_fingerprint=self.extractor.fingerprint,
+                    precision=self.extractor.precision, reference=self.reference_name, reference_n=self.reference.n)
+
+
+def fid_name(num: int, full: bool, cov: str) -> str:
+    """NVIDIA's naming: 'fid50k_full' (all reference images, 1/N covariance); the StyleGAN1 TF flavour (N - 1)
+    carries '_unbiased' so that it never passes for NVIDIA's number."""
+    return f"fid{count_name(num)}{'_full' if full else ''}{'_unbiased' if cov == 'unbiased' else ''}"
+
+
+def _make(name: str, groups: dict, *, cov: str | None = None, truncation_psi: float = 1.0, **_) -> FID:
+    num = parse_count(groups["count"])
+    cov = cov or "biased"
+    return FID(fid_name(num, bool(groups["full"]), cov), num=num, max_real=None if groups["full"] else num, cov=cov,
+               truncation_psi=truncation_psi)
+
+
+FAMILY = MetricFamily(
+    "fid", r"fid{count}(?P<full>_full)?", _make, examples=("fid50k_full", "fid50k"),
+    description="Fréchet distance of Inception features; _full: against every reference image, else against the "
+                "first N (N = the generated count); covariance 1/N")
+
+
+def fid(
+    G,
+    reference: str | os.PathLike | ReferenceStats,
+    *,
+    num_gen: int = 50_000,
+    batch_size: int = 32,
+    seed: int = 0,
+    truncation_psi: float = 1.0,
+    features: str | torch.nn.Module | FeatureExtractor = "inception-v3",
+    weights: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    cov: str = "unbiased",
+    state_dir: str | os.PathLike | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    precision: str = "fp32",
+    distributed: bool = True,
+    workers: int | None = None,
+) -> MetricResult:
+    """Fréchet Inception Distance of `num_gen` generated images against every image of `reference` (a folder, a
+    zip, a statistics .npz or ReferenceStats). `cov='biased'` is NVIDIA stylegan2-ada's 1/N and names the result
+    as NVIDIA does ('fid50k_full'); the default 'unbiased' (N - 1, the StyleGAN1 TensorFlow code) names it
+    'fid50k_full_unbiased'.
+
+    Under torchrun (or `--gpus N`) the samples are shared out by index, the sums all-reduced in float64. With
+    `state_dir` every finished chunk of `chunk_size` samples is saved there and a rerun resumes from them.
+    `precision` ('fp32', 'tf32', 'bf16') is the feature network's arithmetic. `distributed=False` computes
+    everything in this process even inside an initialised process group. `workers`: image-decoding processes
+    when `reference` is a folder or zip."""
+    if num_gen < 2:
+        raise InputError(f"num_gen must be at least 2, not {num_gen}")
+    metric = FID(fid_name(num_gen, True, cov), num=num_gen, max_real=None, cov=cov, truncation_psi=truncation_psi)
+    return run_metrics(G, [metric], data=reference, batch_size=batch_size, seed=seed, features=features,
+                       weights=weights, device=device, progress=progress, state_dir=state_dir, chunk_size=chunk_size,
+                       precision=precision, distributed=distributed, workers=workers)[0]

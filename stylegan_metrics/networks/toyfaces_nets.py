@@ -1,0 +1,83 @@
+"""The bundled toyfaces generator and classifier, and the `toyfaces` / `toyfaces-lpips` domain networks
+built from the classifier's layers (not comparable to Inception-FID or VGG-LPIPS)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from stylegan_core.formats.checkpoint import load_generator
+from stylegan_core.errors import InputError
+from stylegan_core.data.images import from_uint8
+
+from stylegan_metrics.networks.classifier import AttributeClassifier, load_classifier
+from stylegan_metrics.networks.weights import sha256_of
+
+ASSETS = Path(__file__).parent.parent / "assets"
+GENERATOR_FILE = "toyfaces-generator.pt"
+CLASSIFIER_FILE = "toyfaces-classifier.pt"
+
+
+def bundled_path(name: str) -> Path:
+    """The path of a file shipped in stylegan_metrics/assets, or an InputError if the install lacks it."""
+    path = ASSETS / name
+    if not path.is_file():
+        raise InputError(f"the bundled file {path} is missing; reinstall stylegan-metrics")
+    return path
+
+
+def load_toyfaces_generator(device: str | torch.device = "cpu"):
+    """The small StyleGAN this project trained on toyfaces (scripts/train_toyfaces_generator.py)."""
+    return load_generator(bundled_path(GENERATOR_FILE), device=device)
+
+
+def load_toyfaces_classifier(device: str | torch.device = "cpu") -> AttributeClassifier:
+    """The 40-attribute toyfaces classifier (scripts/train_toyfaces_classifier.py)."""
+    return load_classifier(bundled_path(CLASSIFIER_FILE), device=device)
+
+
+class ToyfacesFeatures(nn.Module):
+    """uint8 images [N, 3, H, W] -> [N, sum(channels)]: the global average of each classifier stage."""
+
+    def __init__(self, classifier: AttributeClassifier):
+        super().__init__()
+        self.classifier = classifier.eval().requires_grad_(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([f.mean(dim=(2, 3)) for f in self.classifier.stage_outputs(from_uint8(images))], dim=1)
+
+
+class ToyfacesLPIPS(nn.Module):
+    """(img0, img1) in [-1, 1] -> [N], LPIPS without learned weights (the lpips package's `lpips=False`):
+    per stage, unit-normalise each position's channel vector, sum the squared differences over channels,
+    average over positions; add the stages. The convolutions run on the images at their own size."""
+
+    def __init__(self, classifier: AttributeClassifier):
+        super().__init__()
+        self.classifier = classifier.eval().requires_grad_(False)
+
+    def forward(self, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
+        n = img0.shape[0]
+        total = torch.zeros(n, device=img0.device, dtype=img0.dtype)
+        for f in self.classifier.stage_outputs(torch.cat([img0, img1]), resize=False):
+            f = f / (f.square().sum(dim=1, keepdim=True).sqrt() + 1e-10)
+            total = total + (f[:n] - f[n:]).square().sum(dim=1).mean(dim=(1, 2))
+        return total
+
+
+def _classifier_for(weights: str | os.PathLike | None, device: torch.device) -> tuple[AttributeClassifier, str]:
+    path = Path(weights) if weights is not None else bundled_path(CLASSIFIER_FILE)
+    return load_classifier(path, device=device), sha256_of(path)[:16]
+
+
+def build_toyfaces_features(weights: str | os.PathLike | None, device: torch.device) -> tuple[nn.Module, str]:
+    classifier, digest = _classifier_for(weights, device)
+    return ToyfacesFeatures(classifier), f"toyfaces:{digest}"
+
+
+def build_toyfaces_lpips(weights: str | os.PathLike | None, device: torch.device) -> tuple[nn.Module, str]:
+    classifier, digest = _classifier_for(weights, device)
+    return ToyfacesLPIPS(classifier), f"toyfaces-lpips:{digest}"

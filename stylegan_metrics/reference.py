@@ -1,0 +1,201 @@
+"""Feature statistics of real images: a dataset (folder or zip) or any image source, computed on the engine,
+cached under $STYLEGAN_METRICS_HOME/stats keyed by everything that changes them, written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from stylegan_core import ranks
+from stylegan_core.allocator import keep_freed_memory
+from stylegan_core.data.datasets import ImageDataset
+from stylegan_core.errors import InputError
+
+from .engine.device import resolve_device
+from .engine.passes import ImageView, open_states, run_pass
+from .engine.state import DEFAULT_CHUNK, Payload
+from .networks.registry import FeatureExtractor, build_feature_extractor
+from .stats import FeatureStats, ReferenceStats
+
+CACHE_VERSION = 1
+STATS_SHAPES = {"n": (), "sum": (-1,), "sum_outer": (-1, -1)}
+
+
+def metrics_home() -> Path:
+    """$STYLEGAN_METRICS_HOME, default ~/.cache/stylegan-metrics."""
+    return Path(os.environ.get("STYLEGAN_METRICS_HOME") or Path.home() / ".cache" / "stylegan-metrics")
+
+
+def dataset_fingerprint(dataset: ImageDataset) -> dict:
+    """What identifies a dataset's content cheaply: file names with sizes and mtimes (folder) or CRCs (zip)."""
+    if dataset.kind == "zip":
+        names = set(dataset.files)
+        with zipfile.ZipFile(dataset.path) as zf:
+            entries = [(i.filename, i.file_size, i.CRC) for i in zf.infolist() if i.filename in names]
+    else:
+        entries = []
+        for name in dataset.files:
+            st = (dataset.path / name).stat()
+            entries.append((name, st.st_size, st.st_mtime_ns))
+    return {"path": str(dataset.path.resolve()), "kind": dataset.kind,
+            "entries": hashlib.sha256(json.dumps(entries).encode()).hexdigest()}
+
+
+def accumulate(extractor: FeatureExtractor, batches: Iterable[torch.Tensor]) -> FeatureStats:
+    """Float64 statistics of the features of uint8 image batches [B, C, H, W], in one process."""
+    acc = None
+    for images in batches:
+        features = extractor(images)  # [B, D]
+        if acc is None:
+            acc = FeatureStats(features.shape[1], device="cpu")
+        acc.update(features)
+    return acc
+
+
+class StatsPart:
+    """Float64 running sums of one chunk's features."""
+
+    def __init__(self, extractor: FeatureExtractor):
+        self.extractor, self.acc = extractor, None
+
+    def add(self, view) -> None:
+        features = view.output(self.extractor.fingerprint, self.extractor)  # [B, D]
+        if self.acc is None:
+            self.acc = FeatureStats(features.shape[1], device="cpu")
+        self.acc.update(features)
+
+    def arrays(self) -> Payload:
+        return self.acc.to_arrays()
+
+
+class FeatureStatsConsumer:
+    """Reads the features of images 0..num-1 into float64 sums (one chunk's sums per payload)."""
+
+    def __init__(self, extractor: FeatureExtractor, num: int, folder: str):
+        self.extractor, self.num, self.folder = extractor, num, folder
+
+    def state_key(self) -> dict:
+        return {"features": self.extractor.fingerprint}
+
+    def shapes(self, count: int) -> dict[str, tuple]:
+        return STATS_SHAPES
+
+    def new_part(self) -> StatsPart:
+        return StatsPart(self.extractor)
+
+
+def sum_over_ranks(chunks: dict[int, Payload]) -> FeatureStats:
+    """This rank's chunk sums merged in chunk order, then summed over the ranks (float64 all-reduce)."""
+    acc = None
+    for c in sorted(chunks):
+        part = FeatureStats.from_arrays(chunks[c])
+        acc = part if acc is None else acc.merge(part)
+    if ranks.world_size() == 1:
+        return acc
+    dims = [d for d in ranks.all_gather_chunks({ranks.rank(): acc and acc.num_features}).values() if d]
+    acc = acc or FeatureStats(dims[0])  # a rank without chunks adds zeros
+    counts = ranks.all_reduce_sum(torch.tensor([acc.n], dtype=torch.float64))
+    ranks.all_reduce_sum(acc.sum)
+    ranks.all_reduce_sum(acc.sum_outer)
+    acc.n = int(counts.item())
+    return acc
+
+
+def stats_cache_file(stem: str, key: dict) -> Path:
+    """$STYLEGAN_METRICS_HOME/stats/{stem}-{hash}.npz, the hash over everything in `key` (JSON)."""
+    digest = hashlib.sha256(json.dumps({"version": CACHE_VERSION, **key}, sort_keys=True).encode()).hexdigest()[:32]
+    return metrics_home() / "stats" / f"{stem}-{digest}.npz"
+
+
+def cached_reference_stats(cache_file: Path | None, extractor: FeatureExtractor,
+                           batches_of: Callable[[int, int], Iterable[torch.Tensor]], *, total: int,
+                           device: torch.device, progress: bool = True, desc: str = "reference",
+                           state_dir: Path | None = None, state_key: dict | None = None,
+                           chunk_size: int = DEFAULT_CHUNK) -> ReferenceStats:
+    """The statistics in `cache_file` if it holds valid ones (on every rank); otherwise those of images 0..total-1
+    (`batches_of(start, count)` yields uint8 [B, C, H, W] batches of them), saved there atomically by rank 0 (a
+    damaged cache file is recomputed and replaced, never trusted). `state_dir` keeps finished chunks."""
+    cached = None
+    if cache_file is not None and cache_file.is_file():
+        try:
+            cached = ReferenceStats.load(cache_file)
+        except InputError:
+            pass
+    consumer = FeatureStatsConsumer(extractor, total, folder="")
+    if all(ranks.all_gather_chunks({ranks.rank(): cached is not None}).values()):
+        if state_dir is not None and state_dir.exists():  # a crashed run's chunks are stale now
+            open_states([consumer], source_key=state_key or {}, state_dir=state_dir, chunk_size=chunk_size)[0].remove()
+        return cached
+
+    def views(start: int, count: int):
+        first = start
+        for images in batches_of(start, count):
+            yield ImageView(first, images.to(device))
+            first += images.shape[0]
+
+    states = open_states([consumer], source_key=state_key or {}, state_dir=state_dir, chunk_size=chunk_size)
+    chunks = run_pass(views, [consumer], states, chunk_size=chunk_size, progress=progress, desc=desc)[0]
+    stats = ReferenceStats.from_accumulator(sum_over_ranks(chunks), extractor.name, extractor.fingerprint)
+    if cache_file is not None and ranks.is_main():
+        stats.save(cache_file)
+    if states[0] is not None:
+        states[0].remove()
+    return stats
+
+
+def default_workers(device: torch.device) -> int:
+    """Image-decoding processes for reference statistics: on a GPU up to 8 (decoding, not the network, limits
+    the speed there), on the CPU none (the network already uses every core; see docs/benchmarks.md)."""
+    return min(8, max(1, (os.cpu_count() or 1) - 1)) if device.type == "cuda" else 0
+
+
+def compute_reference_stats(
+    data: str | os.PathLike,
+    *,
+    features: str | torch.nn.Module | FeatureExtractor = "inception-v3",
+    weights: str | os.PathLike | None = None,
+    max_items: int | None = None,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    cache: bool = True,
+    resolution: int | None = None,
+    state_dir: str | os.PathLike | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    precision: str = "fp32",
+    distributed: bool = True,
+    workers: int | None = None,
+) -> ReferenceStats:
+    """Statistics of every image of a folder or zip (or the first `max_items`), cached under
+    $STYLEGAN_METRICS_HOME/stats keyed by a hash of the data, the feature network and the options.
+    Under torchrun the images are shared out to the processes (`distributed=False`: not); `state_dir` makes the
+    run resumable. `workers` DataLoader processes decode images while the network runs (default
+    `default_workers(device)`). `resolution`, when given, must be the images' size."""
+    with ranks.alone(not distributed):
+        dev = ranks.init_from_env(resolve_device(device))
+        keep_freed_memory()
+        dataset = ImageDataset(data, channels=3, max_items=max_items, strict=True)
+        if resolution is not None and dataset.resolution != resolution:
+            raise InputError(f"{data}: images are {dataset.resolution}x{dataset.resolution} but the generator "
+                             f"makes {resolution}x{resolution}")
+        extractor = build_feature_extractor(features, weights=weights, device=dev, precision=precision)
+        key = {"data": dataset_fingerprint(dataset), "max_items": max_items, "features": extractor.fingerprint}
+        num_workers = default_workers(dev) if workers is None else workers
+
+        def batches_of(start: int, count: int):
+            subset = torch.utils.data.Subset(dataset, range(start, start + count))
+            yield from (images for images, _ in torch.utils.data.DataLoader(
+                subset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                pin_memory=dev.type == "cuda"))
+
+        return cached_reference_stats(stats_cache_file(Path(data).stem, key) if cache else None, extractor,
+                                      batches_of, total=len(dataset), device=dev, progress=progress,
+                                      state_dir=Path(state_dir) if state_dir else None,
+                                      state_key={"run": "reference-stats", **key}, chunk_size=chunk_size)
