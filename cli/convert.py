@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
 from stylegan_core.formats.checkpoint import load_generator, save_checkpoint
+from stylegan_core.errors import InputError
 from stylegan_core.formats.sources import detect_source
 
 SOURCE_NAMES = {"nvidia": "NVIDIA network pickle", "rosinality": "rosinality checkpoint", "native": "stylegan-metrics checkpoint",
@@ -20,7 +24,21 @@ def convert(source, out) -> None:
 
     The source is read without running code from it; OUT gives the same images with any command's --ckpt.
     """
+    if same_file(source, out):
+        raise InputError(f"{out} is the source file itself; write the checkpoint to another file")
     G = load_generator(source)
     kind = detect_source(source)
     save_checkpoint(out, config={"G": G.config}, G_ema=G, converted_from=str(source))
     click.echo(f"wrote {out}: {G.arch} {G.img_resolution}px generator from the {SOURCE_NAMES[kind]} {source}")
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two names stand for one file: the same resolved path (symlinks, '..', relative names) or, for
+    existing files, the same inode (hard links)."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import click
 
-from stylegan_metrics.metrics import build_metric
+from stylegan_metrics.metrics import build_metric, with_count
 from stylegan_metrics.networks.classifier import load_classifier
 from stylegan_metrics.networks.registry import FEATURE_NETWORKS, SIMILARITY_NETWORKS
 
 from .launch import chunk_size_option, distributable, state_dir_for, state_dir_option
-from .options import (batch_option, ckpt_option, device_option, no_progress_option, out_jsonl_option,
+from .options import (batch_option, device_option, generator_source, no_progress_option, out_jsonl_option,
                       precision_option, run_metric_command, seed_option, truncation_option, workers_option)
 
 
 @click.command()
-@ckpt_option
+@generator_source
 @click.option("--metrics", "names", required=True,
-              help="Comma-separated metric names: fid50k_full, fid50k, ppl_zfull, ppl_wfull, ppl_zend, ppl_wend, "
-                   "ppl2_wend, ls; counts may change (fid10k_full, ppl2500_wend, ls10k).")
+              help="Comma-separated metric names: fid50k_full, fid50k, kid50k_full, kid50k, pr50k3_full, pr50k3, is50k, "
+                   "ppl_zfull, ppl_wfull, ppl_zend, ppl_wend, ppl2_wend, eqt50k_int, eqt50k_frac, eqr50k, ls; counts may "
+                   "change (fid10k_full, ppl2500_wend, ls10k). With --gen, fid, kid, pr and is use all of its images.")
 @click.option("--data", type=click.Path(), default=None,
-              help="Reference for FID: image folder, zip, or statistics .npz.")
-@click.option("--classifier", type=click.Path(dir_okay=False), default=None,
-              help="Attribute classifier checkpoint (linear separability).")
+              help="Reference images (folder or zip) for FID, KID, PR; FID also takes a statistics .npz.")
+@click.option("--classifier", type=click.Path(), default=None,
+              help="Attribute classifier (linear separability): a checkpoint, or a folder of NVIDIA's 40 "
+                   "celebahq-classifier-XX-*.pkl files.")
 @click.option("--features", type=click.Choice(sorted(FEATURE_NETWORKS)), default="inception-v3", show_default=True,
               help="Feature network of FID.")
 @click.option("--similarity", type=click.Choice(sorted(SIMILARITY_NETWORKS)), default="lpips-vgg16",
@@ -43,12 +45,15 @@ from .options import (batch_option, ckpt_option, device_option, no_progress_opti
 @workers_option
 @no_progress_option
 @distributable
-def evaluate(ckpt, names, data, classifier, features, similarity, weights, cov, batch, seed, truncation_psi,
+def evaluate(ckpt, gen, class_index, names, data, classifier, features, similarity, weights, cov, batch, seed, truncation_psi,
              precision, device, out, state_dir, chunk_size, workers, no_progress) -> None:
     """Several metrics in one call: each generated image is made once for every metric that looks at it."""
-    metrics = [build_metric(n.strip(), cov=cov, truncation_psi=truncation_psi) for n in names.split(",")]
+    names = [n.strip() for n in names.split(",")]
+    if gen and not ckpt:
+        names = [with_count(n, gen) for n in names]  # 'fid' -> all of the images in --gen
+    metrics = [build_metric(n, cov=cov, truncation_psi=truncation_psi) for n in names]
     run_metric_command(ckpt, metrics, device=device, out=out, state_dir=state_dir_for(state_dir, out, "evaluate"),
-                       data=data, classifier=load_classifier(classifier) if classifier else None,
+                       gen=gen, class_index=class_index, data=data, classifier=load_classifier(classifier) if classifier else None,
                        features=features, similarity=similarity, weights=parse_weights(weights),
                        batch_size=batch, seed=seed, precision=precision, chunk_size=chunk_size, workers=workers,
                        progress=not no_progress)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from stylegan_core import ranks
+from stylegan_core.errors import InputError
+from stylegan_core.files import check_writable
+from stylegan_metrics.engine.sources import gen_count
 from stylegan_metrics.metrics.fid import FID, fid_name
 from stylegan_metrics.networks.registry import FEATURE_NETWORKS
 from stylegan_metrics.reference import compute_reference_stats
 
 from .launch import chunk_size_option, distributable, state_dir_for, state_dir_option
-from .options import (batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
+from .options import (batch_option, device_option, generator_source, no_progress_option, num_option, out_jsonl_option,
                       precision_option, run_metric_command, seed_option, truncation_option, weights_option,
                       workers_option)
 
@@ -19,7 +24,7 @@ features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NE
 
 
 @click.command()
-@ckpt_option
+@generator_source
 @click.option("--data", required=True, type=click.Path(), help="Reference: image folder, zip, or statistics .npz.")
 @num_option
 @batch_option
@@ -38,14 +43,16 @@ features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NE
 @workers_option
 @no_progress_option
 @distributable
-def fid(ckpt, data, num, batch, seed, truncation_psi, cov, features, weights, precision, device, out, state_dir,
-        chunk_size, workers, no_progress) -> None:
-    """Fréchet Inception Distance of generated images against every image of a dataset, or statistics."""
-    num = num or 50_000
+def fid(ckpt, gen, class_index, data, num, batch, seed, truncation_psi, cov, features, weights, precision, device,
+        out, state_dir, chunk_size, workers, no_progress) -> None:
+    """Fréchet Inception Distance of generated images (a generator's, or a folder's) against every image of a
+    dataset, or statistics."""
+    num = num or (gen_count(gen) if gen and not ckpt else 50_000)  # --gen: all of its images
     metric = FID(fid_name(num, True, cov), num=num, max_real=None, cov=cov, truncation_psi=truncation_psi)
     run_metric_command(ckpt, [metric], device=device, out=out, state_dir=state_dir_for(state_dir, out, "fid"),
-                       data=data, batch_size=batch, seed=seed, features=features, weights=weights,
-                       progress=not no_progress, precision=precision, chunk_size=chunk_size, workers=workers)
+                       gen=gen, class_index=class_index, data=data, batch_size=batch, seed=seed, features=features,
+                       weights=weights, progress=not no_progress, precision=precision, chunk_size=chunk_size,
+                       workers=workers)
 
 
 @click.command()
@@ -65,6 +72,10 @@ def fid(ckpt, data, num, batch, seed, truncation_psi, cov, features, weights, pr
 def stats(data, out, max_items, batch, features, weights, precision, device, state_dir, chunk_size, workers,
           no_progress) -> None:
     """Reference statistics (mu, sigma of the features) of a dataset, saved as .npz."""
+    if Path(out).suffix.lower() != ".npz":
+        raise InputError(f"{out}: statistics files end in .npz (refusing to write another kind of file)")
+    if ranks.is_main():
+        check_writable(out)  # before the work, not after it
     result = compute_reference_stats(data, features=features, max_items=max_items, batch_size=batch, weights=weights,
                                      device=device, progress=not no_progress,
                                      state_dir=state_dir_for(state_dir, out, "stats"), precision=precision,

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from stylegan_core.formats.checkpoint import load_generator
-from stylegan_core.data.images import atomic_save_png, make_grid, to_uint8
+from stylegan_core.data.images import atomic_save_image, atomic_save_png, image_format, make_grid, to_uint8
+from stylegan_metrics.engine.sampling import check_images
 
 from .options import batch_option, ckpt_option, device_option, resolve_device, truncation_option
 
@@ -39,7 +40,8 @@ def seed_latents(seeds: list[int], z_dim: int) -> torch.Tensor:
 @click.option("--seeds", required=True, help="Seeds, e.g. 0-15 or 1,5,9-12.")
 @truncation_option
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
-@click.option("--out", required=True, type=click.Path(), help="grid.png for one grid, or a folder for one PNG per seed.")
+@click.option("--out", required=True, type=click.Path(),
+              help="An image file for one grid (grid.png, grid.jpg, ...), or a folder for one PNG per seed.")
 @batch_option
 @device_option
 def generate(ckpt, seeds, truncation_psi, noise_mode, out, batch, device) -> None:
@@ -52,11 +54,12 @@ def generate(ckpt, seeds, truncation_psi, noise_mode, out, batch, device) -> Non
     with torch.inference_mode():
         for chunk in z.split(batch):
             ws = G.mapping(chunk.to(dev), None, truncation_psi=truncation_psi)
-            images.append(to_uint8(G.synthesis(ws, noise_mode=noise_mode)).cpu())
+            fakes = check_images(G, G.synthesis(ws, noise_mode=noise_mode), chunk.shape[0])  # finite, as declared
+            images.append(to_uint8(fakes).cpu())
     images = torch.cat(images)  # [N, C, H, W] uint8
     out = Path(out)
-    if out.suffix.lower() == ".png":
-        atomic_save_png(make_grid(images), out)
+    if image_format(out) is not None and not out.is_dir():  # grid.png, grid.jpg, ...: one grid in that format
+        atomic_save_image(make_grid(images), out)
         click.echo(f"wrote {out} ({len(seed_list)} images)")
     else:
         for s, img in zip(seed_list, images):

@@ -32,6 +32,9 @@ chunk_size_option = click.option("--chunk-size", type=click.IntRange(min=1), def
                                  help="Samples per chunk, the unit of sharding and of saved state. With many GPUs "
                                       "and few samples, smaller chunks share the work out more evenly (an FID "
                                       "chunk's state file holds 2048x2048 float64 sums: 32 MiB).")
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # SIGINT reaches the workers from the terminal itself
+STOP_GRACE_SECONDS = 30  # workers still running this long after the signal are killed
+
 # Options that never change a result: a rerun with other values resumes the same state.
 NOT_IN_STATE_KEY = {"out", "state_dir", "no_progress", "gpus", "device", "batch", "workers"}
 
@@ -74,14 +77,15 @@ def launch(num: int, device: str | None) -> int:
                              f"(use --device cpu for CPU processes)")
     argv = click.get_current_context().find_root().meta["argv"]
     port = _free_port()
-    procs = []
-    for rank in range(num):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(num), LOCAL_WORLD_SIZE=str(num),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // num)))  # as torchrun does
-        procs.append(subprocess.Popen([sys.executable, "-m", "stylegan_metrics_cli", *argv], env=env))
-    status = 0
+    procs: list[subprocess.Popen] = []
+    previous = {sig: signal.signal(sig, _stop) for sig in FORWARDED_SIGNALS}  # before any worker exists
+    status, forward = 0, signal.SIGTERM
     try:
+        for rank in range(num):
+            env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(num),
+                       LOCAL_WORLD_SIZE=str(num), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // num)))  # as torchrun does
+            procs.append(subprocess.Popen([sys.executable, "-m", "stylegan_metrics_cli", *argv], env=env))
         while procs and not status:
             for p in list(procs):
                 code = p.poll()
@@ -89,12 +93,34 @@ def launch(num: int, device: str | None) -> int:
                     procs.remove(p)
                     status = status or code
             time.sleep(0.1)
+    except _Stopped as e:  # SIGTERM / SIGHUP to us: the same to every worker, then wait for them
+        status, forward = -e.signum, e.signum
     finally:
-        for p in procs:  # one worker failed (or we were interrupted): the others cannot finish alone
-            p.send_signal(signal.SIGTERM)
+        for sig in FORWARDED_SIGNALS:  # a second signal must not interrupt the wait below
+            signal.signal(sig, signal.SIG_IGN)
+        for p in procs:  # one worker failed (or we were stopped): the others cannot finish alone
+            if p.poll() is None:
+                p.send_signal(forward)
+        deadline = time.time() + STOP_GRACE_SECONDS
         for p in procs:
-            p.wait()
+            try:
+                p.wait(timeout=max(0.0, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 128 - status if status < 0 else status  # killed by a signal: the shell's 128 + signal number
+
+
+class _Stopped(BaseException):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum, frame):
+    raise _Stopped(signum)
 
 
 def distributable(command):

@@ -10,8 +10,8 @@ from stylegan_metrics.metrics.ls import LinearSeparability
 from stylegan_metrics.networks.classifier import load_classifier, train_classifier as run_classifier_training
 
 from .launch import chunk_size_option, distributable, state_dir_for, state_dir_option
-from .options import (batch_option, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
-                      resolve_device, run_metric_command, seed_option)
+from .options import (FiniteFloat, batch_option, ckpt_option, device_option, no_progress_option, num_option,
+                      out_jsonl_option, resolve_device, run_metric_command, seed_option)
 
 attributes_option = click.option("--attributes", default="40", show_default=True,
                                  help="The first N attributes (in the classifier's order) or a comma-separated list of names.")
@@ -19,11 +19,12 @@ attributes_option = click.option("--attributes", default="40", show_default=True
 
 @click.command()
 @ckpt_option
-@click.option("--classifier", required=True, type=click.Path(dir_okay=False), help="Attribute classifier checkpoint.")
+@click.option("--classifier", required=True, type=click.Path(),
+              help="Attribute classifier: a checkpoint, or a folder of NVIDIA's celebahq-classifier-XX-*.pkl files.")
 @attributes_option
 @click.option("--space", type=click.Choice(["z", "w", "both"]), default="both", show_default=True)
 @num_option
-@click.option("--keep", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+@click.option("--keep", type=FiniteFloat(0, 1, min_open=True), default=0.5, show_default=True,
               help="Fraction of most confident samples kept per attribute.")
 @click.option("--svm", type=click.Choice(["sklearn", "torch"]), default="sklearn", show_default=True,
               help="SVM back end: scikit-learn LinearSVC (reference) or the batched torch solver.")
@@ -62,7 +63,7 @@ def ls(ckpt, classifier, attributes, space, num, keep, svm, details_path, batch,
 @click.option("--resolution", type=click.IntRange(min=8), default=64, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--batch", type=click.IntRange(min=2), default=64, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--lr", type=FiniteFloat(), default=1e-3, show_default=True)
 @seed_option
 @device_option
 @no_progress_option

@@ -2,18 +2,51 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from stylegan_core import ranks
 from stylegan_metrics.engine.device import resolve_device  # noqa: F401  (re-exported for the commands)
 
 
+class FiniteFloat(click.FloatRange):
+    """A float within optional bounds that is neither NaN nor infinite (click's FloatRange lets NaN through)."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value} is not a finite number.", param, ctx)
+        return value
+
+
+MAX_SEED = 2**32 - 1  # NVIDIA's seeds are numpy RandomState seeds
+
 ckpt_option = click.option("--ckpt", "ckpt", required=True, type=click.Path(dir_okay=False),
                            help="Generator checkpoint: this tool's .pt, an NVIDIA .pkl or a rosinality .pt.")
+source_options = [  # the feature metrics' generated side: a checkpoint, or images / statistics given instead
+    click.option("--ckpt", "ckpt", default=None, type=click.Path(dir_okay=False),
+                 help="Generator checkpoint: this tool's .pt, an NVIDIA .pkl (StyleGAN2-ADA, StyleGAN3, TensorFlow) or "
+                      "a rosinality .pt."),
+    click.option("--gen", default=None, type=click.Path(),
+                 help="Instead of --ckpt: generated images as a folder or zip (FID also takes a statistics .npz)."),
+    click.option("--class", "class_index", type=click.IntRange(min=0), default=None,
+                 help="Conditional generators: this class for every sample (default: labels drawn from --data)."),
+]
+
+
+def generator_source(command):
+    """--ckpt, --gen and --class on a command."""
+    for option in reversed(source_options):
+        command = option(command)
+    return command
 batch_option = click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Batch size.")
-seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+seed_option = click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+                           help="Random seed.")
 device_option = click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available).")
-truncation_option = click.option("--truncation", "truncation_psi", type=float, default=1.0, show_default=True,
+truncation_option = click.option("--truncation", "truncation_psi", type=FiniteFloat(), default=1.0, show_default=True,
                                  help="Truncation psi (1 = none).")
 no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 weights_option = click.option("--weights", type=click.Path(dir_okay=False), default=None,
@@ -41,14 +74,18 @@ def print_results(results) -> None:
             click.echo(str(result))
 
 
-def run_metric_command(ckpt: str, metrics, *, device: str | None, out: str | None, state_dir, **options):
+def run_metric_command(ckpt: str | None, metrics, *, device: str | None, out: str | None, state_dir, gen=None,
+                       **options):
     """What every metric command does: join the group, load G on this rank's device, run the metrics on the
     engine (results appended to `out` before the saved state goes), print them; returns the results."""
     from stylegan_core.formats.checkpoint import load_generator
     from stylegan_metrics.engine.runner import run_metrics
 
     dev = join_process_group(device)  # each rank on its own GPU before G is loaded
-    G = load_generator(ckpt, device=dev)
-    results = run_metrics(G, metrics, device=dev, out=out, snapshot_pkl=str(ckpt), state_dir=state_dir, **options)
+    if (ckpt is None) == (gen is None):
+        raise click.UsageError("give --ckpt (a generator) or --gen (generated images), one of them")
+    G = load_generator(ckpt, device=dev) if ckpt is not None else None
+    results = run_metrics(G, metrics, device=dev, out=out, snapshot_pkl=str(ckpt or gen), state_dir=state_dir,
+                          gen=gen, **options)
     print_results(results)
     return results

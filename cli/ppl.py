@@ -8,7 +8,7 @@ from stylegan_metrics.metrics.ppl import path_length_metric
 from stylegan_metrics.networks.registry import SIMILARITY_NETWORKS
 
 from .launch import chunk_size_option, distributable, state_dir_for, state_dir_option
-from .options import (ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
+from .options import (FiniteFloat, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
                       run_metric_command, seed_option, weights_option)
 
 
@@ -17,7 +17,7 @@ from .options import (ckpt_option, device_option, no_progress_option, num_option
 @click.option("--space", type=click.Choice(["w", "z", "both"]), default="w", show_default=True)
 @click.option("--sampling", type=click.Choice(["end", "full", "both"]), default="end", show_default=True)
 @num_option
-@click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
+@click.option("--epsilon", type=FiniteFloat(min=0, min_open=True), default=1e-4, show_default=True)
 @click.option("--no-crop", is_flag=True, help="Measure the whole image instead of the face crop.")
 @click.option("--downsample", type=click.Choice(["stylegan1", "ada"]), default="stylegan1", show_default=True,
               help="Box-downsampling rule for crops above 256 px.")

@@ -8,34 +8,39 @@ import click
 
 from stylegan_core import ranks
 from stylegan_core.errors import InputError
+from stylegan_core.training.progressive import parse_per_resolution
 from stylegan_core.training.trainer import TrainingDiverged, TrainingOptions, train as run_training
 
 from .launch import distributable
-from .options import device_option, no_progress_option, resolve_device, seed_option
+from .options import FiniteFloat, device_option, no_progress_option, resolve_device, seed_option
 
 
 @click.command()
 @click.option("--data", required=True, type=click.Path(), help="Image folder (recursive) or zip (NVIDIA dataset_tool layout).")
 @click.option("--resolution", required=True, type=click.IntRange(min=4), help="Training resolution, a power of two.")
-@click.option("--kimg", type=click.FloatRange(min=0, min_open=True), default=1000, show_default=True,
+@click.option("--kimg", type=FiniteFloat(min=0, min_open=True), default=1000, show_default=True,
               help="Training length in thousands of real images.")
-@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Minibatch size.")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Minibatch size [default: 32; with --progressive 4 (NVIDIA's minibatch_base), used at the "
+              "resolutions --minibatch-per-res does not list].")
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory for snapshots.")
 @click.option("--resume", is_flag=True, help="Continue from the newest snapshot in --out.")
-@click.option("--lr", type=float, default=0.002, show_default=True, help="Adam learning rate.")
-@click.option("--gamma", "r1_gamma", type=click.FloatRange(min=0), default=10.0, show_default=True, help="R1 weight.")
+@click.option("--lr", type=FiniteFloat(), default=None,
+              help="Adam learning rate [default: 0.002; with --progressive 0.001 (NVIDIA's G_lrate_base), used at "
+              "the resolutions --lr-per-res does not list].")
+@click.option("--gamma", "r1_gamma", type=FiniteFloat(min=0), default=10.0, show_default=True, help="R1 weight.")
 @click.option("--r1-interval", type=click.IntRange(min=1), default=None,
               help="Lazy R1 interval [default: 1 for stylegan, 16 for stylegan2].")
-@click.option("--mixing", "style_mixing", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+@click.option("--mixing", "style_mixing", type=FiniteFloat(0, 1), default=0.9, show_default=True,
               help="Style-mixing probability.")
-@click.option("--ema-kimg", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+@click.option("--ema-kimg", type=FiniteFloat(min=0, min_open=True), default=10.0, show_default=True,
               help="Generator EMA half-life in kimg.")
-@click.option("--ema-rampup", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--ema-rampup", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Ramp the EMA half-life up as rampup * kimg seen (stylegan2-ada); off by default.")
 @click.option("--mirror", "xflip", is_flag=True, help="Add x-flipped copies of the data.")
-@click.option("--snap", "snap_kimg", type=click.FloatRange(min=0, min_open=True), default=50, show_default=True,
+@click.option("--snap", "snap_kimg", type=FiniteFloat(min=0, min_open=True), default=50, show_default=True,
               help="Snapshot interval in kimg.")
-@click.option("--tick", "tick_kimg", type=click.FloatRange(min=0, min_open=True), default=4, show_default=True,
+@click.option("--tick", "tick_kimg", type=FiniteFloat(min=0, min_open=True), default=4, show_default=True,
               help="Status line (stdout, log.txt) and stats.jsonl record every this many kimg.")
 @click.option("--metrics", default="", help="Metrics computed at every snapshot, comma-separated NVIDIA names "
               "(fid50k_full, kid50k_full, ppl_wend, ...), each appended to OUT/metric-NAME.jsonl [default: none].")
@@ -54,10 +59,25 @@ from .options import device_option, no_progress_option, resolve_device, seed_opt
 @click.option("--cmax", "channel_max", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--arch", type=click.Choice(["stylegan", "stylegan2"]), default="stylegan", show_default=True,
               help="stylegan: AdaIN (2019); stylegan2: modulated convs, skip G, residual D, lazy R1 + path length reg.")
-@click.option("--pl-weight", type=click.FloatRange(min=0), default=None,
+@click.option("--pl-weight", type=FiniteFloat(min=0), default=None,
               help="Path length regularization weight (stylegan2) [default: 2].")
 @click.option("--pl-interval", type=click.IntRange(min=1), default=4, show_default=True,
               help="Lazy path length regularization interval (stylegan2).")
+@click.option("--progressive", is_flag=True,
+              help="Progressive growing (stylegan only): start at --lod-initial-resolution and fade in each doubling "
+              "as NVIDIA's StyleGAN schedule.")
+@click.option("--lod-initial-resolution", type=click.IntRange(min=4), default=8, show_default=True,
+              help="--progressive: resolution trained first.")
+@click.option("--lod-training-kimg", type=FiniteFloat(min=0), default=600, show_default=True,
+              help="--progressive: kimg at each resolution before the next fades in.")
+@click.option("--lod-transition-kimg", type=FiniteFloat(min=0), default=600, show_default=True,
+              help="--progressive: kimg of each fade-in.")
+@click.option("--minibatch-per-res", default=None, metavar="RES:N,...",
+              help="--progressive: minibatch per resolution, e.g. 128:16,256:8 [default: NVIDIA's single-GPU table "
+              "4:128,8:128,16:128,32:64,64:32,128:16,256:8,512:4; other resolutions: --batch].")
+@click.option("--lr-per-res", default=None, metavar="RES:LR,...",
+              help="--progressive: learning rate of G and D per resolution [default: NVIDIA's "
+              "128:0.0015,256:0.002,512:0.003,1024:0.003; other resolutions: --lr].")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes.")
 @seed_option
 @device_option
@@ -65,11 +85,15 @@ from .options import device_option, no_progress_option, resolve_device, seed_opt
 @distributable
 def train(data, run_dir, resume, device, workers, no_progress, metrics, metrics_data, metrics_features,
           metrics_weights, tensorboard, **options) -> None:
-    """Train a StyleGAN (AdaIN, StyleGAN1 rules) or, with --arch stylegan2, a StyleGAN2 (config F); print a status
-    line per tick (also to OUT/log.txt and OUT/stats.jsonl); write snapshots with sample grids to --out."""
+    """Train a StyleGAN (AdaIN, StyleGAN1 rules; --progressive: with NVIDIA's progressive growing) or, with --arch
+    stylegan2, a StyleGAN2 (config F); print a status line per tick (also to OUT/log.txt and OUT/stats.jsonl);
+    write snapshots with sample grids to --out."""
     resolution = options["resolution"]
     if resolution & (resolution - 1):
         raise click.BadParameter(f"{resolution} is not a power of two", param_hint="--resolution")
+    for name, kind, flag in (("minibatch_per_res", int, "--minibatch-per-res"), ("lr_per_res", float, "--lr-per-res")):
+        if options[name] is not None:
+            options[name] = parse_per_resolution(options[name], kind, flag)
     names = [n.strip() for n in metrics.split(",") if n.strip()]
     on_snapshot = snapshot_metrics(names, data=metrics_data or data, features=metrics_features, weights=metrics_weights,
                                    progress=not no_progress) if names else None

@@ -16,8 +16,10 @@ import torch
 from stylegan_core import ranks
 from stylegan_core.allocator import keep_freed_memory
 from stylegan_core.data.datasets import ImageDataset
-from stylegan_core.errors import InputError
+from stylegan_core.errors import InputError, OutputError
+from stylegan_core.files import check_writable
 
+from .engine.datasets import dataset_batches, dataset_fingerprint, image_views
 from .engine.device import resolve_device
 from .engine.passes import ImageView, open_states, run_pass
 from .engine.state import DEFAULT_CHUNK, Payload
@@ -33,42 +35,27 @@ def metrics_home() -> Path:
     return Path(os.environ.get("STYLEGAN_METRICS_HOME") or Path.home() / ".cache" / "stylegan-metrics")
 
 
-def dataset_fingerprint(dataset: ImageDataset) -> dict:
-    """What identifies a dataset's content cheaply: file names with sizes and mtimes (folder) or CRCs (zip)."""
-    if dataset.kind == "zip":
-        names = set(dataset.files)
-        with zipfile.ZipFile(dataset.path) as zf:
-            entries = [(i.filename, i.file_size, i.CRC) for i in zf.infolist() if i.filename in names]
-    else:
-        entries = []
-        for name in dataset.files:
-            st = (dataset.path / name).stat()
-            entries.append((name, st.st_size, st.st_mtime_ns))
-    return {"path": str(dataset.path.resolve()), "kind": dataset.kind,
-            "entries": hashlib.sha256(json.dumps(entries).encode()).hexdigest()}
-
-
 def accumulate(extractor: FeatureExtractor, batches: Iterable[torch.Tensor]) -> FeatureStats:
     """Float64 statistics of the features of uint8 image batches [B, C, H, W], in one process."""
     acc = None
     for images in batches:
         features = extractor(images)  # [B, D]
         if acc is None:
-            acc = FeatureStats(features.shape[1], device="cpu")
+            acc = FeatureStats(features.shape[1], device=features.device)
         acc.update(features)
     return acc
 
 
 class StatsPart:
-    """Float64 running sums of one chunk's features."""
+    """Float64 running sums of one chunk's features, kept on the feature network's device (read once, in `arrays`)."""
 
     def __init__(self, extractor: FeatureExtractor):
         self.extractor, self.acc = extractor, None
 
     def add(self, view) -> None:
-        features = view.output(self.extractor.fingerprint, self.extractor)  # [B, D]
+        features = view.output(self.extractor.fingerprint, self.extractor.outputs)[0]  # [B, D]
         if self.acc is None:
-            self.acc = FeatureStats(features.shape[1], device="cpu")
+            self.acc = FeatureStats(features.shape[1], device=features.device)
         self.acc.update(features)
 
     def arrays(self) -> Payload:
@@ -125,7 +112,7 @@ def cached_reference_stats(cache_file: Path | None, extractor: FeatureExtractor,
     cached = None
     if cache_file is not None and cache_file.is_file():
         try:
-            cached = ReferenceStats.load(cache_file)
+            cached = ReferenceStats.load(cache_file, require_digest=True)
         except InputError:
             pass
     consumer = FeatureStatsConsumer(extractor, total, folder="")
@@ -134,26 +121,21 @@ def cached_reference_stats(cache_file: Path | None, extractor: FeatureExtractor,
             open_states([consumer], source_key=state_key or {}, state_dir=state_dir, chunk_size=chunk_size)[0].remove()
         return cached
 
-    def views(start: int, count: int):
-        first = start
-        for images in batches_of(start, count):
-            yield ImageView(first, images.to(device))
-            first += images.shape[0]
-
+    if cache_file is not None and ranks.is_main():
+        try:
+            check_writable(cache_file)  # before the work, not after it
+        except OutputError as e:
+            raise OutputError(f"{e}: the statistics cache lives under $STYLEGAN_METRICS_HOME ({metrics_home()}); "
+                              f"point it at a writable folder") from None
     states = open_states([consumer], source_key=state_key or {}, state_dir=state_dir, chunk_size=chunk_size)
-    chunks = run_pass(views, [consumer], states, chunk_size=chunk_size, progress=progress, desc=desc)[0]
+    chunks = run_pass(image_views(batches_of, device), [consumer], states, chunk_size=chunk_size, progress=progress,
+                      desc=desc)[0]
     stats = ReferenceStats.from_accumulator(sum_over_ranks(chunks), extractor.name, extractor.fingerprint)
     if cache_file is not None and ranks.is_main():
         stats.save(cache_file)
     if states[0] is not None:
         states[0].remove()
     return stats
-
-
-def default_workers(device: torch.device) -> int:
-    """Image-decoding processes for reference statistics: on a GPU up to 8 (decoding, not the network, limits
-    the speed there), on the CPU none (the network already uses every core; see docs/benchmarks.md)."""
-    return min(8, max(1, (os.cpu_count() or 1) - 1)) if device.type == "cuda" else 0
 
 
 def compute_reference_stats(
@@ -181,20 +163,13 @@ def compute_reference_stats(
     with ranks.alone(not distributed):
         dev = ranks.init_from_env(resolve_device(device))
         keep_freed_memory()
-        dataset = ImageDataset(data, channels=3, max_items=max_items, strict=True)
+        dataset = ImageDataset(data, channels=3, max_items=max_items, strict=True, labels=False)
         if resolution is not None and dataset.resolution != resolution:
             raise InputError(f"{data}: images are {dataset.resolution}x{dataset.resolution} but the generator "
                              f"makes {resolution}x{resolution}")
         extractor = build_feature_extractor(features, weights=weights, device=dev, precision=precision)
         key = {"data": dataset_fingerprint(dataset), "max_items": max_items, "features": extractor.fingerprint}
-        num_workers = default_workers(dev) if workers is None else workers
-
-        def batches_of(start: int, count: int):
-            subset = torch.utils.data.Subset(dataset, range(start, start + count))
-            yield from (images for images, _ in torch.utils.data.DataLoader(
-                subset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                pin_memory=dev.type == "cuda"))
-
+        batches_of = dataset_batches(dataset, batch_size=batch_size, workers=workers, device=dev)
         return cached_reference_stats(stats_cache_file(Path(data).stem, key) if cache else None, extractor,
                                       batches_of, total=len(dataset), device=dev, progress=progress,
                                       state_dir=Path(state_dir) if state_dir else None,

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -152,9 +153,10 @@ def _read_file(item: tuple[Path, bool]) -> list[tuple[Any, dict]]:
     """(row key, record) per line; the key is the snapshot, or the line itself when it names none."""
     path, strict = item
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read result lines ({e})") from None
+    lines = text.splitlines()
     out = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -162,10 +164,18 @@ def _read_file(item: tuple[Path, bool]) -> list[tuple[Any, dict]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
+            if number == len(lines) and not text.endswith("\n"):  # an append cut short (e.g. an older tool's)
+                warnings.warn(f"{path}:{number}: an unfinished last line is skipped", stacklevel=2)
+                break
             raise InputError(f"{path}:{number}: not a JSON line ({e.msg})") from None
+        except RecursionError:
+            raise InputError(f"{path}:{number}: JSON nested too deeply") from None
         if not out and not strict and isinstance(obj, dict) and "results" not in obj:
             return []                                  # another kind of JSONL log, e.g. NVIDIA's stats.jsonl
-        rec = _record(obj, f"{path}:{number}", path.parent)
+        try:
+            rec = _record(obj, f"{path}:{number}", path.parent)
+        except RecursionError:
+            raise InputError(f"{path}:{number}: JSON nested too deeply") from None
         out.append((rec["snapshot"] or (str(path), number), rec))
     return out
 

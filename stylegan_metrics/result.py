@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from stylegan_core.files import append_atomically
+
 from stylegan_core.timefmt import format_time
 
 
@@ -54,12 +56,8 @@ class MetricResult:
         return json.dumps(self.to_dict(), default=str) + "\n"
 
     def to_jsonl(self, path: str | os.PathLike) -> Path:
-        """Append one line (a single write, so a crash never leaves half a record)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(self.to_json_line())
-        return path
+        """Append one line, all or nothing: a failed write (a full disk) leaves the file as it was."""
+        return append_atomically(path, self.to_json_line().encode("utf-8"))
 
     def __str__(self) -> str:
         values = ", ".join(f"{k} = {v:.4f}" for k, v in self.results.items())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import zipfile
 from dataclasses import dataclass
@@ -12,15 +14,20 @@ import torch
 
 from stylegan_core.errors import InputError
 from stylegan_core.files import atomic_write
+from stylegan_core.limits import LimitError, check_array_sizes, npz_headers
 
 COVARIANCE_KINDS = ("unbiased", "biased")
+MAX_FEATURES = 8192           # feature dimensions of reference statistics (Inception-v3: 2048)
+SYMMETRY_TOLERANCE = 1e-5     # |sigma - sigma^T| relative to the largest entry (float32 files round)
+PSD_TOLERANCE = 1e-6          # the lowest eigenvalue may be this far below 0, relative to D x the largest entry
 
 
 class FeatureStats:
     """Accumulates sum x, sum x x^T and n in float64; gives the mean and covariance.
 
     Rows are added to the sums in fixed groups of GROUP_ROWS consecutive samples, so the sums (and every number
-    derived from them) are bit-identical whatever the batch sizes the rows arrive in.
+    derived from them) are bit-identical whatever the batch sizes the rows arrive in. The sums live on `device` (the
+    feature network's): on a GPU nothing is read back until the statistics are (to_arrays, mean, covariance).
     """
 
     GROUP_ROWS = 64  # rows per summation step
@@ -31,14 +38,19 @@ class FeatureStats:
         self.sum = torch.zeros(num_features, dtype=torch.float64, device=device)
         self.sum_outer = torch.zeros(num_features, num_features, dtype=torch.float64, device=device)
         self._pending: list[torch.Tensor] = []
+        self._finite: torch.Tensor | None = None  # off the CPU: whether every row so far was finite, not yet read
 
     def update(self, features: torch.Tensor) -> None:
-        """Add a batch [N, num_features]; NaN or Inf is an InputError, never a silent wrong number."""
+        """Add a batch [N, num_features]; NaN or Inf is an InputError, never a silent wrong number (on the CPU at
+        once; on a GPU when the statistics are next read, so that no batch waits for the device)."""
         if features.ndim != 2 or features.shape[1] != self.num_features:
             raise InputError(f"features must have shape [N, {self.num_features}], got {list(features.shape)}")
         x = features.to(device=self.sum.device, dtype=torch.float64)
-        if not torch.isfinite(x).all():
-            raise InputError("the feature network produced NaN or Inf values")
+        finite = torch.isfinite(x).all()
+        if x.device.type == "cpu":
+            self._raise_unless(finite)
+        else:
+            self._finite = finite if self._finite is None else self._finite & finite
         self._pending.append(x)
         if sum(p.shape[0] for p in self._pending) >= self.GROUP_ROWS:
             rows = torch.cat(self._pending)
@@ -75,7 +87,15 @@ class FeatureStats:
         self.n += other.n
         return self
 
+    @staticmethod
+    def _raise_unless(finite: torch.Tensor) -> None:
+        if not bool(finite):
+            raise InputError("the feature network produced NaN or Inf values")
+
     def _flush(self) -> None:
+        if self._finite is not None:
+            finite, self._finite = self._finite, None
+            self._raise_unless(finite)
         if self._pending:
             self._add(torch.cat(self._pending))
             self._pending = []
@@ -102,7 +122,7 @@ class ReferenceStats:
 
     mu: np.ndarray       # [D]
     sigma: np.ndarray    # [D, D], unbiased (N - 1)
-    n: int
+    n: int               # images the statistics were computed from; 0 when the file does not say (pytorch-fid)
     features: str        # feature network name
     fingerprint: str = ""  # the network's weights fingerprint ("" when unknown, e.g. a pytorch-fid file)
 
@@ -114,32 +134,107 @@ class ReferenceStats:
     def covariance(self, kind: str = "unbiased") -> np.ndarray:
         if kind not in COVARIANCE_KINDS:
             raise ValueError(f"cov must be one of {COVARIANCE_KINDS}, not {kind!r}")
-        return self.sigma if kind == "unbiased" else self.sigma * ((self.n - 1) / self.n)
+        if kind == "unbiased":
+            return self.sigma
+        if self.n < 2:
+            raise InputError("these reference statistics do not record their number of images (n), which the "
+                             "biased (1/N) covariance needs to rescale their (N - 1) sigma; use the unbiased "
+                             "covariance (--cov unbiased) or recompute them with the stats command")
+        return self.sigma * ((self.n - 1) / self.n)
+
+    def digest(self) -> str:
+        """SHA-256 of the contents (mu, sigma, n, features, fingerprint), stored in our files and checked on load."""
+        h = hashlib.sha256()
+        for a in (self.mu, self.sigma):
+            a = np.ascontiguousarray(a, np.float64)
+            h.update(json.dumps([a.dtype.str, list(a.shape)]).encode())
+            h.update(a.tobytes())
+        h.update(json.dumps([int(self.n), self.features, self.fingerprint]).encode())
+        return h.hexdigest()
+
+    def check(self, where: str = "reference statistics") -> "ReferenceStats":
+        """InputError unless mu [D] and sigma [D, D] are real, finite, sigma symmetric and positive semi-definite
+        (within rounding), D within MAX_FEATURES, and n (when recorded) at least 2. Returns self."""
+        mu, sigma = np.asarray(self.mu), np.asarray(self.sigma)
+        for name, a in (("mu", mu), ("sigma", sigma)):
+            if a.dtype.kind not in "fiu":
+                raise InputError(f"{where}: {name} is of type {a.dtype}, not real numbers")
+        if mu.ndim != 1 or not 1 <= mu.shape[0] <= MAX_FEATURES:
+            raise InputError(f"{where}: mu has shape {mu.shape}, not [D] with 1 <= D <= {MAX_FEATURES}")
+        d = mu.shape[0]
+        if sigma.shape != (d, d):
+            raise InputError(f"{where}: sigma has shape {sigma.shape}, but mu has {d} features")
+        if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+            raise InputError(f"{where}: the statistics contain NaN or Inf")
+        sigma = sigma.astype(np.float64)
+        scale = max(float(np.abs(sigma).max()), np.finfo(np.float64).tiny)
+        asymmetry = float(np.abs(sigma - sigma.T).max()) / scale
+        if asymmetry > SYMMETRY_TOLERANCE:
+            raise InputError(f"{where}: sigma is not symmetric (largest difference {asymmetry:.2g} of its largest "
+                             f"entry); not a covariance matrix")
+        if not _positive_semidefinite(sigma, PSD_TOLERANCE * scale * d):
+            raise InputError(f"{where}: sigma has a negative eigenvalue; a covariance matrix is positive "
+                             f"semi-definite")
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n == 1 or self.n < 0:
+            raise InputError(f"{where}: n = {self.n!r}; the statistics of fewer than 2 images have no covariance")
+        return self
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write atomically (temp file, then rename)."""
+        """Write atomically (temp file, then rename), with a digest of the contents; the name must end in .npz."""
+        if Path(path).suffix.lower() != ".npz":
+            raise InputError(f"{path}: statistics files end in .npz (refusing to write another kind of file)")
         with atomic_write(path) as f:
             np.savez(f, mu=self.mu, sigma=self.sigma, n=np.int64(self.n), features=np.str_(self.features),
-                     fingerprint=np.str_(self.fingerprint))
+                     fingerprint=np.str_(self.fingerprint), digest=np.str_(self.digest()))
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ReferenceStats":
-        """Read our files and pytorch-fid / clean-fid ones (mu, sigma only); validates shapes and values."""
+    def load(cls, path: str | os.PathLike, *, require_digest: bool = False) -> "ReferenceStats":
+        """Read our files and pytorch-fid / clean-fid ones (mu, sigma only: n unknown). Array shapes are read from
+        the headers and checked before anything is loaded; the values are checked (`check`); a stored digest must
+        match (`require_digest`: and be present, as in our cache)."""
         path = Path(path)
         if not path.is_file():
             raise InputError(f"{path}: no such statistics file")
         try:
+            headers = npz_headers(path)
+            if "mu" not in headers or "sigma" not in headers:
+                raise KeyError("mu" if "mu" not in headers else "sigma")
+            (mu_shape, _), (sigma_shape, _) = headers["mu"], headers["sigma"]
+            d = mu_shape[0] if len(mu_shape) == 1 else -1
+            if not 1 <= d <= MAX_FEATURES or sigma_shape != (d, d):
+                raise InputError(f"{path}: mu {mu_shape} and sigma {sigma_shape} are not [D] and [D, D] with "
+                                 f"1 <= D <= {MAX_FEATURES}")
+            for name in ("n", "features", "fingerprint", "digest"):
+                if name in headers and headers[name][0] != ():
+                    raise InputError(f"{path}: {name} is an array of shape {headers[name][0]}, not a single value")
+            check_array_sizes(headers)  # e.g. a 'features' string that declares gigabytes
             with np.load(path, allow_pickle=False) as data:
-                mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
-                n = int(data["n"]) if "n" in data else 0
-                features = str(data["features"]) if "features" in data else "inception-v3"
-                fingerprint = str(data["fingerprint"]) if "fingerprint" in data else ""
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-            raise InputError(f"{path}: not a statistics .npz with 'mu' and 'sigma' ({type(e).__name__})") from None
-        d = mu.shape[0] if mu.ndim == 1 else -1
-        if d < 1 or sigma.shape != (d, d):
-            raise InputError(f"{path}: mu {mu.shape} and sigma {sigma.shape} do not match")
-        if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
-            raise InputError(f"{path}: statistics contain NaN or Inf")
-        return cls(mu=mu, sigma=sigma, n=n, features=features, fingerprint=fingerprint)
+                mu, sigma = np.array(data["mu"]), np.array(data["sigma"])
+                n = data["n"].item() if "n" in headers else 0
+                features = str(data["features"]) if "features" in headers else "inception-v3"
+                fingerprint = str(data["fingerprint"]) if "fingerprint" in headers else ""
+                digest = str(data["digest"]) if "digest" in headers else None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, LimitError) as e:
+            if isinstance(e, InputError):
+                raise
+            raise InputError(f"{path}: not a statistics .npz with 'mu' and 'sigma' ({type(e).__name__}"
+                             f"{f': {e}' if isinstance(e, (LimitError, zipfile.BadZipFile)) else ''})") from None
+        if not isinstance(n, int):
+            raise InputError(f"{path}: n = {n!r} is not a whole number of images")
+        stats = cls(mu=mu, sigma=sigma, n=n, features=features, fingerprint=fingerprint).check(str(path))
+        stats.mu, stats.sigma = mu.astype(np.float64), sigma.astype(np.float64)
+        if digest is None and require_digest:
+            raise InputError(f"{path}: no digest of its contents; not written by this tool")
+        if digest is not None and digest != stats.digest():
+            raise InputError(f"{path}: its contents do not match their digest (the file was changed after it was "
+                             f"written)")
+        return stats
+
+
+def _positive_semidefinite(sigma: np.ndarray, tolerance: float) -> bool:
+    """No eigenvalue below -tolerance (roughly): a Cholesky factorisation of sigma + 2 tolerance I exists, which
+    is far cheaper than the eigenvalues."""
+    s = torch.from_numpy((sigma + sigma.T) / 2)
+    s.diagonal().add_(2 * tolerance)
+    return int(torch.linalg.cholesky_ex(s)[1]) == 0

@@ -132,12 +132,13 @@ def test_damaged_chunk_is_recomputed(tmp_path):
     np.testing.assert_array_equal(resumed.details["distance"], ppl_run(None).details["distance"])
 
 
-def test_damaged_manifest_discards_the_chunks(tmp_path):
+def test_damaged_manifest_refuses_the_folder_as_it_is(tmp_path):
+    """A manifest that is not ours may be a user's file: nothing in the folder is touched."""
     state = crashed_ppl_state(tmp_path)
     (state / "ppl" / "manifest.json").write_text("{not json")
-    with pytest.warns(UserWarning, match="manifest.json is damaged"):
+    with pytest.raises(InputError, match=r"manifest.json is not a state manifest of this tool \(unreadable"):
         ppl_run(state)
-    assert CALLS["n"] == 5 * 4
+    assert CALLS["n"] == 0 and (state / "ppl" / "chunk-000001.npz").exists()
 
 
 class FlakyClassifier(torch.nn.Module):

@@ -62,3 +62,50 @@ def test_fp32_turns_tf32_off_inside_and_restores_outside():
         assert torch.backends.cudnn.allow_tf32
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+class Recorder(torch.nn.Module):
+    """Channel means of uint8 images; keeps the images it was given."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return x.float().mean(dim=(2, 3)) / 255
+
+
+class Colours(torch.nn.Module):
+    attributes = ["Red", "Green", "Blue"]
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3)) * 8 + x[:, :, 0, 0] * 4
+
+
+def test_generator_runs_at_the_feature_metrics_precision_never_for_ls_or_ppl():
+    import numpy as np
+
+    from stylegan_core.data.images import to_uint8
+    from stylegan_metrics import ReferenceStats, evaluate
+    from stylegan_metrics.engine.sampling import latents, map_latents, noise_seeds, synthesize
+
+    G = tiny_generator(16)
+    x = np.random.default_rng(0).uniform(size=(50, 3))
+    ref = ReferenceStats(mu=x.mean(0), sigma=np.cov(x, rowvar=False), n=50, features="Recorder")
+    kw = dict(data=ref, classifier=Colours(), attributes=3, similarity=lambda a, b: (a - b).square().mean((1, 2, 3)),
+              batch_size=32, device="cpu", progress=False)
+    passes = []
+    G.synthesis.register_forward_hook(lambda module, args, out: passes.append(out.shape[0]))
+    fp32, bf16 = Recorder(), Recorder()
+    a = evaluate(G, ["fid32_full", "ls32", "ppl8_wend"], features=fp32, precision="fp32", **kw)
+    b = evaluate(G, ["fid32_full", "ls32", "ppl8_wend"], features=bf16, precision="bf16", **kw)
+    assert passes == [32, 16, 32, 32, 16]  # fp32: FID and LS share a pass, then PPL; bf16: FID, LS apart, PPL
+    assert [r.params.get("generator_precision") for r in b] == ["bf16", "fp32", None]
+    with torch.inference_mode():
+        ws = map_latents(G, latents(0, 0, 32, G.z_dim))
+        expected = to_uint8(synthesize(G, ws, noise_seeds(0, 0, 32), precision="bf16").float())
+    seen16, seen32 = torch.cat(bf16.seen), torch.cat(fp32.seen)  # the CPU's 16-image slices
+    assert torch.equal(seen16, expected) and not torch.equal(seen32, expected)
+    assert b[0].value != a[0].value
+    assert b[1].results == a[1].results and b[2].results == a[2].results  # LS and PPL: fp32 whatever --precision

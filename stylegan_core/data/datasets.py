@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from stylegan_core.errors import DatasetError
+from stylegan_core.limits import MAX_IMAGE_BYTES
 
 GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
@@ -21,6 +23,10 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".
 def _is_image_name(name: str) -> bool:
     parts = Path(name).parts
     return Path(name).suffix.lower() in IMAGE_EXTENSIONS and not any(p.startswith(("__MACOSX", ".")) for p in parts)
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
 
 
 def _square_resize(img: Image.Image, resolution: int) -> Image.Image:
@@ -46,11 +52,13 @@ class ImageDataset(torch.utils.data.Dataset):
         xflip: bool = False,              # Double the dataset with mirrored copies.
         max_items: int | None = None,     # Use only the first this many files (sorted by name).
         strict: bool = False,             # Refuse (not fix) images of another size or of too few channels.
+        labels: bool = True,              # Read dataset.json's labels (False: ignore the file, e.g. for statistics).
     ):
         self.path = Path(path)
         self.channels = channels
         self.xflip = xflip
         self.strict = strict
+        self._alpha_warned = False
         self._zip: zipfile.ZipFile | None = None
         self._zip_pid: int | None = None
         if not self.path.exists():
@@ -60,7 +68,10 @@ class ImageDataset(torch.utils.data.Dataset):
             names = sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file())
         elif zipfile.is_zipfile(self.path):
             self.kind = "zip"
-            names = sorted(self._open_zip().namelist())
+            try:
+                names = sorted(self._open_zip().namelist())
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+                raise DatasetError(f"{self.path}: damaged zip file ({e})") from None
         else:
             raise DatasetError(f"{self.path}: not an image folder or a zip file")
         self.files = [n for n in names if _is_image_name(n)]
@@ -68,7 +79,7 @@ class ImageDataset(torch.utils.data.Dataset):
             self.files = self.files[:max_items]
         if not self.files:
             raise DatasetError(f"{self.path}: no images found (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
-        self.labels = self._read_labels("dataset.json" in names)
+        self.labels = self._read_labels("dataset.json" in names) if labels else None
         if resolution is None:
             resolution = min(self._open_image(self.files[0]).size)
         self.resolution = int(resolution)
@@ -80,15 +91,28 @@ class ImageDataset(torch.utils.data.Dataset):
         return self._zip
 
     def _read_bytes(self, name: str) -> bytes:
-        if self.kind == "zip":
-            return self._open_zip().read(name)
-        return (self.path / name).read_bytes()
+        """A file's bytes; its declared size is checked first (a tiny zip member may claim gigabytes)."""
+        try:
+            if self.kind == "zip":
+                size = self._open_zip().getinfo(name).file_size
+            else:
+                size = (self.path / name).stat().st_size
+            if size > MAX_IMAGE_BYTES:
+                raise DatasetError(f"{self.path}: {name} declares {size:,} bytes, more than the {MAX_IMAGE_BYTES:,} "
+                                   f"an image file may have")
+            if self.kind == "zip":
+                return self._open_zip().read(name)
+            return (self.path / name).read_bytes()
+        except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError) as e:
+            if isinstance(e, DatasetError):
+                raise
+            raise DatasetError(f"{self.path}: cannot read {name} ({e})") from None
 
     def _open_image(self, name: str) -> Image.Image:
         try:
             img = Image.open(io.BytesIO(self._read_bytes(name)))
             img.load()
-        except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             raise DatasetError(f"{self.path}: cannot read image {name} ({e})") from None
         return img
 
@@ -97,16 +121,24 @@ class ImageDataset(torch.utils.data.Dataset):
             return None
         try:
             meta = json.loads(self._read_bytes("dataset.json"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DatasetError(f"{self.path}: dataset.json is not valid JSON ({e})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            raise DatasetError(f"{self.path}: dataset.json is not valid JSON ({type(e).__name__})") from None
         entries = meta.get("labels") if isinstance(meta, dict) else None
         if entries is None:
             return None
+        if not isinstance(entries, list) or not all(isinstance(e, list) and len(e) == 2 for e in entries):
+            raise DatasetError(f"{self.path}: dataset.json's labels are not a list of [file name, label] pairs")
         table = {str(name).replace("\\", "/"): label for name, label in entries}
         missing = [f for f in self.files if f not in table]
         if missing:
             raise DatasetError(f"{self.path}: dataset.json has no label for {missing[0]} ({len(missing)} images unlabelled)")
-        labels = np.array([table[f] for f in self.files])
+        try:
+            labels = np.array([table[f] for f in self.files])
+        except ValueError:
+            labels = np.array([], dtype=object)
+        if labels.dtype.kind not in "iubf" or labels.ndim > 2:
+            raise DatasetError(f"{self.path}: dataset.json's labels are not numbers of one shape (an integer class "
+                               f"or a vector per image)")
         return labels.astype(np.int64 if labels.dtype.kind in "iub" else np.float32)
 
     def __len__(self) -> int:
@@ -114,6 +146,8 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (uint8 image [C, R, R], label tensor; empty when unlabelled)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"image {index} of {len(self)}")  # also ends a plain `for` loop over the dataset
         n = len(self.files)
         flip = index >= n
         name = self.files[index % n]
@@ -124,6 +158,10 @@ class ImageDataset(torch.utils.data.Dataset):
                                    f"{self.resolution}x{self.resolution} like the other images")
             if self.channels == 3 and img.mode in GRAYSCALE_MODES:
                 raise DatasetError(f"{self.path}: {name} is grayscale ({img.mode}); RGB images are needed")
+        if self.channels == 3 and not self._alpha_warned and _has_alpha(img):
+            self._alpha_warned = True
+            warnings.warn(f"{self.path}: {name} (and maybe others) has an alpha channel, which is dropped: images "
+                          f"are read as RGB", stacklevel=2)
         img = img.convert("RGB" if self.channels == 3 else "L")
         arr = np.asarray(_square_resize(img, self.resolution))
         if arr.ndim == 2:

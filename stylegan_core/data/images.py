@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from stylegan_core.errors import InputError
 from stylegan_core.files import atomic_write
 
 
@@ -35,7 +37,21 @@ def make_grid(images: torch.Tensor, cols: int | None = None) -> np.ndarray:
 
 def atomic_save_png(array: np.ndarray, path: str | os.PathLike) -> None:
     """Write an HWC (or HW) uint8 array as PNG via a temporary file and rename."""
+    atomic_save_image(array, path, fmt="PNG")
+
+
+def image_format(path: str | os.PathLike) -> str | None:
+    """The PIL format a file name's suffix stands for ('grid.jpg' -> 'JPEG'), None when it names none."""
+    Image.init()
+    return Image.registered_extensions().get(Path(path).suffix.lower())
+
+
+def atomic_save_image(array: np.ndarray, path: str | os.PathLike, fmt: str | None = None) -> None:
+    """Write an HWC (or HW) uint8 array in the format of `path`'s suffix (or the PIL format `fmt`), atomically."""
+    fmt = fmt or image_format(path)
+    if fmt is None:
+        raise InputError(f"{path}: the suffix names no image format (use .png, .jpg, ...)")
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     with atomic_write(path) as f:
-        Image.fromarray(array).save(f, format="PNG")
+        Image.fromarray(array).save(f, format=fmt)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from stylegan_core.errors import CheckpointError
+from stylegan_core.errors import CheckpointError, InputError
+from stylegan_core.limits import LimitError, build_within
 from stylegan_core.files import atomic_write
 from stylegan_core.networks.generator import Generator
 from stylegan_core.formats.nvidia_pickle import load_nvidia_generator
@@ -22,6 +24,8 @@ from stylegan_core.networks.discriminator import Discriminator
 from stylegan_core.networks.residual_discriminator import ResidualDiscriminator
 
 FORMAT_TAG = "stylegan-metrics-checkpoint"
+SOURCE_KINDS = {"native": "checkpoint", "nvidia": "NVIDIA network pickle", "rosinality": "rosinality checkpoint",
+                "tensorflow": "NVIDIA TensorFlow pickle"}
 FORMAT_VERSION = 1
 
 
@@ -66,15 +70,20 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def build_module(path: Path, cls: type[nn.Module], config: Any, state: Any, name: str) -> nn.Module:
-    """Construct `cls(**config)` and load `state` strictly, turning every mismatch into a CheckpointError."""
-    if not isinstance(config, dict):
+    """Construct `cls(**config)` and load `state` strictly, turning every mismatch into a CheckpointError. The
+    construction may allocate only a bounded multiple of the stored weights (`limits.build_within`), so a config
+    such as img_resolution 65536 beside a 16 px generator's weights is refused before the memory is taken."""
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
         raise CheckpointError(f"{path}: no constructor config for {name}")
-    try:
-        module = cls(**config)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: bad {name} config ({e})") from None
-    if not isinstance(state, dict):
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: no {name} weights")
+    try:
+        module = build_within(lambda: cls(**config), state)
+    except LimitError as e:
+        raise CheckpointError(f"{path}: {name} config does not fit its stored weights: {e}") from None
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, RecursionError,
+            RuntimeError) as e:
+        raise CheckpointError(f"{path}: bad {name} config ({e})") from None
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -93,6 +102,12 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     """
     path = Path(path)
     source = detect_source(path) if path.is_file() else "native"
+    with _malformed_is_checkpoint_error(path, source):
+        G = _load_generator(path, source)
+    return G.eval().requires_grad_(False).to(device)
+
+
+def _load_generator(path: Path, source: str) -> Generator:
     if source == "tensorflow":
         G = load_tf_generator(path)
     elif source == "nvidia":
@@ -105,7 +120,22 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
         g_config = config.get("G") if isinstance(config, dict) else None
         state = data.get("G_ema", data.get("G"))
         G = build_module(path, Generator, g_config, state, "generator")
-    return G.eval().requires_grad_(False).to(device)
+    return G
+
+
+@contextmanager
+def _malformed_is_checkpoint_error(path: Path, source: str):
+    """A crafted or damaged file that a loader trips over (a string z_dim, a record of the wrong type, a cycle)
+    is one CheckpointError naming the file, never a traceback."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RuntimeError, OverflowError,
+            RecursionError, MemoryError) as e:
+        detail = " ".join(str(e).split())[:200]
+        raise CheckpointError(f"{path}: malformed {SOURCE_KINDS.get(source, source)} ({type(e).__name__}"
+                              f"{': ' + detail if detail else ''})") from None
 
 
 def load_discriminator(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
@@ -117,16 +147,18 @@ def load_discriminator(path: str | os.PathLike, device: str | torch.device = "cp
     """
     path = Path(path)
     source = detect_source(path) if path.is_file() else "native"
-    if source == "tensorflow":
-        D = load_tf_discriminator(path)
-    elif source in ("nvidia", "rosinality"):
+    if source in ("nvidia", "rosinality"):
         raise CheckpointError(f"{path}: reading the discriminator of this file ({source}) is not supported; "
                               "this project's checkpoints and NVIDIA's TensorFlow pickles are")
-    else:
-        data = load_checkpoint(path)
-        config = data.get("config")
-        d_config = config.get("D") if isinstance(config, dict) else None
-        state = data.get("D")
-        residual = isinstance(state, dict) and any(k.endswith(".skip.weight") for k in state)
-        D = build_module(path, ResidualDiscriminator if residual else Discriminator, d_config, state, "discriminator")
+    with _malformed_is_checkpoint_error(path, source):
+        if source == "tensorflow":
+            D = load_tf_discriminator(path)
+        else:
+            data = load_checkpoint(path)
+            config = data.get("config")
+            d_config = config.get("D") if isinstance(config, dict) else None
+            state = data.get("D")
+            residual = isinstance(state, dict) and any(k.endswith(".skip.weight") for k in state)
+            D = build_module(path, ResidualDiscriminator if residual else Discriminator, d_config, state,
+                             "discriminator")
     return D.eval().requires_grad_(False).to(device)

@@ -23,6 +23,7 @@ import math
 import torch
 
 from stylegan_core.errors import CheckpointError
+from stylegan_core.limits import build_within
 from stylegan_core.networks.fir import setup_filter
 from stylegan_core.networks.generator import Generator
 from stylegan_core.networks.layers import LRELU_GAIN
@@ -120,9 +121,10 @@ def generator_from_nvidia_state(
         channels[r] = int(state[key].shape[0])
     base, cmax = infer_channel_layout(channels, channel_hint, where)
     try:
-        G = Generator(z_dim=z_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-                      mapping_layers=mapping_layers, channel_base=base, channel_max=cmax, arch="stylegan2",
-                      conv_clamp=conv_clamp, c_dim=c_dim)
+        G = build_within(lambda: Generator(z_dim=z_dim, w_dim=w_dim, img_resolution=img_resolution,
+                                           img_channels=img_channels, mapping_layers=mapping_layers, channel_base=base,
+                                           channel_max=cmax, arch="stylegan2", conv_clamp=conv_clamp, c_dim=c_dim),
+                         state)  # sizes checked on the meta device first
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: unsupported hyper-parameters ({e})") from None
     pairs = [(src.format(**f), dst.format(**f), kind) for src, dst, kind in TABLE

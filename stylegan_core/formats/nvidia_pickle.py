@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from stylegan_core.errors import CheckpointError
+from stylegan_core.limits import LimitError, check_tensor_claims
 from stylegan_core.networks.generator import Generator
 from stylegan_core.formats.nvidia_mapping import generator_from_nvidia_state
 from stylegan_core.formats.nvidia_stylegan3 import stylegan3_generator
@@ -151,12 +152,16 @@ def read_network_pickle(path: str | Path) -> Any:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         with open(path, "rb") as f:
-            return RestrictedUnpickler(f).load()
+            data = RestrictedUnpickler(f).load()
+        check_tensor_claims(data, path.stat().st_size)  # zero-stride views of tiny storages
+        return data
+    except LimitError as e:
+        raise CheckpointError(f"{path}: refused: {e}") from None
     except Refused as e:
         raise CheckpointError(f"{path}: refused to load: {e}; only tensors, plain containers and NVIDIA "
                               "network records are read, no code from the file is run") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError, IndexError,
-            RuntimeError, OSError, MemoryError) as e:
+            RuntimeError, OSError, MemoryError, RecursionError) as e:
         raise CheckpointError(f"{path}: truncated or not a network pickle ({type(e).__name__})") from None
 
 

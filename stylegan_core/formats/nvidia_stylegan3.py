@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from stylegan_core.errors import CheckpointError
+from stylegan_core.limits import build_within
 from stylegan_core.formats.nvidia_mapping import load_converted, mapping_pairs
 from stylegan_core.networks.generator import STYLEGAN3_ARCHITECTURES, Generator
 from stylegan_core.networks.synthesis3 import AliasFreeLayer
@@ -95,8 +96,9 @@ def stylegan3_generator(record, state: dict, where: str, dims: dict, mapping_lay
     base, cmax, clamp = args.pop("channel_base"), args.pop("channel_max"), args.pop("conv_clamp")
     extra = {k: v for k, v in args.items() if v != arch_defaults.get(k, SYNTHESIS_DEFAULTS[k])}
     try:
-        G = Generator(**dims, mapping_layers=mapping_layers, channel_base=int(base), channel_max=int(cmax), arch=arch,
-                      conv_clamp=None if clamp is None else float(clamp), synthesis_kwargs=extra or None)
+        G = build_within(lambda: Generator(**dims, mapping_layers=mapping_layers, channel_base=int(base),
+                                           channel_max=int(cmax), arch=arch, conv_clamp=None if clamp is None
+                                           else float(clamp), synthesis_kwargs=extra or None), state)
     except (TypeError, ValueError, ZeroDivisionError) as e:
         raise CheckpointError(f"{where}: unsupported StyleGAN3 hyper-parameters ({e})") from None
     fourier = synthesis.items("_modules")["input"]

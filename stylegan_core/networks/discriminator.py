@@ -1,4 +1,5 @@
-"""StyleGAN1 discriminator: fromRGB, conv/blur/downsample blocks, minibatch stddev, dense epilogue."""
+"""StyleGAN1 discriminator: fromRGB, conv/blur/downsample blocks, minibatch stddev, dense epilogue; optionally
+with NVIDIA's progressive growing (one fromRGB per resolution and a level of detail, D_basic's fade)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stylegan_core.networks.layers import LRELU_GAIN, Blur, EqualizedConv2d, EqualizedLinear, downsample2x, leaky_relu
@@ -102,7 +104,14 @@ class DiscriminatorBase(nn.Module):
 
 
 class Discriminator(DiscriminatorBase):
-    """images [N, img_channels, R, R] -> one logit per image [N, 1]."""
+    """images [N, img_channels, R, R] -> one logit per image [N, 1].
+
+    By default one fromRGB at the input resolution. With `progressive=True` the network holds one fromRGB per
+    resolution (`from_rgbs`, R first, 4x4 last: from_rgbs[k] feeds blocks[k] at R / 2^k) and a float buffer
+    `lod` (level of detail, as the generator's): lod k reads the image box-downscaled by 2^k through from_rgbs[k]
+    and skips the blocks above R / 2^k; a fractional lod fades the features after blocks[k] linearly toward
+    fromRGB of the image at half that resolution (NVIDIA's D_basic, `structure='linear'` or 'recursive').
+    """
 
     conv_layer = EqualizedConv2d       # bias, then leaky_relu in forward
     block_layer = DiscriminatorBlock
@@ -116,14 +125,51 @@ class Discriminator(DiscriminatorBase):
         channel_max: int = 512,   # Upper bound on channels.
         mbstd_group_size: int = 4,  # Minibatch standard deviation group size.
         mbstd_num_features: int = 1,  # Minibatch standard deviation channels.
+        progressive: bool = False,  # One fromRGB per resolution and a `lod` buffer (False: one fromRGB, no lod).
     ):
         super().__init__(img_resolution, img_channels, channel_base, channel_max, mbstd_group_size, mbstd_num_features)
+        self.progressive = progressive
+        if progressive:  # fixed-resolution configs stay as they were
+            self.config["progressive"] = True
+            lower = [self.conv_layer(img_channels, channels_at(img_resolution >> k, channel_base, channel_max), 1)
+                     for k in range(1, len(self.blocks) + 1)]
+            self.from_rgbs = nn.ModuleList([self.from_rgb] + lower)  # R, R/2, ..., 4
+            del self.from_rgb
+            self.register_buffer("lod", torch.zeros([]))
+
+    @property
+    def max_lod(self) -> int:
+        """The coarsest level of detail: log2(R) - 2 (only the 4x4 epilogue)."""
+        return len(self.blocks)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         self.check_images(img)
-        x = leaky_relu(self.from_rgb(img))
-        for block in self.blocks:
-            x = block(x)
+        if self.progressive:
+            x = self._grown_features(img)
+        else:
+            x = leaky_relu(self.from_rgb(img))
+            for block in self.blocks:
+                x = block(x)
         x = leaky_relu(self.conv(self.mbstd(x)))  # [N, c4, 4, 4]
         x = leaky_relu(self.fc(x.flatten(1)))
         return self.out(x)  # [N, 1]
+
+    def _grown_features(self, img: torch.Tensor) -> torch.Tensor:  # [N, C, R, R] -> [N, c4, 4, 4]
+        """Features at 4x4 of the progressive network at its current `lod`."""
+        lod = float(self.lod)
+        if not 0 <= lod <= self.max_lod:
+            raise ValueError(f"lod must lie in [0, {self.max_lod}], got {lod}")
+        level = math.floor(lod)  # whole levels dropped at the top
+        fade = lod - level
+        x = leaky_relu(self.from_rgbs[level](downscale(img, 2 ** level)))  # [N, c, R / 2^level, ...]
+        for k in range(level, len(self.blocks)):
+            x = self.blocks[k](x)
+            if k == level and fade > 0:  # NVIDIA's lerp(block(x), fromrgb(downscale(img)), lod - level)
+                coarse = leaky_relu(self.from_rgbs[k + 1](downscale(img, 2 ** (k + 1))))
+                x = x + (coarse - x) * fade
+        return x
+
+
+def downscale(img: torch.Tensor, factor: int) -> torch.Tensor:
+    """Box average over factor x factor pixels (NVIDIA's downscale2d); factor 1 returns img."""
+    return F.avg_pool2d(img, factor) if factor > 1 else img

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylegan_core.networks.layers import AdaIN, Blur, EqualizedConv2d, NoiseInjection, leaky_relu, upsample2x
+from stylegan_core.networks.noise import noise_maps
 
 
 def channels_at(resolution: int, channel_base: int, channel_max: int) -> int:
@@ -94,12 +95,9 @@ class SynthesisBase(nn.Module):
         self.num_ws = num_ws_for(img_resolution)
 
     def draw_noise(self, noise_seeds: torch.Tensor, device: torch.device | str) -> list[torch.Tensor]:
-        """Per-layer noise [N, 1, r, r] where sample n's maps come only from its seed noise_seeds[n]."""
-        per_sample = []
-        for seed in noise_seeds.tolist():
-            g = torch.Generator().manual_seed(int(seed))
-            per_sample.append([torch.randn(1, 1, r, r, generator=g) for r in self.layer_resolutions])
-        return [torch.cat(maps).to(device) for maps in zip(*per_sample)]
+        """Per-layer noise [N, 1, r, r] where sample n's maps come only from its seed noise_seeds[n]: the
+        counter-based generator of `noise.noise_maps`, drawn for the whole batch on `device`."""
+        return noise_maps(noise_seeds, self.layer_resolutions, device)
 
     def noise_inputs(
         self,

@@ -88,12 +88,15 @@ class Tick:
 
 
 def status_line(stats: dict, losses: list[str]) -> str:
-    """One tick as a line: NVIDIA's fields, img/s, the active loss terms (`losses`: LOSS_COLUMNS labels; '-'
-    when a lazy term did not run this tick), |w_avg|, peak CPU memory and peak GPU memory (on a GPU)."""
+    """One tick as a line: NVIDIA's fields (lod and minibatch in progressive runs), img/s, the active loss terms
+    (`losses`: LOSS_COLUMNS labels; '-' when a lazy term did not run this tick), |w_avg|, peak CPU memory and peak
+    GPU memory (on a GPU)."""
     mean = {k: v["mean"] for k, v in stats.items()}
     fields = [
         f"tick {int(mean['Progress/tick']):<5d}",
         f"kimg {mean['Progress/kimg']:<8.3f}",
+        *([f"lod {mean['Progress/lod']:<5.2f}", f"minibatch {int(mean['Progress/minibatch']):<4d}"]
+          if "Progress/lod" in mean else []),
         f"time {format_time(mean['Timing/total_sec']):<12s}",
         f"sec/tick {mean['Timing/sec_per_tick']:<7.1f}",
         f"sec/kimg {mean['Timing/sec_per_kimg']:<7.2f}",

@@ -1,5 +1,6 @@
-"""The StyleGAN training loop: per step the architecture's updates and the generator EMA, per tick a status line and
-stats.jsonl record, snapshots (with a hook for metrics), exact resume, and a clear stop when training diverges."""
+"""The StyleGAN training loop: per step the architecture's updates and the generator EMA (with progressive growing:
+the schedule's level of detail first), per tick a status line and stats.jsonl record, snapshots (with a hook for
+metrics), exact resume, and a clear stop when training diverges."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from stylegan_core.training.data_order import IndexStream, step_seed
 from stylegan_core.training.lazy_regularization import make_optimizers, stylegan2_phases
 from stylegan_core.training.logs import LOSS_COLUMNS, Tick, TrainingLog, status_line
 from stylegan_core.training.options import TrainingOptions
+from stylegan_core.training.progressive import Phase, check_minibatches, new_level, process_reals, training_phase
 from stylegan_core.training.stylegan1_step import stylegan_step
 from stylegan_core.training.training_stats import TickStats, TrainingDiverged, nonfinite_weights, scalar
 from stylegan_core.training.updates import ema_beta, sample_ws, update_ema
@@ -65,13 +67,16 @@ class Trainer:
             torch.manual_seed(options.seed)
             self.G = Generator(**options.generator_config()).to(self.device)
             self.D = DISCRIMINATORS[options.arch](**options.discriminator_config()).to(self.device)
+        self.step = 0
+        self.images_seen = 0
+        if options.progressive:  # start at the schedule's first level of detail
+            self._set_lod(self.phase().lod)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.G_opt, self.D_opt = make_optimizers(self.G, self.D, options)
         self.pl_mean = torch.zeros([], device=self.device)  # running mean path length (stylegan2)
-        self.step = 0
-        self.images_seen = 0
         self.resumed_from: Path | None = None
         self.stats = TickStats()  # per-sample loss statistics of the current tick
+        self._last_minibatch = options.batch  # images in the latest step (reported per tick in progressive runs)
         self._flush_denormal = False  # set while train() flushes denormals to zero (CPU)
         self.grid_z = torch.from_numpy(np.random.RandomState(options.seed).randn(16, options.z_dim)).float()
 
@@ -113,6 +118,7 @@ class Trainer:
             G=self.G, G_ema=self.G_ema, D=self.D, G_opt=self.G_opt, D_opt=self.D_opt,
             step=self.step, images_seen=self.images_seen,
             pl_mean=self.pl_mean, world_size=ranks.world_size(),
+            **({"lod": float(self.G.synthesis.lod)} if self.options.progressive else {}),
         )
         with torch.no_grad():
             images = self.G_ema(self.grid_z.to(self.device), noise_mode="const")
@@ -120,11 +126,37 @@ class Trainer:
         return path
 
     # ---- the algorithm -----------------------------------------------------------------------
+    def phase(self) -> Phase:
+        """Progressive runs: the schedule (lod, resolution, minibatch, lr) of the next step, from the images seen."""
+        return training_phase(self.options, self.images_seen, ranks.world_size())
+
+    def _set_lod(self, lod: float) -> None:
+        """Level of detail of G and D (G_ema takes G's with every EMA update, which copies buffers)."""
+        self.G.synthesis.lod.fill_(lod)
+        self.D.lod.fill_(lod)
+
+    def _enter_phase(self, real: torch.Tensor, batch: int) -> torch.Tensor:
+        """Progressive runs, before a step: the schedule's lod into G and D, a fresh Adam state when the trained layers
+        change (NVIDIA's reset_opt_for_new_lod), its learning rate; returns the reals as seen at that lod."""
+        phase = self.phase()
+        if phase.minibatch != batch:
+            raise RuntimeError(f"the data stream gave {batch} images where the schedule asks {phase.minibatch}")
+        if new_level(phase.lod, float(self.G.synthesis.lod)):
+            self.G_opt.state.clear()  # moments and step counts: Adam starts over, as a new optimizer
+            self.D_opt.state.clear()
+        self._set_lod(phase.lod)
+        for optimizer in (self.G_opt, self.D_opt):
+            for group in optimizer.param_groups:
+                group["lr"] = phase.lr
+        return process_reals(real, phase.lod)
+
     def train_step(self, real: torch.Tensor) -> None:
         """One training step on a uint8 batch (this process's share): the arch's updates, then EMA and counters."""
         opt = self.options
         batch = real.shape[0] * ranks.world_size()
         real = from_uint8(real.to(self.device))  # [N, C, H, W] in [-1, 1]
+        if opt.progressive:
+            real = self._enter_phase(real, batch)
         common = dict(step=self.step, r1_gamma=opt.r1_gamma, r1_interval=opt.r1_interval, style_mixing=opt.style_mixing)
         if opt.arch == "stylegan2":  # NVIDIA's phases with lazy R1 and path length regularization
             terms, self.pl_mean = stylegan2_phases(
@@ -138,6 +170,7 @@ class Trainer:
         ranks.average_(self.G.mapping.w_avg)  # running statistics stay equal on every process
         ranks.average_(self.pl_mean)
         update_ema(self.G_ema, self.G, ema_beta(opt, batch, self.images_seen))
+        self._last_minibatch = batch
         self.step += 1
         self.images_seen += batch
 
@@ -147,14 +180,19 @@ class Trainer:
         values are logged). Raises TrainingDiverged when a loss or weight turns NaN or Inf. Returns the last snapshot."""
         opt = self.options
         rank, world = ranks.rank(), ranks.world_size()
-        if opt.batch % world:
-            raise InputError(f"batch {opt.batch} does not split evenly over {world} processes")
+        if opt.progressive:  # minibatch and snapshots follow the images shown
+            check_minibatches(opt, world)
+            batch = lambda position: training_phase(opt, position, world).minibatch  # noqa: E731
+            stream = IndexStream(len(self.dataset), batch, opt.seed, rank=rank, world=world,
+                                 start_position=self.images_seen)
+        else:
+            if opt.batch % world:
+                raise InputError(f"batch {opt.batch} does not split evenly over {world} processes")
+            stream = IndexStream(len(self.dataset), opt.batch, opt.seed, self.step, rank, world)
         total_steps = math.ceil(opt.kimg * 1000 / opt.batch)
         snap_every = max(1, round(opt.snap_kimg * 1000 / opt.batch))
-        loader = torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=IndexStream(len(self.dataset), opt.batch, opt.seed, self.step, rank, world),
-            num_workers=self.workers, pin_memory=self.device.type == "cuda",
-        )
+        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=stream, num_workers=self.workers,
+                                             pin_memory=self.device.type == "cuda")
         log = TrainingLog(self.run_dir, images_seen=self.images_seen, enabled=ranks.is_main(), tensorboard=tensorboard)
         log.print(self._start_line(total_steps))
         start = time.time()
@@ -162,7 +200,8 @@ class Trainer:
         self.G.train()
         self.D.train()
         last = None
-        bar = tqdm(total=total_steps * opt.batch, initial=min(self.step, total_steps) * opt.batch, unit="img",
+        total_images = math.ceil(opt.kimg * 1000) if opt.progressive else total_steps * opt.batch
+        bar = tqdm(total=total_images, initial=min(self.images_seen, total_images), unit="img",
                    unit_scale=True, disable=None if progress and rank == 0 else True, desc="train", dynamic_ncols=True)
         # Denormal floats (tiny weights, gradients, Adam moments) make CPU arithmetic ~10x slower; flushing
         # them to zero during training is what GPUs do anyway. Switched back off when training ends.
@@ -171,15 +210,16 @@ class Trainer:
         try:
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 for real, _ in loader:
-                    if self.step >= total_steps:
+                    if self._finished(total_steps):
                         break
                     torch.manual_seed(step_seed(opt.seed, self.step, rank=rank))
+                    before = self.images_seen
                     self.train_step(real)
-                    bar.update(opt.batch)
-                    done = self.step == total_steps
+                    bar.update(self.images_seen - before)
+                    done = self._finished(total_steps)
                     if done or tick.is_over(self.images_seen, opt.tick_kimg):
                         tick = self._end_tick(tick, log, bar, started=start, last=last)
-                    if done or self.step % snap_every == 0:
+                    if done or self._snapshot_due(before, snap_every):
                         last = self._snapshot(tick, log, on_snapshot, last)
         finally:
             bar.close()
@@ -189,14 +229,37 @@ class Trainer:
         return last or self.save_snapshot()
 
     # ---- ticks and snapshots -----------------------------------------------------------------
+    def _finished(self, total_steps: int) -> bool:
+        """A fixed-resolution run ends after `total_steps` steps, a progressive one (varying minibatch) as NVIDIA's,
+        when the images shown reach `kimg`."""
+        if self.options.progressive:
+            return self.images_seen >= self.options.kimg * 1000
+        return self.step >= total_steps
+
+    def _snapshot_due(self, before: int, snap_every: int) -> bool:
+        """Snapshot after this step (`before`: images seen before it)? Every `snap_every` steps, or in a progressive
+        run whenever the images shown pass a multiple of snap_kimg."""
+        if self.options.progressive:
+            interval = self.options.snap_kimg * 1000
+            return self.images_seen // interval > before // interval
+        return self.step % snap_every == 0
+
     def _start_line(self, total_steps: int) -> str:
         opt = self.options
+        end_kimg = opt.kimg if opt.progressive else total_steps * opt.batch / 1e3
+        grow = ""
+        if opt.progressive:
+            phase = self.phase()
+            grow = (f"; progressive growing from {opt.lod_initial_resolution}x{opt.lod_initial_resolution} "
+                    f"({opt.lod_training_kimg:g} kimg per resolution, {opt.lod_transition_kimg:g} kimg fade-ins), now "
+                    f"lod {phase.lod:g}, minibatch {phase.minibatch}, lr {phase.lr:g}")
         if self.resumed_from is not None:
             return (f"resuming {self.resumed_from.name} at kimg {self.images_seen / 1e3:g} (step {self.step}), "
-                    f"training to kimg {total_steps * opt.batch / 1e3:g}")
+                    f"training to kimg {end_kimg:g}{grow}")
+        batch = "minibatch by resolution" if opt.progressive else f"batch {opt.batch}"
         return (f"training {opt.arch} at {opt.resolution}x{opt.resolution} on {len(self.dataset)} images for "
-                f"{opt.kimg:g} kimg: batch {opt.batch}, tick {opt.tick_kimg:g} kimg, snapshots every {opt.snap_kimg:g} "
-                f"kimg, into {self.run_dir}")
+                f"{opt.kimg:g} kimg: {batch}, tick {opt.tick_kimg:g} kimg, snapshots every {opt.snap_kimg:g} "
+                f"kimg, into {self.run_dir}{grow}")
 
     def _loss_columns(self) -> list[str]:
         """Status line columns of the loss terms this run computes."""
@@ -209,6 +272,9 @@ class Trainer:
         losses = self.stats.collect()
         self._stop_if_diverged(tick, log, last, [k for k, v in losses.items() if not math.isfinite(v["mean"] + v["std"])])
         stats = tick.record(self.images_seen, end, log.prior_sec + end - started, self.device)
+        if self.options.progressive:  # NVIDIA's keys: the lod and minibatch the tick ended with
+            stats["Progress/lod"] = scalar(self.G.synthesis.lod)
+            stats["Progress/minibatch"] = scalar(self._last_minibatch)
         stats["Progress/w_avg_norm"] = scalar(self.G.mapping.w_avg.norm())
         if self.options.pl_weight > 0:
             stats["Progress/pl_mean"] = scalar(self.pl_mean)
@@ -224,7 +290,8 @@ class Trainer:
         self._stop_if_diverged(tick, log, last, self.stats.nonfinite())
         path = self.save_snapshot()
         kimg = self.images_seen / 1e3
-        log.print(f"snapshot {path.name} at kimg {kimg:g}")
+        lod = f", lod {float(self.G.synthesis.lod):g}" if self.options.progressive else ""
+        log.print(f"snapshot {path.name} at kimg {kimg:g}{lod}")
         if on_snapshot is not None:
             if self._flush_denormal:
                 torch.set_flush_denormal(False)

@@ -3,6 +3,8 @@ processes, the generator EMA, and the per-sample loss values that the tick stati
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,12 +14,22 @@ from stylegan_core.networks.generator import Generator, mix_styles
 from stylegan_core.training.options import TrainingOptions
 
 
+def active_ws(G: Generator) -> int:
+    """Style inputs the synthesis network uses: all, or at a progressive generator's lod those of the blocks up to
+    R / 2^floor(lod) (NVIDIA's cur_layers = num_layers - 2 floor(lod))."""
+    synthesis = G.synthesis
+    if not getattr(synthesis, "progressive", False):
+        return G.num_ws
+    return G.num_ws - 2 * math.floor(float(synthesis.lod))
+
+
 def sample_ws(G: Generator, batch: int, mixing_prob: float, device: torch.device, update_w_avg: bool = False) -> torch.Tensor:
-    """Latents for one batch with style-mixing regularization: a second w from crossover ~ U{1..num_ws-1}."""
+    """Latents for one batch with style-mixing regularization: a second w from crossover ~ U{1..active-1}, where
+    `active` = active_ws(G) (num_ws but for a progressive generator at a coarser level of detail)."""
     z = torch.randn(batch, G.z_dim, device=device)
     ws = G.mapping(z, None, update_w_avg=update_w_avg)  # [N, num_ws, w_dim]
     if mixing_prob > 0 and torch.rand(()) < mixing_prob:
-        crossover = int(torch.randint(1, G.num_ws, ()))
+        crossover = int(torch.randint(1, active_ws(G), ()))
         ws = mix_styles(ws, G.mapping(torch.randn_like(z), None), crossover)
     return ws
 
@@ -40,7 +52,7 @@ def ema_beta(options: TrainingOptions, batch: int, images_seen: int) -> float:
 
 @torch.no_grad()
 def update_ema(G_ema: nn.Module, G: nn.Module, beta: float) -> None:
-    """G_ema <- beta * G_ema + (1 - beta) * G for parameters; buffers (w_avg, const noise) copied."""
+    """G_ema <- beta * G_ema + (1 - beta) * G for parameters; buffers (w_avg, const noise, lod) copied."""
     for p_ema, p in zip(G_ema.parameters(), G.parameters()):
         p_ema.copy_(p.detach().lerp(p_ema, beta))
     for b_ema, b in zip(G_ema.buffers(), G.buffers()):

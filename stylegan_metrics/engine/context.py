@@ -23,7 +23,8 @@ WeightsOption = str | os.PathLike | dict[str, str | os.PathLike] | None
 
 @dataclass
 class Context:
-    G: Any                                   # a generator of NVIDIA's protocol, on `device`, in eval mode
+    G: Any                                   # a generator of NVIDIA's protocol, on `device`, in eval mode (or None
+                                             # when `gen` gives the generated images)
     device: torch.device
     seed: int = 0                            # sample i depends only on (seed, i)
     batch_size: int = 32                     # samples per generator call (never changes a result)
@@ -39,6 +40,8 @@ class Context:
     classifier: nn.Module | None = None      # attribute classifier of linear separability
     cov: str | None = None                   # None: each name's own covariance rule
     truncation_psi: float = 1.0              # images of FID-like metrics (never PPL or LS)
+    gen: Any = None                          # instead of G: a folder or zip of images (or, for FID, statistics .npz)
+    class_index: int | None = None           # a conditional G: this class for every sample (None: the data's labels)
     _networks: dict = field(default_factory=dict, repr=False)
     _weights_used: set = field(default_factory=set, repr=False)
 

@@ -3,6 +3,7 @@ the pass and the numbers after it; and the registry entry that turns a metric na
 
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -31,6 +32,10 @@ class Metric:
     @property
     def folder(self) -> str:     # state sub-folder
         return self.name
+
+    @property
+    def needs_generator(self) -> bool:  # False: it can read generated images given as files (gen=...)
+        return self.source != "generated"
 
     def pass_key(self) -> tuple:
         return (self.source, self.truncation_psi) if self.source == "generated" else (self.source, id(self))
@@ -64,10 +69,14 @@ COUNT = r"(?P<count>\d+k?)"  # '50k' = 50,000; '200' = 200
 
 
 def parse_count(text: str) -> int:
-    count = int(text[:-1]) * 1000 if text.endswith("k") else int(text)
-    if count < 2:
-        raise InputError(f"a metric needs at least 2 samples, not {count}")
-    return count
+    return check_count(int(text[:-1]) * 1000 if text.endswith("k") else int(text))
+
+
+def check_count(count) -> int:
+    """A metric's sample count: an integer >= 2 (the same message from the API, the CLI and metric names)."""
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 2:
+        raise InputError(f"a metric needs at least 2 samples, not {count!r}")
+    return int(count)
 
 
 def count_name(count: int) -> str:

@@ -45,16 +45,20 @@ class Consumer(Protocol):
     def new_part(self) -> Part: ...
 
 
+Output = torch.Tensor | tuple[torch.Tensor, ...]  # a network's output: one tensor or several, [B, ...] each
+
+
 class FeatureCache:
     """Network outputs of one batch, each computed once however many consumers ask (`key` names the network)."""
 
     def __init__(self):
-        self._outputs: dict[str, torch.Tensor] = {}
+        self._outputs: dict[str, Output] = {}
 
-    def get(self, key: str, fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+    def get(self, key: str, fn: Callable[[torch.Tensor], Output], images: torch.Tensor, rows: int) -> Output:
         if key not in self._outputs:
             self._outputs[key] = fn(images)
-        return self._outputs[key]
+        out = self._outputs[key]
+        return tuple(o[:rows] for o in out) if isinstance(out, tuple) else out[:rows]
 
 
 class SampleView:
@@ -84,12 +88,12 @@ class SampleView:
         return self._uint8_batch()[:self.count]
 
     def _uint8_batch(self) -> torch.Tensor:
-        return self._cache.get("uint8", to_uint8, self._batch.images)
+        return self._cache.get("uint8", to_uint8, self._batch.images, self._batch.images.shape[0])
 
-    def output(self, key: str, fn: Callable[[torch.Tensor], torch.Tensor], images: str = "uint8") -> torch.Tensor:
+    def output(self, key: str, fn: Callable[[torch.Tensor], Output], images: str = "uint8") -> Output:
         """fn(the whole batch's images: 'uint8' or 'float' in [-1, 1]), once per key, cut to this view's rows."""
         batch = self._uint8_batch() if images == "uint8" else self._batch.images
-        return self._cache.get(key, fn, batch)[:self.count]
+        return self._cache.get(key, fn, batch, self.count)
 
 
 class ImageView:
@@ -107,10 +111,10 @@ class ImageView:
     def uint8(self) -> torch.Tensor:    # [B, C, H, W] uint8
         return self._all[:self.count]
 
-    def output(self, key: str, fn: Callable[[torch.Tensor], torch.Tensor], images: str = "uint8") -> torch.Tensor:
+    def output(self, key: str, fn: Callable[[torch.Tensor], Output], images: str = "uint8") -> Output:
         if images != "uint8":
             raise InputError("dataset images are uint8 only")
-        return self._cache.get(key, fn, self._all)[:self.count]
+        return self._cache.get(key, fn, self._all, self.count)
 
 
 class IndexView:

@@ -13,7 +13,8 @@ from torch import nn
 
 from stylegan_core import ranks
 from stylegan_core.allocator import keep_freed_memory
-from stylegan_core.errors import InputError
+from stylegan_core.errors import InputError, OutputError
+from stylegan_core.files import append_atomically, check_writable
 
 from stylegan_metrics.networks.registry import FeatureExtractor, module_fingerprint
 from stylegan_metrics.result import MetricResult
@@ -21,25 +22,38 @@ from stylegan_metrics.result import MetricResult
 from .context import Context, WeightsOption
 from .device import resolve_device
 from .metric import Metric
-from .passes import SampleView, open_states, run_pass
-from .sampling import check_generator, generate_batches
+from .passes import open_states, run_pass
+from .sampling import SAMPLING_VERSION, check_generator, check_truncation
+from .sources import gen_is_statistics, generated_source
 from .state import DEFAULT_CHUNK
 
 
-def generated_views(ctx: Context, truncation_psi: float) -> Callable[[int, int], object]:
-    """(start, count) -> SampleViews of generated samples start..start+count-1 (latents, images, outputs)."""
-    def batches(start: int, count: int):
-        for batch in generate_batches(ctx.G, count, first=start, batch_size=ctx.batch_size, seed=ctx.seed,
-                                      device=ctx.device, truncation_psi=truncation_psi, uint8=False):
-            yield SampleView(batch)
-    return batches
+def write_results(out: str | os.PathLike, results: list[MetricResult], state_dir: Path | None) -> None:
+    """Append every result line to `out` in one all-or-nothing write; on failure the error says the results
+    (so they are never lost) and the state stays for a rerun to write them."""
+    try:
+        append_atomically(out, "".join(r.to_json_line() for r in results).encode("utf-8"))
+    except OutputError as e:
+        kept = (f"the saved chunks in {state_dir} are kept: rerun the same command to write them"
+                if state_dir is not None else "nothing was appended")
+        values = ", ".join(f"{k} = {v!r}" for r in results for k, v in r.results.items())
+        raise OutputError(f"{e}; the results were {values}; {kept}") from None
+
+
+def generator_precision(m: Metric) -> str:
+    """The generator's arithmetic in a metric's generated pass: that of the feature network it reads (FID, KID, IS,
+    PR: --precision), fp32 for any other (LS; PPL draws its own images, always in fp32)."""
+    extractor = getattr(m, "extractor", None)
+    return extractor.precision if isinstance(extractor, FeatureExtractor) else "fp32"
 
 
 def _passes(metrics: list[Metric]) -> dict[tuple, list[Metric]]:
-    """Metrics grouped by the samples they read, in order of first appearance."""
+    """Metrics grouped by the samples they read, in order of first appearance; generated passes also by the
+    generator's precision (`generator_precision`)."""
     groups: dict[tuple, list[Metric]] = {}
     for m in metrics:
-        groups.setdefault(m.pass_key(), []).append(m)
+        key = m.pass_key()
+        groups.setdefault(key + (generator_precision(m),) if key[0] == "generated" else key, []).append(m)
     return groups
 
 
@@ -64,14 +78,30 @@ def run_metrics(
     cov: str | None = None,
     truncation_psi: float = 1.0,
     out: str | os.PathLike | None = None,   # append each result as a JSON line (rank 0) before the state goes
+    gen=None,                               # instead of G (None): generated images as a folder/zip, or FID statistics
+    class_index: int | None = None,         # a conditional G: this class for every sample
     snapshot_pkl: str | None = None,        # the checkpoint path recorded in the results
+    feature_batch_size: int | None = None,  # generated images per feature-network call (None: batch_size); more than
+                                            # batch_size groups generator batches (on a GPU; the CPU slices by 16)
 ) -> list[MetricResult]:
     """The results of `metrics` (built Metric objects), in order. See `stylegan_metrics.evaluate` for names."""
-    check_generator(G)
+    if (G is None) == (gen is None):
+        raise InputError("give either a generator or generated images (gen=..., --gen), not both or neither")
+    if G is not None:
+        check_generator(G)
+    elif any(m.needs_generator for m in metrics):
+        raise InputError(f"{next(m.name for m in metrics if m.needs_generator)} needs a generator (--ckpt), not images")
     if batch_size < 1:
         raise InputError(f"the batch size must be >= 1, not {batch_size}")
-    if seed < 0:
-        raise InputError(f"the seed must be >= 0, not {seed}")
+    if feature_batch_size is not None and (isinstance(feature_batch_size, bool)
+                                           or not isinstance(feature_batch_size, int) or feature_batch_size < 1):
+        raise InputError(f"the feature batch size must be an integer >= 1, not {feature_batch_size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"the seed must be an integer >= 0, not {seed!r}")
+    for m in metrics:
+        check_truncation(m.truncation_psi)
+    if out is not None and ranks.is_main():
+        check_writable(out)  # before the work, not after it
     with ranks.alone(not distributed):
         dev = ranks.init_from_env(resolve_device(device))  # each rank on its own GPU
         keep_freed_memory()
@@ -79,40 +109,53 @@ def run_metrics(
         ctx = Context(G, dev, seed=seed, batch_size=batch_size, chunk_size=chunk_size, progress=progress,
                       state_dir=Path(state_dir) if state_dir else None, data=data, workers=workers,
                       features=features, similarity=similarity, weights=weights, precision=precision,
-                      classifier=classifier, cov=cov, truncation_psi=truncation_psi)
+                      classifier=classifier, cov=cov, truncation_psi=truncation_psi, gen=gen,
+                      class_index=class_index)
         seconds: dict[int, float] = {}
         for m in metrics:
             start = time.time()
             m.prepare(ctx)
             seconds[id(m)] = time.time() - start
-        generator = module_fingerprint(G)
+        generator = module_fingerprint(G) if G is not None else None
         results: dict[int, MetricResult] = {}
         states = []
         for key, group in _passes(metrics).items():
             start = time.time()
-            if key[0] == "generated":
-                batches, source = generated_views(ctx, key[1]), {"generator": generator, "seed": seed,
-                                                                  "truncation_psi": key[1]}
+            if key[0] == "generated" and gen_is_statistics(gen):  # FID of two statistics files: nothing to run
+                if not all(getattr(m, "accepts_statistics", False) for m in group):
+                    raise InputError("generated-side statistics (.npz) serve FID only; give images for "
+                                     + ", ".join(m.name for m in group if not getattr(m, "accepts_statistics", False)))
+                batches, source = None, {}
+            elif key[0] == "generated":
+                batches, source = generated_source(ctx, key[1], max(m.num for m in group), precision=key[2],
+                                                   feature_batch_size=feature_batch_size)
+                if G is not None:  # what fixes the samples besides G and the seed
+                    source = dict(source, sampling_version=SAMPLING_VERSION, generator_precision=key[2])
             else:
-                batches, source = group[0].batches(ctx), {"generator": generator, "seed": seed}
-            group_states = open_states(group, source_key=source, state_dir=ctx.state_dir, chunk_size=chunk_size)
+                batches, source = group[0].batches(ctx), {"generator": generator, "seed": seed,
+                                                          "sampling_version": SAMPLING_VERSION}
+            group_states = open_states(group, source_key=source, state_dir=ctx.state_dir, chunk_size=chunk_size) \
+                if batches is not None else [None] * len(group)
             states += group_states
             chunks = run_pass(batches, group, group_states, chunk_size=chunk_size, progress=progress,
-                              desc="+".join(m.name for m in group))
+                              desc="+".join(m.name for m in group)) if batches is not None else {}
             shared = time.time() - start
             for i, m in enumerate(group):
                 start = time.time()
-                values, details = m.finish(chunks[i])
+                values, details = m.finish(chunks.get(i, {}))
                 params = dict(m.params(), seed=seed, batch_size=batch_size, device=str(dev),
                               num_processes=ranks.world_size())
+                if G is not None:
+                    params["sampling_version"] = SAMPLING_VERSION
+                    if key[0] == "generated":
+                        params["generator_precision"] = key[2]
                 total = seconds[id(m)] + shared + time.time() - start
                 results[id(m)] = MetricResult(metric=m.name, results=values, params=params, total_time=total,
                                               num_gpus=ranks.gpus_used(dev), details=details,
                                               snapshot_pkl=snapshot_pkl)
         ordered = [results[id(m)] for m in metrics]
         if out is not None and ranks.is_main():
-            for r in ordered:
-                r.to_jsonl(out)
+            write_results(out, ordered, ctx.state_dir)
         for state in states:
             if state is not None:
                 state.remove()

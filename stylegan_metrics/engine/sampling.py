@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -12,11 +14,15 @@ import torch
 from stylegan_core.errors import InputError
 from stylegan_core.data.images import to_uint8
 
+from stylegan_metrics.networks.batching import batch_invariant
 from stylegan_metrics.networks.precision import precision_context
 
 BLOCK = 256  # rows per seeded block of the latent table; any batch size slices the same table
-MIN_ROWS = 16  # CPU BLAS switches kernels below ~12 rows; padding to 16 keeps every row's result batch-independent
 STREAM_Z, STREAM_NOISE = 0, 1
+# What a generated sample is, given (seed, index): recorded in every result and state key, so that numbers and saved
+# chunks of two schemes never mix. 1: noise maps from one CPU torch.Generator per sample; 2: the counter-based noise
+# of stylegan_core.networks.noise, drawn on the generator's device.
+SAMPLING_VERSION = 2
 
 
 def _block_generator(seed: int, stream: int, block: int) -> torch.Generator:
@@ -42,16 +48,6 @@ def noise_seeds(seed: int, start: int, count: int) -> torch.Tensor:
                        lambda g: torch.randint(0, 2**62, (BLOCK,), generator=g, dtype=torch.int64))
 
 
-def batch_invariant(fn, *tensors: torch.Tensor, min_rows: int = MIN_ROWS):
-    """fn(*tensors) with fewer than `min_rows` rows padded (last row repeated) and the padding dropped,
-    so that a sample's result does not depend on how many others share its batch."""
-    n = tensors[0].shape[0]
-    if n >= min_rows:
-        return fn(*tensors)
-    padded = [torch.cat([t, t[-1:].expand(min_rows - n, *t.shape[1:])]) for t in tensors]
-    return fn(*padded)[:n]
-
-
 def supports_noise_seeds(G) -> bool:
     fn = getattr(G.synthesis, "forward", G.synthesis)  # an nn.Module's own signature is (*args, **kwargs)
     try:
@@ -60,20 +56,73 @@ def supports_noise_seeds(G) -> bool:
         return False
 
 
-def synthesize(G, ws: torch.Tensor, seeds: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
-    """G.synthesis with noise fixed per sample; generators without `noise_seeds` (foreign code) get
-    the global RNG seeded from the batch's first seed, deterministic for a fixed batch size only."""
-    with precision_context("fp32", ws.device.type):  # TF32 convolutions would swamp PPL's epsilon steps
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`t` on `device`; a CPU tensor bound for a GPU goes through pinned memory without blocking the host (a copy
+    from ordinary memory would wait for the GPU's queued work first)."""
+    if t.device.type == "cpu" and torch.device(device).type == "cuda":
+        return t.contiguous().pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def synthesize(G, ws: torch.Tensor, seeds: torch.Tensor, noise_mode: str = "random", *, precision: str = "fp32",
+               check_finite: bool = True) -> torch.Tensor:
+    """G.synthesis with noise fixed per sample (seeds [N] int on any device); generators without `noise_seeds`
+    (foreign code) get the global RNG seeded from the batch's first seed, deterministic for a fixed batch size only.
+    `precision`: the generator's arithmetic; fp32 (TF32 off) unless a feature metric asks for tf32 or bf16 (never
+    PPL: TF32 convolutions would swamp its epsilon steps). The images are checked (`check_images`): the declared
+    shape, and finite values unless `check_finite=False` (the caller counts them, `count_non_finite`)."""
+    with precision_context(precision, ws.device.type):
         if supports_noise_seeds(G):
-            return batch_invariant(lambda w, s: G.synthesis(w, noise_mode=noise_mode, noise_seeds=s), ws, seeds)
-        with torch.random.fork_rng(devices=[ws.device] if ws.device.type == "cuda" else []):
-            torch.manual_seed(int(seeds[0]))
-            return G.synthesis(ws, noise_mode=noise_mode)
+            seeds = to_device(seeds, ws.device)
+            images = batch_invariant(lambda w, s: G.synthesis(w, noise_mode=noise_mode, noise_seeds=s), ws, seeds)
+        else:
+            with torch.random.fork_rng(devices=[ws.device] if ws.device.type == "cuda" else []):
+                torch.manual_seed(int(seeds[0]))
+                images = G.synthesis(ws, noise_mode=noise_mode)
+    return check_images(G, images, ws.shape[0], check_finite=check_finite)
 
 
-def map_latents(G, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:
-    """G.mapping(z) [N, num_ws, w_dim], batch-invariant."""
-    return batch_invariant(lambda x: G.mapping(x, None, truncation_psi=truncation_psi), z)
+def check_images(G, images, count: int, *, check_finite: bool = True) -> torch.Tensor:
+    """`images` as G declares them, [count, img_channels, img_resolution, img_resolution] with finite values, else
+    an InputError: a NaN would become a black pixel and a wrong size a resized image, both plausible numbers.
+    `check_finite=False` leaves the values to the caller (reading them back would wait for the GPU)."""
+    expected = (count, int(G.img_channels), int(G.img_resolution), int(G.img_resolution))
+    if not isinstance(images, torch.Tensor) or tuple(images.shape) != expected:
+        got = list(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise InputError(f"the generator returned images of shape {got}, not the {list(expected)} it declares "
+                         f"(img_channels, img_resolution)")
+    if check_finite:
+        raise_if_non_finite(count_non_finite(images), count)
+    return images
+
+
+def count_non_finite(images: torch.Tensor) -> torch.Tensor:
+    """Images [N, ...] with a NaN or Inf pixel: a 0-d int64 tensor on the images' device (not read back)."""
+    return (~torch.isfinite(images)).flatten(1).any(dim=1).sum()
+
+
+def raise_if_non_finite(bad: torch.Tensor | int, count: int) -> None:
+    """InputError when `bad` (count_non_finite, summed over `count` images) is not 0; reads it once."""
+    bad = int(bad)
+    if bad:
+        raise InputError(f"the generator produced NaN or Inf pixels in {bad} of {count} images (check the "
+                         f"truncation psi and the checkpoint's weights)")
+
+
+def check_truncation(truncation_psi) -> float:
+    """A finite truncation psi (NaN or Inf would make every image NaN)."""
+    if isinstance(truncation_psi, bool) or not isinstance(truncation_psi, numbers.Real) \
+            or not math.isfinite(truncation_psi):
+        raise InputError(f"the truncation psi must be a finite number, not {truncation_psi!r}")
+    return float(truncation_psi)
+
+
+def map_latents(G, z: torch.Tensor, truncation_psi: float = 1.0, c: torch.Tensor | None = None) -> torch.Tensor:
+    """G.mapping(z, c) [N, num_ws, w_dim], batch-invariant; c [N, c_dim] for a conditional generator."""
+    check_truncation(truncation_psi)
+    if c is None:
+        return batch_invariant(lambda x: G.mapping(x, None, truncation_psi=truncation_psi), z)
+    return batch_invariant(lambda x, y: G.mapping(x, y, truncation_psi=truncation_psi), z, c)
 
 
 def check_generator(G) -> None:
@@ -81,6 +130,10 @@ def check_generator(G) -> None:
                if not hasattr(G, a)]
     if missing:
         raise InputError(f"not a generator of NVIDIA's protocol: missing {', '.join(missing)}")
+    for a in ("z_dim", "img_resolution", "img_channels"):
+        value = getattr(G, a)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise InputError(f"the generator's {a} is {value!r}, not a positive integer")
 
 
 @dataclass
@@ -91,18 +144,49 @@ class GeneratedBatch:
     images: torch.Tensor      # [B, C, H, W] uint8, or float in [-1, 1] with uint8=False
 
 
+def grouped(batches: Iterable[GeneratedBatch], rows: int) -> Iterator[GeneratedBatch]:
+    """Consecutive batches joined until each holds at least `rows` samples (the last may hold fewer): feature
+    networks then run on more images per call than the generator makes at once."""
+    group: list[GeneratedBatch] = []
+    for batch in batches:
+        group.append(batch)
+        if sum(b.z.shape[0] for b in group) >= rows:
+            yield _joined(group)
+            group = []
+    if group:
+        yield _joined(group)
+
+
+def _joined(group: list[GeneratedBatch]) -> GeneratedBatch:
+    if len(group) == 1:
+        return group[0]
+    return GeneratedBatch(group[0].start, *(torch.cat([getattr(b, k) for b in group]) for k in ("z", "ws", "images")))
+
+
 def generate_batches(G, num: int, *, batch_size: int, seed: int, device: torch.device, truncation_psi: float = 1.0,
-                     noise_mode: str = "random", uint8: bool = True, first: int = 0) -> Iterator[GeneratedBatch]:
+                     noise_mode: str = "random", uint8: bool = True, first: int = 0,
+                     labels: Callable[[int, int], torch.Tensor] | None = None, precision: str = "fp32",
+                     check_each_batch: bool | None = None) -> Iterator[GeneratedBatch]:
     """Samples first..first+num-1 in batches under inference mode; sample i depends only on (seed, i).
-    (Progress is shown by the caller: metrics count finished samples per chunk, see run_state.run_chunks.)"""
+    `labels(start, count)` gives a conditional generator's c [count, c_dim] (engine.labels); `precision` is the
+    generator's arithmetic (`synthesize`). Nothing is read back from the device per batch: latents, seeds and labels
+    go to it without blocking, and images with NaN or Inf pixels are counted there and raise an InputError once
+    the last batch has been taken (`check_each_batch`, default on the CPU only, where it costs nothing: at once)."""
     check_generator(G)
+    check_truncation(truncation_psi)
     if num < 1 or batch_size < 1:
         raise InputError("the number of samples and the batch size must be >= 1")
+    each = torch.device(device).type == "cpu" if check_each_batch is None else check_each_batch
+    bad = 0  # images with NaN or Inf pixels so far (a tensor on the device when not checked per batch)
     for start in range(first, first + num, batch_size):
         count = min(batch_size, first + num - start)
         with torch.inference_mode():  # not held across the yield: it is thread-local state
-            z = latents(seed, start, count, G.z_dim).to(device)
-            ws = map_latents(G, z, truncation_psi)
-            images = synthesize(G, ws, noise_seeds(seed, start, count), noise_mode)
-            images = to_uint8(images) if uint8 else images.float()
+            z = to_device(latents(seed, start, count, G.z_dim), device)
+            ws = map_latents(G, z, truncation_psi, to_device(labels(start, count), device) if labels else None)
+            images = synthesize(G, ws, noise_seeds(seed, start, count), noise_mode, precision=precision,
+                                check_finite=each)
+            if not each:
+                bad = count_non_finite(images) + bad
+            images = to_uint8(images.float()) if uint8 else images.float()  # bf16 output: converted in fp32
         yield GeneratedBatch(start, z, ws, images)
+    raise_if_non_finite(bad, num)

@@ -1,5 +1,5 @@
 """Resumable runs: a state folder whose manifest holds a run's parameters and whose chunk files hold what each
-finished chunk of samples left (saved atomically, checked on load)."""
+finished chunk of samples left (saved atomically with a digest of their contents, checked on load)."""
 
 from __future__ import annotations
 
@@ -16,15 +16,21 @@ import numpy as np
 from stylegan_core import ranks
 from stylegan_core.errors import InputError
 from stylegan_core.files import atomic_write
+from stylegan_core.limits import LimitError, check_array_sizes, npz_headers
 
 
 STATE_VERSION = 1
 DEFAULT_CHUNK = 4096  # samples per chunk: the unit of sharding and of checkpointing
 Payload = dict[str, np.ndarray]
+RUN, DIGEST = "_run", "_digest"  # a chunk's marker (the run's parameter hash) and the hash of its contents
 
 
 class RunState:
-    """A state folder: `manifest.json` (the parameters that fix the result) and `chunk-NNNNNN.npz` files."""
+    """A state folder: `manifest.json` (the parameters that fix the result) and `chunk-NNNNNN.npz` files.
+
+    Only files that carry this tool's marker are ever replaced or deleted: a manifest that is not a JSON object
+    with a `state_version`, or (in a folder without our manifest) a `chunk-*.npz` without the run marker, makes the
+    folder refused as it is."""
 
     def __init__(
         self,
@@ -34,6 +40,8 @@ class RunState:
         self.folder = Path(folder)
         self.key = json.loads(json.dumps({"state_version": STATE_VERSION, **key}, sort_keys=True))
         self.manifest = self.folder / "manifest.json"
+        if self.folder.exists() and not self.folder.is_dir():
+            raise InputError(f"{self.folder}: the state folder is a file; pass another --state-dir")
         stored = self._read_manifest()
         if stored is not None and stored != self.key:
             changed = sorted(k for k in set(stored) | set(self.key) if stored.get(k) != self.key.get(k))
@@ -42,8 +50,14 @@ class RunState:
                              f"{_short(stored.get(first))} there, {_short(self.key.get(first))} now"
                              f"{f'; also {len(changed) - 1} more' if len(changed) > 1 else ''}); rerun the same "
                              f"command to resume it, or delete the folder or pass another --state-dir")
+        chunks = sorted(self.folder.glob("chunk-*.npz"))
+        # with our manifest the folder is ours (a damaged chunk is recomputed); without it, only marked chunks go
+        foreign = [p for p in chunks if not p.is_file() or (stored is None and not _is_our_chunk(p))]
+        if foreign:
+            raise InputError(f"{self.folder} holds {foreign[0].name}, which is not a chunk file of this tool; "
+                             f"pass another --state-dir (nothing in the folder was changed)")
         if stored is None:
-            for old in self.folder.glob("chunk-*.npz"):  # no valid manifest: nothing here can be trusted
+            for old in chunks:  # ours, but without a manifest nothing says which run left them
                 old.unlink(missing_ok=True)
             with atomic_write(self.manifest) as f:
                 f.write(json.dumps(self.key, indent=1, sort_keys=True).encode())
@@ -51,40 +65,65 @@ class RunState:
         self.digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:16]
 
     def _read_manifest(self) -> dict | None:
-        if not self.manifest.is_file():
+        """The stored parameters; None when there is no manifest; an InputError for a file that is not ours."""
+        if not self.manifest.exists() and not self.manifest.is_symlink():
             return None
+        reason = None
         try:
-            return json.loads(self.manifest.read_text())
-        except (OSError, ValueError):
-            warnings.warn(f"{self.manifest} is damaged; starting this run's state afresh", stacklevel=3)
-            return None
+            stored = json.loads(self.manifest.read_text())
+        except IsADirectoryError:
+            reason = "a folder"
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+            reason = f"unreadable: {type(e).__name__}"
+        else:
+            if not isinstance(stored, dict):
+                reason = f"a JSON {type(stored).__name__}"
+            elif "state_version" not in stored:
+                reason = "no state_version"
+        if reason:
+            raise InputError(f"{self.manifest} is not a state manifest of this tool ({reason}); delete the folder "
+                             f"or pass another --state-dir (nothing in it was changed)")
+        return stored
 
     def chunk_file(self, chunk: int) -> Path:
         return self.folder / f"chunk-{chunk:06d}.npz"
 
     def load(self, chunk: int, expected: dict[str, tuple]) -> Payload | None:
         """The saved arrays of `chunk` when present and intact (names and shapes as `expected`, -1 for any
-        length), else None."""
+        length; its digest matches; every float finite), else None: a damaged chunk is deleted with a warning,
+        to be computed again."""
         path = self.chunk_file(chunk)
         if not path.is_file():
             return None
         try:
-            with np.load(path, allow_pickle=False) as data:
-                if str(data["_run"]) != self.digest:
-                    raise ValueError("written by another run")
-                payload = {name: np.array(data[name]) for name in expected}
+            headers = npz_headers(path)
             for name, shape in expected.items():
-                got = payload[name].shape
+                if name not in headers:
+                    raise ValueError(f"no array {name}")
+                got = headers[name][0]
                 if len(got) != len(shape) or any(e not in (-1, g) for g, e in zip(got, shape)):
-                    raise ValueError(f"{name} has shape {payload[name].shape}, expected {shape}")
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+                    raise ValueError(f"{name} has shape {got}, expected {shape}")
+            check_array_sizes(headers)
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: np.array(data[name]) for name in data.files}
+            if str(arrays.get(RUN)) != self.digest:
+                raise ValueError("written by another run")
+            if str(arrays.pop(DIGEST, "")) != payload_digest(arrays):
+                raise ValueError("its contents do not match their digest")
+            payload = {name: arrays[name] for name in expected}
+            for name, a in payload.items():
+                if a.dtype.kind in "fc" and not np.isfinite(a).all():
+                    raise ValueError(f"{name} holds NaN or Inf")
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, LimitError) as e:
             warnings.warn(f"{path} is damaged ({e}); computing that chunk again", stacklevel=2)
+            path.unlink(missing_ok=True)
             return None
         return payload
 
     def save(self, chunk: int, payload: Payload) -> None:
+        arrays = {RUN: np.str_(self.digest), **{name: np.asarray(a) for name, a in payload.items()}}
         buffer = io.BytesIO()
-        np.savez(buffer, _run=np.str_(self.digest), **payload)
+        np.savez(buffer, **arrays, **{DIGEST: np.str_(payload_digest(arrays))})
         with atomic_write(self.chunk_file(chunk)) as f:
             f.write(buffer.getvalue())
 
@@ -96,11 +135,31 @@ class RunState:
             return
         for path in [*self.folder.glob("chunk-*.npz"), *self.folder.glob(".chunk-*"), *self.folder.glob(".manifest.json.*"),
                      self.manifest]:
-            path.unlink(missing_ok=True)
+            if path.is_file():
+                path.unlink(missing_ok=True)
         try:
             self.folder.rmdir()
         except OSError:  # the user keeps other files there
             pass
+
+
+def payload_digest(arrays: Payload) -> str:
+    """SHA-256 over every array's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(json.dumps([name, a.dtype.str, list(a.shape)]).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _is_our_chunk(path: Path) -> bool:
+    """A chunk file this tool wrote: a zip holding the run marker (its contents are checked on load)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return f"{RUN}.npy" in zf.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return False
 
 
 def _short(value) -> str:

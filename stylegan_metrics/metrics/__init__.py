@@ -12,16 +12,17 @@ from torch import nn
 from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import WeightsOption
-from stylegan_metrics.engine.metric import Metric, MetricFamily
+from stylegan_metrics.engine.metric import Metric, MetricFamily, count_name
 from stylegan_metrics.engine.runner import run_metrics
+from stylegan_metrics.engine.sources import gen_count
 from stylegan_metrics.engine.state import DEFAULT_CHUNK
 from stylegan_metrics.networks.registry import FeatureExtractor
 from stylegan_metrics.result import MetricResult
 
-from . import equivariance, fid, ls, ppl
+from . import equivariance, fid, inception_score, kid, ls, ppl, precision_recall
 
-FAMILIES: list[MetricFamily] = [fid.FAMILY, ppl.FAMILY, ls.FAMILY, equivariance.TRANSLATION,
-                                   equivariance.ROTATION]
+FAMILIES: list[MetricFamily] = [fid.FAMILY, kid.FAMILY, precision_recall.FAMILY, inception_score.FAMILY, ppl.FAMILY,
+                                ls.FAMILY, equivariance.TRANSLATION, equivariance.ROTATION]
 
 
 def register(family: MetricFamily) -> MetricFamily:
@@ -47,6 +48,14 @@ def build_metric(name: str, **options) -> Metric:
     raise InputError(f"unknown metric {name!r}; known: {known} (counts may change: fid10k_full, ls10k, ...)")
 
 
+BARE_NAMES = {"fid": "fid{n}_full", "kid": "kid{n}_full", "pr": "pr{n}3_full", "is": "is{n}"}
+
+
+def with_count(name: str, gen) -> str:
+    """With generated images given as files, a bare family name means all of them: 'fid' -> 'fid10000_full'."""
+    return BARE_NAMES[name].format(n=count_name(gen_count(gen))) if name in BARE_NAMES else name
+
+
 def evaluate(
     G,
     metrics: list[str] | str,
@@ -70,11 +79,16 @@ def evaluate(
     distributed: bool = True,
     out: str | os.PathLike | None = None,     # append each result as a JSON line before the saved state goes
     snapshot_pkl: str | None = None,          # the checkpoint path recorded in the results
+    gen=None,                                 # instead of G (None): generated images (folder, zip; FID: statistics)
+    class_index: int | None = None,           # a conditional G: this class for every sample (default: data's labels)
 ) -> list[MetricResult]:
     """Several metrics by name (NVIDIA's: 'fid50k_full', 'ppl_wend', 'ls', ...) in one call, one MetricResult each,
-    in order. Every generated sample index is made once for all metrics that look at generated images (FID and LS
+    in order. `G` may be None with `gen` a folder or zip of generated images (bare names 'fid', 'kid', 'pr', 'is'
+    then use all of them). Every generated sample index is made once for all metrics that look at generated images (FID and LS
     share images when neither truncates); PPL draws its own pairs. Results equal the single-metric functions'."""
     names = [n.strip() for n in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+    if gen is not None:
+        names = [with_count(n, gen) for n in names]
     if not names or not all(names):
         raise InputError("no metric named")
     if len(set(names)) != len(names):
@@ -83,7 +97,8 @@ def evaluate(
     return run_metrics(G, built, data=data, features=features, similarity=similarity, weights=weights,
                        classifier=classifier, seed=seed, batch_size=batch_size, device=device, progress=progress,
                        state_dir=state_dir, chunk_size=chunk_size, precision=precision, distributed=distributed,
-                       workers=workers, cov=cov, truncation_psi=truncation_psi, out=out, snapshot_pkl=snapshot_pkl)
+                       workers=workers, cov=cov, truncation_psi=truncation_psi, out=out, snapshot_pkl=snapshot_pkl,
+                       gen=gen, class_index=class_index)
 
 
 __all__ = ["FAMILIES", "METRICS", "MetricFamily", "build_metric", "evaluate", "register"]

@@ -10,8 +10,9 @@ import torch
 from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import Context
-from stylegan_metrics.engine.metric import Metric, MetricFamily, count_name, parse_count
+from stylegan_metrics.engine.metric import Metric, MetricFamily, check_count, count_name, parse_count
 from stylegan_metrics.engine.runner import run_metrics
+from stylegan_metrics.engine.sources import gen_count, gen_is_statistics
 from stylegan_metrics.engine.state import DEFAULT_CHUNK, Payload
 from stylegan_metrics.formulas.frechet import frechet_distance
 from stylegan_metrics.networks.registry import FeatureExtractor
@@ -21,19 +22,21 @@ from stylegan_metrics.stats import COVARIANCE_KINDS, ReferenceStats
 
 
 
-def reference_stats(ctx: Context, extractor: FeatureExtractor, max_real: int | None,
-                    folder: str) -> ReferenceStats:
-    """Statistics of the reference (`ctx.data`): given, read from a .npz, or computed (cached) from images."""
-    data = ctx.data
+def reference_stats(ctx: Context, extractor: FeatureExtractor, max_real: int | None, folder: str,
+                    data=None) -> ReferenceStats:
+    """Statistics of the reference (`ctx.data`, or `data`): given, read from a .npz, or computed (cached) from
+    images. Images of another size than the generator's are refused (a folder on the generated side: any size)."""
+    data = ctx.data if data is None else data
     if data is None:
         raise InputError("this metric compares against real images: give the reference data (data=..., --data)")
     if isinstance(data, ReferenceStats):
-        ref = data
+        ref = data.check()
     elif Path(data).suffix.lower() == ".npz":
         ref = ReferenceStats.load(data)
     else:
         ref = compute_reference_stats(data, features=extractor, max_items=max_real, batch_size=ctx.batch_size,
-                                      device=ctx.device, progress=ctx.progress, resolution=ctx.G.img_resolution,
+                                      device=ctx.device, progress=ctx.progress,
+                                      resolution=ctx.G.img_resolution if ctx.G is not None else None,
                                       chunk_size=ctx.chunk_size, workers=ctx.workers,
                                       state_dir=ctx.state_dir / f"{folder}-reference" if ctx.state_dir else None)
     if ref.features != extractor.name:
@@ -48,6 +51,8 @@ class FID(Metric):
     """Fréchet distance between Gaussians fitted to the features of `num` generated images and of the reference
     (its first `max_real` images, or all of them with max_real=None)."""
 
+    accepts_statistics = True  # the generated side may be a statistics file too
+
     def __init__(
         self,
         name: str,                        # result name
@@ -59,12 +64,20 @@ class FID(Metric):
     ):
         if cov not in COVARIANCE_KINDS:
             raise InputError(f"cov must be one of {', '.join(COVARIANCE_KINDS)}, not {cov!r}")
+        num = check_count(num)
+        if max_real is not None:
+            max_real = check_count(max_real)
         self.name, self.num, self.max_real, self.cov, self.truncation_psi = name, num, max_real, cov, truncation_psi
 
     def prepare(self, ctx: Context) -> None:
         self.extractor = ctx.feature_extractor()
         self.reference = reference_stats(ctx, self.extractor, self.max_real, self.folder)
+        self.reference.covariance(self.cov)  # refused now, not after the pass (the biased one needs n)
         self.reference_name = str(ctx.data) if not isinstance(ctx.data, ReferenceStats) else "ReferenceStats"
+        self.gen_stats = None
+        if gen_is_statistics(ctx.gen):  # both sides given as statistics: no images to run
+            self.gen_stats = reference_stats(ctx, self.extractor, None, self.folder, data=ctx.gen)
+            self.gen_stats.covariance(self.cov)
 
     @property
     def folder(self) -> str:
@@ -80,11 +93,15 @@ class FID(Metric):
         return StatsPart(self.extractor)
 
     def finish(self, chunks: dict[int, Payload]):
-        gen = sum_over_ranks(chunks)
         ref = self.reference
-        if gen.num_features != ref.mu.shape[0]:
-            raise InputError(f"reference statistics have {ref.mu.shape[0]} features, the network gives {gen.num_features}")
-        value = frechet_distance(gen.mean(), gen.covariance(self.cov), ref.mu, ref.covariance(self.cov))
+        if self.gen_stats is not None:
+            mu, sigma = self.gen_stats.mu, self.gen_stats.covariance(self.cov)
+        else:
+            gen = sum_over_ranks(chunks)
+            mu, sigma = gen.mean(), gen.covariance(self.cov)
+        if mu.shape[0] != ref.mu.shape[0]:
+            raise InputError(f"reference statistics have {ref.mu.shape[0]} features, the generated side {mu.shape[0]}")
+        value = frechet_distance(mu, sigma, ref.mu, ref.covariance(self.cov))
         return {self.name: value}, None
 
     def params(self) -> dict:
@@ -116,7 +133,7 @@ def fid(
     G,
     reference: str | os.PathLike | ReferenceStats,
     *,
-    num_gen: int = 50_000,
+    num_gen: int | None = 50_000,
     batch_size: int = 32,
     seed: int = 0,
     truncation_psi: float = 1.0,
@@ -132,7 +149,8 @@ def fid(
     workers: int | None = None,
 ) -> MetricResult:
     """Fréchet Inception Distance of `num_gen` generated images against every image of `reference` (a folder, a
-    zip, a statistics .npz or ReferenceStats). `cov='biased'` is NVIDIA stylegan2-ada's 1/N and names the result
+    zip, a statistics .npz or ReferenceStats). `G` is a generator, or the generated images themselves: a folder, a
+    zip or a statistics .npz (with `num_gen=None`: all of them). `cov='biased'` is NVIDIA stylegan2-ada's 1/N and names the result
     as NVIDIA does ('fid50k_full'); the default 'unbiased' (N - 1, the StyleGAN1 TensorFlow code) names it
     'fid50k_full_unbiased'.
 
@@ -141,9 +159,12 @@ def fid(
     `precision` ('fp32', 'tf32', 'bf16') is the feature network's arithmetic. `distributed=False` computes
     everything in this process even inside an initialised process group. `workers`: image-decoding processes
     when `reference` is a folder or zip."""
-    if num_gen < 2:
-        raise InputError(f"num_gen must be at least 2, not {num_gen}")
+    gen = None
+    if isinstance(G, (str, os.PathLike)):
+        G, gen = None, G
+        num_gen = gen_count(gen) if num_gen is None else num_gen
+    num_gen = check_count(num_gen)
     metric = FID(fid_name(num_gen, True, cov), num=num_gen, max_real=None, cov=cov, truncation_psi=truncation_psi)
-    return run_metrics(G, [metric], data=reference, batch_size=batch_size, seed=seed, features=features,
+    return run_metrics(G, [metric], gen=gen, data=reference, batch_size=batch_size, seed=seed, features=features,
                        weights=weights, device=device, progress=progress, state_dir=state_dir, chunk_size=chunk_size,
                        precision=precision, distributed=distributed, workers=workers)[0]

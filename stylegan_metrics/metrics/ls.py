@@ -3,6 +3,7 @@ then SVMs and conditional entropy (formulas.separability) on rank 0."""
 
 from __future__ import annotations
 
+import numbers
 import os
 
 import numpy as np
@@ -13,9 +14,9 @@ from stylegan_core import ranks
 from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import Context
-from stylegan_metrics.engine.metric import Metric, MetricFamily, count_name, parse_count
+from stylegan_metrics.engine.metric import Metric, MetricFamily, check_count, count_name, parse_count
 from stylegan_metrics.engine.runner import run_metrics
-from stylegan_metrics.engine.sampling import batch_invariant
+from stylegan_metrics.networks.batching import batch_invariant
 from stylegan_metrics.engine.state import DEFAULT_CHUNK, Payload
 from stylegan_metrics.formulas.paths import box_downsample
 from stylegan_metrics.formulas.separability import separability_from_arrays
@@ -69,13 +70,20 @@ class LinearSeparability(Metric):
     ):
         if space not in SPACES:
             raise InputError(f"space must be z, w or both, not {space!r}")
-        if not (isinstance(keep, (int, float)) and 0 < keep <= 1):
+        if isinstance(keep, bool) or not (isinstance(keep, numbers.Real) and 0 < keep <= 1):
             raise InputError(f"keep must lie in (0, 1], not {keep!r}")
+        num = check_count(num)
+        kept = int(round(num * keep))  # formulas.separability.most_confident's count
+        if kept < 2:
+            raise InputError(f"keep {keep!r} of {num} samples keeps {kept} per attribute; an SVM needs at least 2 "
+                             f"(raise keep or the number of samples)")
         self.name, self.num, self.keep, self.attributes, self.space, self.svm = name, num, keep, attributes, space, svm
 
     @property
     def folder(self) -> str:
         return "ls"
+
+    needs_generator = True  # it keeps z and w
 
     def prepare(self, ctx: Context) -> None:
         self.classifier = ctx.attribute_classifier()
@@ -144,8 +152,6 @@ def linear_separability(
 
     z ~ N(0, I), no truncation, random noise; w = ws[:, -1]; images above 256 px are box-downsampled by H // 256
     before the classifier; only z, w and the logits are kept (never the images)."""
-    if num_samples < 2:
-        raise InputError(f"num_samples must be at least 2, not {num_samples}")
     metric = LinearSeparability("ls", num=num_samples, keep=keep, attributes=attributes, space=space, svm=svm)
     return run_metrics(G, [metric], classifier=classifier, batch_size=batch_size, seed=seed, device=device,
                        progress=progress, state_dir=state_dir, chunk_size=chunk_size, distributed=distributed)[0]

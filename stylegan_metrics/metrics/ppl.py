@@ -14,7 +14,7 @@ from stylegan_core import ranks
 from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import Context
-from stylegan_metrics.engine.metric import Metric, MetricFamily, count_name, parse_count
+from stylegan_metrics.engine.metric import Metric, MetricFamily, check_count, count_name, parse_count
 from stylegan_metrics.engine.passes import index_batches
 from stylegan_metrics.engine.runner import run_metrics
 from stylegan_metrics.engine.sampling import _table_rows, latents, map_latents, noise_seeds, synthesize
@@ -91,6 +91,7 @@ class PathLength(Metric):
             raise InputError(f"downsample must be one of {', '.join(DOWNSAMPLE_RULES)}, not {downsample!r}")
         if not (isinstance(epsilon, (int, float)) and epsilon > 0 and np.isfinite(epsilon)):
             raise InputError(f"epsilon must be a positive number, not {epsilon!r}")
+        num = check_count(num)
         self.name, self.num, self.epsilon, self.crop, self.downsample = name, num, epsilon, crop, downsample
         self.combos, self.keys = list(keys), list(keys.values())
 
@@ -161,8 +162,7 @@ def path_length_metric(*, space: str, sampling: str, num_samples: int, epsilon: 
                        downsample: str = "stylegan1") -> PathLength:
     """The metric `ppl()` runs: results `ppl_{space}{sampling}` for each space and sampling asked for ('both')."""
     combos = [(sp, sm) for sp in _choices(space, SPACES, "space") for sm in _choices(sampling, SAMPLINGS, "sampling")]
-    if num_samples < 2:
-        raise InputError(f"num_samples must be at least 2, not {num_samples}")
+    num_samples = check_count(num_samples)
     keys = {(sp, sm): f"ppl_{sp}{sm}" for sp, sm in combos}
     return PathLength(next(iter(keys.values())) if len(keys) == 1 else "ppl", keys, num=num_samples,
                       epsilon=epsilon, crop=crop, downsample=downsample)

@@ -36,6 +36,11 @@ class AttributeClassifier(nn.Module):
     ):
         super().__init__()
         self.attributes = list(attributes)
+        if not self.attributes or not all(isinstance(a, str) for a in self.attributes):
+            raise ValueError("attributes must be a non-empty list of names")
+        if isinstance(input_resolution, bool) or not isinstance(input_resolution, int) \
+                or not 4 <= input_resolution <= 4096:
+            raise ValueError(f"input_resolution must be an integer in [4, 4096], not {input_resolution!r}")
         self.input_resolution = input_resolution
         self.config = dict(attributes=self.attributes, input_resolution=input_resolution,
                            channels=list(channels), img_channels=img_channels)
@@ -75,9 +80,11 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu")
     data = load_checkpoint(path)
     if data.get("kind") != CLASSIFIER_KIND:
         raise CheckpointError(f"{path}: not an attribute classifier checkpoint")
-    config = (data.get("config") or {}).get("classifier")
+    config = data.get("config")
+    config = config.get("classifier") if isinstance(config, dict) else None
     model = build_module(path, AttributeClassifier, config, data.get("classifier"), "classifier")
-    model.accuracy = dict(data.get("accuracy") or {})
+    accuracy = data.get("accuracy")
+    model.accuracy = dict(accuracy) if isinstance(accuracy, dict) else {}
     return model.eval().requires_grad_(False).to(device)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from stylegan_core.errors import InputError
 from stylegan_metrics.networks.inception import build_inception_v3
 from stylegan_metrics.networks.lpips_vgg import build_lpips_vgg16
 from stylegan_metrics.networks.precision import check_precision, precision_context
-from stylegan_metrics.engine.sampling import batch_invariant
+from stylegan_metrics.networks.batching import in_slices
 from stylegan_metrics.networks.toyfaces_nets import build_toyfaces_features, build_toyfaces_lpips
 from stylegan_metrics.networks.vgg16_fc2 import build_vgg16_fc2
 
@@ -24,23 +25,11 @@ CPU_MAX_ROWS = 16  # images (pairs) per network call on the CPU: bounds activati
 
 
 FEATURE_NETWORKS: dict[str, Callable[[str | os.PathLike | None, torch.device], tuple[nn.Module, str]]] = {
-    "inception-v3": build_inception_v3,
+    # one pass gives (pool [N, 2048], unbiased logits [N, 1008]): FID and KID read the first, IS the second
+    "inception-v3": functools.partial(build_inception_v3, logits=True),
     "toyfaces": build_toyfaces_features,
     "vgg16-fc2": build_vgg16_fc2,
 }
-
-
-def _first(out):
-    return out[0] if isinstance(out, (tuple, list)) else out
-
-
-def in_slices(fn, max_rows: int | None, *tensors: torch.Tensor) -> torch.Tensor:
-    """fn over row slices of at most `max_rows` (None: all at once), each batch-invariant, concatenated."""
-    n = tensors[0].shape[0]
-    step = max_rows or n
-    if n <= step:
-        return batch_invariant(fn, *tensors)
-    return torch.cat([batch_invariant(fn, *(t[i:i + step] for t in tensors)) for i in range(0, n, step)])
 
 
 def max_rows_for(device: torch.device) -> int | None:
@@ -66,7 +55,8 @@ def module_fingerprint(module) -> str:
 
 @dataclass
 class FeatureExtractor:
-    """A feature network ready to run: uint8 [N, 3, H, W] -> float [N, D]."""
+    """A feature network ready to run: uint8 [N, 3, H, W] -> float [N, D] (its first output); `outputs` gives every
+    output of one pass (Inception: pool features and logits)."""
 
     name: str
     module: nn.Module
@@ -74,13 +64,26 @@ class FeatureExtractor:
     max_rows: int | None = None   # images per call of the module; None = the whole batch
     precision: str = "fp32"       # 'fp32', 'tf32' or 'bf16' (see precision.py)
 
-    @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.outputs(images)[0]
+
+    @torch.inference_mode()
+    def outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every output of the network, float32 [N, D_k] each, from one call per slice of images."""
+        widths: list[int] = []
+
+        def joined(x: torch.Tensor) -> torch.Tensor:  # outputs side by side, so slicing and padding treat them as one
+            out = self.module(x)
+            out = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+            if any(o.ndim != 2 for o in out):
+                raise InputError(f"feature network {self.name!r} returned shapes {[list(o.shape) for o in out]}, "
+                                 f"expected [N, D]")
+            widths[:] = [o.shape[1] for o in out]
+            return torch.cat([o.float() for o in out], dim=1)
+
         with precision_context(self.precision, images.device.type):
-            out = in_slices(lambda x: _first(self.module(x)), self.max_rows, images)
-        if out.ndim != 2:
-            raise InputError(f"feature network {self.name!r} returned shape {list(out.shape)}, expected [N, D]")
-        return out.float()
+            out = in_slices(joined, self.max_rows, images)
+        return tuple(out.split(widths, dim=1))
 
 
 def build_feature_extractor(features: str | nn.Module | FeatureExtractor, *, weights: str | os.PathLike | None = None,

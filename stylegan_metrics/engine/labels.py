@@ -1,0 +1,57 @@
+"""Labels of conditional generators (c_dim > 0), NVIDIA's rule: each sample's label is drawn from the reference
+dataset's labels (dataset.json), here by sample index from a seeded table; or one class for every sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from stylegan_core.data.datasets import ImageDataset
+from stylegan_core.errors import InputError
+
+from .sampling import _table_rows
+
+STREAM_LABEL = 3  # per-index row of the label table, from (seed, index)
+
+
+def label_rows(labels: np.ndarray, c_dim: int) -> torch.Tensor:
+    """[L] integer classes -> one-hot [L, c_dim]; [L, c_dim] vectors as they are."""
+    if labels.ndim == 1:
+        if labels.min() < 0 or labels.max() >= c_dim:
+            raise InputError(f"dataset.json's classes run from {labels.min()} to {labels.max()}, but the generator "
+                             f"has {c_dim} classes")
+        return torch.nn.functional.one_hot(torch.from_numpy(labels.astype(np.int64)), c_dim).float()
+    if labels.shape[1] != c_dim:
+        raise InputError(f"dataset.json's labels have {labels.shape[1]} values, the generator's c has {c_dim}")
+    return torch.from_numpy(labels.astype(np.float32))
+
+
+def conditioning(G, *, data, seed: int, class_index: int | None = None) -> Callable[[int, int], torch.Tensor] | None:
+    """(start, count) -> c [count, c_dim] for a conditional G, None for an unconditional one."""
+    c_dim = int(getattr(G, "c_dim", 0) or 0)
+    if c_dim == 0:
+        if class_index is not None:
+            raise InputError("--class is for conditional generators; this one has no labels (c_dim = 0)")
+        return None
+    if class_index is not None:
+        if not 0 <= class_index < c_dim:
+            raise InputError(f"--class {class_index}: the generator has classes 0..{c_dim - 1}")
+        one = torch.nn.functional.one_hot(torch.tensor(class_index), c_dim).float()
+        return lambda start, count: one.expand(count, c_dim)
+    if data is None or not isinstance(data, (str, Path)) or Path(data).suffix.lower() == ".npz":
+        raise InputError(f"the generator is conditional (c_dim = {c_dim}): give the labelled reference dataset "
+                         f"(--data with dataset.json) to draw labels from, or --class N")
+    labels = ImageDataset(data, channels=3, labels=True).labels
+    if labels is None:
+        raise InputError(f"{data} has no dataset.json labels to draw a conditional generator's labels from; "
+                         f"use --class N")
+    table = label_rows(labels, c_dim)  # [L, c_dim]
+
+    def rows(start: int, count: int) -> torch.Tensor:
+        index = _table_rows(seed, STREAM_LABEL, start, count,
+                            lambda g: torch.randint(0, len(table), (256,), generator=g))
+        return table[index]
+    return rows

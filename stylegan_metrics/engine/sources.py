@@ -1,0 +1,65 @@
+"""Where the 'generated' side of an evaluation comes from: a generator's samples by index (with labels for a
+conditional one), or the images of a folder or zip given instead (`gen=`, `--gen`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from stylegan_core.data.datasets import ImageDataset
+from stylegan_core.errors import InputError
+
+from stylegan_metrics.networks.registry import module_fingerprint
+
+from .context import Context
+from .datasets import dataset_batches, dataset_fingerprint, image_views
+from .labels import conditioning
+from .passes import SampleView
+from .sampling import generate_batches, grouped
+
+
+def generated_views(ctx: Context, truncation_psi: float, *, precision: str = "fp32",
+                    feature_batch_size: int | None = None) -> Callable[[int, int], object]:
+    """(start, count) -> SampleViews of generated samples start..start+count-1 (latents, images, outputs); the
+    generator runs in `precision`, and each view holds at least `feature_batch_size` samples (None: one generator
+    batch), the rows of every network call on it."""
+    labels = conditioning(ctx.G, data=ctx.data, seed=ctx.seed, class_index=ctx.class_index)
+
+    def batches(start: int, count: int):
+        made = generate_batches(ctx.G, count, first=start, batch_size=ctx.batch_size, seed=ctx.seed, device=ctx.device,
+                                truncation_psi=truncation_psi, uint8=False, labels=labels, precision=precision)
+        for batch in grouped(made, feature_batch_size or ctx.batch_size):
+            yield SampleView(batch)
+    return batches
+
+
+def generated_source(ctx: Context, truncation_psi: float, num: int, *, precision: str = "fp32",
+                     feature_batch_size: int | None = None) -> tuple[Callable, dict]:
+    """(views of samples by (start, count), the key that fixes them) for the metrics of a 'generated' pass."""
+    if ctx.G is not None:
+        key = {"generator": module_fingerprint(ctx.G), "seed": ctx.seed, "truncation_psi": truncation_psi}
+        if ctx.class_index is not None:
+            key["class"] = ctx.class_index
+        return generated_views(ctx, truncation_psi, precision=precision, feature_batch_size=feature_batch_size), key
+    dataset = ImageDataset(ctx.gen, channels=3, labels=False)
+    if len(dataset) < num:
+        raise InputError(f"{ctx.gen} holds {len(dataset):,} images, fewer than the {num:,} the metrics ask for "
+                         f"(name a smaller count, e.g. fid{len(dataset)}_full)")
+    batches = dataset_batches(dataset, batch_size=ctx.batch_size, workers=ctx.workers, device=ctx.device)
+    return image_views(batches, ctx.device), {"gen": dataset_fingerprint(dataset)}
+
+
+def gen_is_statistics(gen) -> bool:
+    return gen is not None and isinstance(gen, (str, Path)) and Path(gen).suffix.lower() == ".npz"
+
+
+def gen_count(gen) -> int:
+    """How many generated images `gen` holds: a folder's or zip's images, a statistics file's n."""
+    if gen_is_statistics(gen):
+        from stylegan_metrics.stats import ReferenceStats
+
+        n = ReferenceStats.load(gen).n
+        if n < 2:
+            raise InputError(f"{gen} does not say how many images it summarises (no n): name the count, e.g. fid50k_full")
+        return n
+    return len(ImageDataset(gen, channels=3, labels=False))
