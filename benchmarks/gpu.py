@@ -60,16 +60,17 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def throughput(step, images: int, batch: int, device: torch.device, warmup: int = 2) -> float:
-    """Images per second of step(start, count) over `images` images in batches, after `warmup` batches."""
+def throughput(step, images: int, batch: int, device: torch.device, warmup: int = 2) -> tuple[float, float]:
+    """Images per second of step(start, count) over `images` images in batches, after `warmup` batches: per wall
+    second, and per second of this process's CPU time (all threads; steadier than wall time on a shared CPU)."""
     for _ in range(warmup):
         step(0, batch)
     sync(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for start in range(0, images, batch):
         step(start, min(batch, images - start))
     sync(device)
-    return images / (time.perf_counter() - t0)
+    return images / (time.perf_counter() - t0), images / max(time.process_time() - c0, 1e-9)
 
 
 def timed(fn) -> tuple[float, object]:
@@ -101,8 +102,8 @@ def v1_noise():
         SynthesisBase.draw_noise = saved
 
 
-def stage_rows(G, args, dev: torch.device, weights: dict) -> list[tuple[str, float, str]]:
-    """(stage, images/s, ratio note) rows."""
+def stage_rows(G, args, dev: torch.device, weights: dict) -> list[tuple[str, float, float, str]]:
+    """(stage, images/s, images per CPU second, ratio note) rows."""
     from stylegan_core.networks.noise import noise_maps
     from stylegan_metrics.engine.sampling import generate_batches, latents, noise_seeds, to_device
     from stylegan_metrics.networks.precision import precision_context
@@ -111,9 +112,9 @@ def stage_rows(G, args, dev: torch.device, weights: dict) -> list[tuple[str, flo
     n, b, res = args.stage_images, args.batch, G.synthesis.layer_resolutions
     rows = []
 
-    def add(name, step, base=None, images=n):
-        rate = throughput(step, images, b, dev)
-        rows.append((name, rate, f"{rate / rows[base][1]:.2f}x {rows[base][0]}" if base is not None else "-"))
+    def add(name, step, base=None):
+        rate, cpu_rate = throughput(step, n, b, dev)
+        rows.append((name, rate, cpu_rate, f"{rate / rows[base][1]:.2f}x {rows[base][0]}" if base is not None else "-"))
 
     add("latents (per-index table) to the device", lambda s, c: to_device(latents(0, s, c, G.z_dim), dev))
     add("noise v1: per-sample CPU generators, copied", lambda s, c: noise_v1(noise_seeds(0, s, c), res, dev))
@@ -141,9 +142,9 @@ def stage_rows(G, args, dev: torch.device, weights: dict) -> list[tuple[str, flo
     for p in args.precisions:
         extractor = build_feature_extractor(args.features, weights=weights.get(args.features), device=dev, precision=p)
         for fb in args.feature_batches:
-            rate = throughput(lambda s, c: extractor.outputs(images[:c]), max(n, fb), fb, dev)
+            rate, cpu_rate = throughput(lambda s, c: extractor.outputs(images[:c]), max(n, fb), fb, dev)
             base = next((r for r in rows if r[0].startswith(f"{args.features} fp32,")), None)
-            rows.append((f"{args.features} {p}, {fb} images per call", rate,
+            rows.append((f"{args.features} {p}, {fb} images per call", rate, cpu_rate,
                          f"{rate / base[1]:.2f}x {base[0]}" if base else "-"))
     return rows
 
@@ -300,7 +301,8 @@ def main() -> None:
         if "stages" in args.only:
             rows = stage_rows(G, args, dev, weights)
             print(f"Stages ({args.stage_images} images each, {args.features} features):\n")
-            print_table(["stage", "images/s", "ratio"], [[name, f"{rate:.1f}", note] for name, rate, note in rows])
+            print_table(["stage", "images/s", "images per CPU s", "ratio (images/s)"],
+                        [[name, f"{rate:.1f}", f"{cpu:.1f}", note] for name, rate, cpu, note in rows])
         if "fid" in args.only:
             reference = tmp / "reference"
             bench_fid.write_reference(reference, args.ref, size=args.resolution)

@@ -3,14 +3,13 @@ cached under $STYLEGAN_METRICS_HOME/stats keyed by everything that changes them,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
 import torch
 
 from stylegan_core import ranks
@@ -21,9 +20,10 @@ from stylegan_core.files import check_writable
 
 from .engine.datasets import dataset_batches, dataset_fingerprint, image_views
 from .engine.device import resolve_device
-from .engine.passes import ImageView, open_states, run_pass
+from .engine.passes import open_states, run_pass
 from .engine.state import DEFAULT_CHUNK, Payload
 from .networks.registry import FeatureExtractor, build_feature_extractor
+from .networks.resizing import resize_rule
 from .stats import FeatureStats, ReferenceStats
 
 CACHE_VERSION = 1
@@ -105,16 +105,20 @@ def cached_reference_stats(cache_file: Path | None, extractor: FeatureExtractor,
                            batches_of: Callable[[int, int], Iterable[torch.Tensor]], *, total: int,
                            device: torch.device, progress: bool = True, desc: str = "reference",
                            state_dir: Path | None = None, state_key: dict | None = None,
-                           chunk_size: int = DEFAULT_CHUNK) -> ReferenceStats:
+                           chunk_size: int = DEFAULT_CHUNK, description: dict | None = None) -> ReferenceStats:
     """The statistics in `cache_file` if it holds valid ones (on every rank); otherwise those of images 0..total-1
     (`batches_of(start, count)` yields uint8 [B, C, H, W] batches of them), saved there atomically by rank 0 (a
-    damaged cache file is recomputed and replaced, never trusted). `state_dir` keeps finished chunks."""
+    damaged cache file is recomputed and replaced, never trusted). `state_dir` keeps finished chunks.
+    `description`: the images' `resolution`, `source` and `resize` rule, recorded with the statistics."""
+    description = description or {}
     cached = None
     if cache_file is not None and cache_file.is_file():
         try:
             cached = ReferenceStats.load(cache_file, require_digest=True)
         except InputError:
             pass
+        if cached is not None and not cached.described():  # cached before statistics recorded their images
+            cached = dataclasses.replace(cached, **description)
     consumer = FeatureStatsConsumer(extractor, total, folder="")
     if all(ranks.all_gather_chunks({ranks.rank(): cached is not None}).values()):
         if state_dir is not None and state_dir.exists():  # a crashed run's chunks are stale now
@@ -130,7 +134,8 @@ def cached_reference_stats(cache_file: Path | None, extractor: FeatureExtractor,
     states = open_states([consumer], source_key=state_key or {}, state_dir=state_dir, chunk_size=chunk_size)
     chunks = run_pass(image_views(batches_of, device), [consumer], states, chunk_size=chunk_size, progress=progress,
                       desc=desc)[0]
-    stats = ReferenceStats.from_accumulator(sum_over_ranks(chunks), extractor.name, extractor.fingerprint)
+    stats = ReferenceStats.from_accumulator(sum_over_ranks(chunks), extractor.name, extractor.fingerprint,
+                                            **description)
     if cache_file is not None and ranks.is_main():
         stats.save(cache_file)
     if states[0] is not None:
@@ -159,7 +164,8 @@ def compute_reference_stats(
     $STYLEGAN_METRICS_HOME/stats keyed by a hash of the data, the feature network and the options.
     Under torchrun the images are shared out to the processes (`distributed=False`: not); `state_dir` makes the
     run resumable. `workers` DataLoader processes decode images while the network runs (default
-    `default_workers(device)`). `resolution`, when given, must be the images' size."""
+    `default_workers(device)`). `resolution`, when given, must be the images' size. The statistics record the
+    images' resolution, their folder or zip, and the feature network's resize rule."""
     with ranks.alone(not distributed):
         dev = ranks.init_from_env(resolve_device(device))
         keep_freed_memory()
@@ -170,7 +176,10 @@ def compute_reference_stats(
         extractor = build_feature_extractor(features, weights=weights, device=dev, precision=precision)
         key = {"data": dataset_fingerprint(dataset), "max_items": max_items, "features": extractor.fingerprint}
         batches_of = dataset_batches(dataset, batch_size=batch_size, workers=workers, device=dev)
+        description = {"resolution": dataset.resolution, "source": str(dataset.path.resolve()),
+                       "resize": resize_rule(extractor.name)}
         return cached_reference_stats(stats_cache_file(Path(data).stem, key) if cache else None, extractor,
                                       batches_of, total=len(dataset), device=dev, progress=progress,
                                       state_dir=Path(state_dir) if state_dir else None,
-                                      state_key={"run": "reference-stats", **key}, chunk_size=chunk_size)
+                                      state_key={"run": "reference-stats", **key}, chunk_size=chunk_size,
+                                      description=description)

@@ -125,11 +125,21 @@ class ReferenceStats:
     n: int               # images the statistics were computed from; 0 when the file does not say (pytorch-fid)
     features: str        # feature network name
     fingerprint: str = ""  # the network's weights fingerprint ("" when unknown, e.g. a pytorch-fid file)
+    resolution: int = 0    # side of the (square) images in pixels, as decoded; 0 when the file does not say
+    source: str = ""       # the folder or zip the images came from ("" when unknown)
+    resize: str = ""       # how the feature network brought them to its input size ("" when unknown)
+
+    DESCRIPTION = ("resolution", "source", "resize")  # optional fields: absent from older files and other tools'
 
     @classmethod
-    def from_accumulator(cls, acc: FeatureStats, features: str, fingerprint: str = "") -> "ReferenceStats":
+    def from_accumulator(cls, acc: FeatureStats, features: str, fingerprint: str = "", *, resolution: int = 0,
+                         source: str = "", resize: str = "") -> "ReferenceStats":
         return cls(mu=acc.mean(), sigma=acc.covariance("unbiased"), n=acc.n, features=features,
-                   fingerprint=fingerprint)
+                   fingerprint=fingerprint, resolution=resolution, source=source, resize=resize)
+
+    def described(self) -> bool:
+        """Whether the file says where its images came from (resolution, source or resize rule)."""
+        return bool(self.resolution or self.source or self.resize)
 
     def covariance(self, kind: str = "unbiased") -> np.ndarray:
         if kind not in COVARIANCE_KINDS:
@@ -143,13 +153,18 @@ class ReferenceStats:
         return self.sigma * ((self.n - 1) / self.n)
 
     def digest(self) -> str:
-        """SHA-256 of the contents (mu, sigma, n, features, fingerprint), stored in our files and checked on load."""
+        """SHA-256 of the contents (mu, sigma, n, features, fingerprint, and resolution, source and resize when any
+        is set), stored in our files and checked on load. Files without the description keep the digest they had
+        before it existed; a file that has one cannot lose or change it unnoticed."""
         h = hashlib.sha256()
         for a in (self.mu, self.sigma):
             a = np.ascontiguousarray(a, np.float64)
             h.update(json.dumps([a.dtype.str, list(a.shape)]).encode())
             h.update(a.tobytes())
-        h.update(json.dumps([int(self.n), self.features, self.fingerprint]).encode())
+        fields = [int(self.n), self.features, self.fingerprint]
+        if self.described():
+            fields += [int(self.resolution), self.source, self.resize]
+        h.update(json.dumps(fields).encode())
         return h.hexdigest()
 
     def check(self, where: str = "reference statistics") -> "ReferenceStats":
@@ -177,6 +192,9 @@ class ReferenceStats:
                              f"semi-definite")
         if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n == 1 or self.n < 0:
             raise InputError(f"{where}: n = {self.n!r}; the statistics of fewer than 2 images have no covariance")
+        if isinstance(self.resolution, bool) or not isinstance(self.resolution, (int, np.integer)) \
+                or self.resolution < 0:
+            raise InputError(f"{where}: resolution = {self.resolution!r} is not a size in pixels")
         return self
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -185,12 +203,14 @@ class ReferenceStats:
             raise InputError(f"{path}: statistics files end in .npz (refusing to write another kind of file)")
         with atomic_write(path) as f:
             np.savez(f, mu=self.mu, sigma=self.sigma, n=np.int64(self.n), features=np.str_(self.features),
-                     fingerprint=np.str_(self.fingerprint), digest=np.str_(self.digest()))
+                     fingerprint=np.str_(self.fingerprint), resolution=np.int64(self.resolution),
+                     source=np.str_(self.source), resize=np.str_(self.resize), digest=np.str_(self.digest()))
         return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, require_digest: bool = False) -> "ReferenceStats":
-        """Read our files and pytorch-fid / clean-fid ones (mu, sigma only: n unknown). Array shapes are read from
+        """Read our files (older ones without resolution, source and resize too) and pytorch-fid / clean-fid ones
+        (mu, sigma only: n unknown). Array shapes are read from
         the headers and checked before anything is loaded; the values are checked (`check`); a stored digest must
         match (`require_digest`: and be present, as in our cache)."""
         path = Path(path)
@@ -205,7 +225,7 @@ class ReferenceStats:
             if not 1 <= d <= MAX_FEATURES or sigma_shape != (d, d):
                 raise InputError(f"{path}: mu {mu_shape} and sigma {sigma_shape} are not [D] and [D, D] with "
                                  f"1 <= D <= {MAX_FEATURES}")
-            for name in ("n", "features", "fingerprint", "digest"):
+            for name in ("n", "features", "fingerprint", "digest", *cls.DESCRIPTION):
                 if name in headers and headers[name][0] != ():
                     raise InputError(f"{path}: {name} is an array of shape {headers[name][0]}, not a single value")
             check_array_sizes(headers)  # e.g. a 'features' string that declares gigabytes
@@ -215,6 +235,9 @@ class ReferenceStats:
                 features = str(data["features"]) if "features" in headers else "inception-v3"
                 fingerprint = str(data["fingerprint"]) if "fingerprint" in headers else ""
                 digest = str(data["digest"]) if "digest" in headers else None
+                resolution = data["resolution"].item() if "resolution" in headers else 0
+                source = str(data["source"]) if "source" in headers else ""
+                resize = str(data["resize"]) if "resize" in headers else ""
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, LimitError) as e:
             if isinstance(e, InputError):
                 raise
@@ -222,7 +245,8 @@ class ReferenceStats:
                              f"{f': {e}' if isinstance(e, (LimitError, zipfile.BadZipFile)) else ''})") from None
         if not isinstance(n, int):
             raise InputError(f"{path}: n = {n!r} is not a whole number of images")
-        stats = cls(mu=mu, sigma=sigma, n=n, features=features, fingerprint=fingerprint).check(str(path))
+        stats = cls(mu=mu, sigma=sigma, n=n, features=features, fingerprint=fingerprint, resolution=resolution,
+                    source=source, resize=resize).check(str(path))
         stats.mu, stats.sigma = mu.astype(np.float64), sigma.astype(np.float64)
         if digest is None and require_digest:
             raise InputError(f"{path}: no digest of its contents; not written by this tool")

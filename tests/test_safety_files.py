@@ -2,7 +2,6 @@
 flipped checkpoint bytes caught by digests and CRCs, and every bad file one line with exit 2."""
 
 import io
-import json
 import pickle
 import re
 import struct

@@ -341,3 +341,28 @@ def test_load_discriminator_native(tmp_path, cls):
     x = torch.randn(4, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), D(x), rtol=0, atol=0)
+
+
+def test_ls_runs_with_nvidias_classifier_folder(tmp_path):
+    """`ls --classifier DIR`: NVIDIA's classifier pickles as one [N, K] classifier; 256-px images, as NVIDIA's."""
+    import json
+
+    from click.testing import CliRunner
+
+    from stylegan_core import save_checkpoint
+    from stylegan_metrics import linear_separability, load_classifier
+    from stylegan_metrics_cli.main import main
+    from conftest import tiny_generator
+
+    G = tiny_generator(256, channel_base=64, channel_max=4)
+    ckpt = save_checkpoint(tmp_path / "G.pt", G=G, G_ema=G)
+    folder = FIXTURES / "tf-classifiers"
+    out = tmp_path / "ls.jsonl"
+    r = CliRunner().invoke(main, ["ls", "--ckpt", str(ckpt), "--classifier", str(folder), "--attributes", "2",
+                                  "--num", "24", "--device", "cpu", "--out", str(out), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    line = json.loads(out.read_text())
+    alone = linear_separability(G, load_classifier(folder), num_samples=24, attributes=2, device="cpu",
+                                progress=False)
+    assert line["results"] == pytest.approx(alone.results, rel=1e-12)
+    assert line["params"]["attributes"] == ["Male", "Smiling"]

@@ -166,6 +166,16 @@ def test_snapshot_hook_gets_g_ema_and_runs_without_flushed_denormals(flat_folder
     assert "metrics of network-snapshot-000000.pt: answer 42" in (tmp_path / "run" / "log.txt").read_text()
 
 
+def test_snapshots_come_when_the_images_shown_pass_each_multiple_of_snap(flat_folder, tmp_path):
+    # 100 images per snapshot with batch 32: after steps 4, 7, 10 (128, 224, 320 images), never before the multiple;
+    # a step count rounded from 100 / 32 (every 3 steps: 96, 192, 288) would name a 1-kimg snapshot 000000.
+    opts = TrainingOptions(kimg=0.32, snap_kimg=0.1, **dict(TINY, batch=32))
+    trainer = Trainer(opts, ImageDataset(flat_folder, resolution=8), tmp_path / "run")
+    seen = []
+    trainer.train(progress=False, on_snapshot=lambda path, G_ema, kimg: seen.append(kimg))
+    assert seen == [0.128, 0.224, 0.32]
+
+
 def test_tensorboard_events_when_installed(flat_folder, tmp_path, monkeypatch):
     scalars = []
 

@@ -190,7 +190,6 @@ class Trainer:
                 raise InputError(f"batch {opt.batch} does not split evenly over {world} processes")
             stream = IndexStream(len(self.dataset), opt.batch, opt.seed, self.step, rank, world)
         total_steps = math.ceil(opt.kimg * 1000 / opt.batch)
-        snap_every = max(1, round(opt.snap_kimg * 1000 / opt.batch))
         loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=stream, num_workers=self.workers,
                                              pin_memory=self.device.type == "cuda")
         log = TrainingLog(self.run_dir, images_seen=self.images_seen, enabled=ranks.is_main(), tensorboard=tensorboard)
@@ -219,7 +218,7 @@ class Trainer:
                     done = self._finished(total_steps)
                     if done or tick.is_over(self.images_seen, opt.tick_kimg):
                         tick = self._end_tick(tick, log, bar, started=start, last=last)
-                    if done or self._snapshot_due(before, snap_every):
+                    if done or self._snapshot_due(before):
                         last = self._snapshot(tick, log, on_snapshot, last)
         finally:
             bar.close()
@@ -236,13 +235,12 @@ class Trainer:
             return self.images_seen >= self.options.kimg * 1000
         return self.step >= total_steps
 
-    def _snapshot_due(self, before: int, snap_every: int) -> bool:
-        """Snapshot after this step (`before`: images seen before it)? Every `snap_every` steps, or in a progressive
-        run whenever the images shown pass a multiple of snap_kimg."""
-        if self.options.progressive:
-            interval = self.options.snap_kimg * 1000
-            return self.images_seen // interval > before // interval
-        return self.step % snap_every == 0
+    def _snapshot_due(self, before: int) -> bool:
+        """Snapshot after this step (`before`: images seen before it)? Whenever the images shown pass a multiple of
+        snap_kimg, as NVIDIA's ticks end, so a snapshot named by its whole kimg is never named below that multiple
+        (a fixed step count, rounded, could stop short of it: 31 steps of 32 images for 1 kimg)."""
+        interval = max(1, round(self.options.snap_kimg * 1000))  # whole images: 1.001 * 1000 is 1000.9999999999999
+        return self.images_seen // interval > before // interval
 
     def _start_line(self, total_steps: int) -> str:
         opt = self.options

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -46,6 +47,21 @@ class Consumer(Protocol):
 
 
 Output = torch.Tensor | tuple[torch.Tensor, ...]  # a network's output: one tensor or several, [B, ...] each
+
+
+class RowsPart:
+    """A Part keeping per-sample arrays: `rows_of(view)` gives {name: [view.count, ...] array} for each batch; the
+    chunk's payload is their concatenation in index order."""
+
+    def __init__(self, rows_of: Callable[[View], Payload]):
+        self.rows_of, self.rows = rows_of, {}
+
+    def add(self, view: View) -> None:
+        for name, values in self.rows_of(view).items():
+            self.rows.setdefault(name, []).append(values)
+
+    def arrays(self) -> Payload:
+        return {name: np.concatenate(values) for name, values in self.rows.items()}
 
 
 class FeatureCache:

@@ -24,7 +24,7 @@ from .device import resolve_device
 from .metric import Metric
 from .passes import open_states, run_pass
 from .sampling import SAMPLING_VERSION, check_generator, check_truncation
-from .sources import gen_is_statistics, generated_source
+from .sources import gen_is_statistics, generated_source, warn_if_sizes_differ
 from .state import DEFAULT_CHUNK
 
 
@@ -131,6 +131,8 @@ def run_metrics(
                                                    feature_batch_size=feature_batch_size)
                 if G is not None:  # what fixes the samples besides G and the seed
                     source = dict(source, sampling_version=SAMPLING_VERSION, generator_precision=key[2])
+                else:
+                    warn_if_sizes_differ(ctx, group)
             else:
                 batches, source = group[0].batches(ctx), {"generator": generator, "seed": seed,
                                                           "sampling_version": SAMPLING_VERSION}

@@ -3,13 +3,15 @@ conditional one), or the images of a folder or zip given instead (`gen=`, `--gen
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable
 
 from stylegan_core.data.datasets import ImageDataset
 from stylegan_core.errors import InputError
 
-from stylegan_metrics.networks.registry import module_fingerprint
+from stylegan_metrics.networks.registry import FeatureExtractor, module_fingerprint
+from stylegan_metrics.networks.resizing import resize_rule
 
 from .context import Context
 from .datasets import dataset_batches, dataset_fingerprint, image_views
@@ -63,3 +65,39 @@ def gen_count(gen) -> int:
             raise InputError(f"{gen} does not say how many images it summarises (no n): name the count, e.g. fid50k_full")
         return n
     return len(ImageDataset(gen, channels=3, labels=False))
+
+
+def reference_resolution(data) -> int:
+    """The side of the reference images: a folder's or zip's, or what a statistics file records (0: unknown)."""
+    from stylegan_metrics.stats import ReferenceStats
+
+    try:
+        if isinstance(data, ReferenceStats):
+            return data.resolution
+        if isinstance(data, (str, Path)):
+            if Path(data).suffix.lower() == ".npz":
+                return ReferenceStats.load(data).resolution
+            return ImageDataset(data, channels=3, labels=False).resolution
+    except InputError:
+        pass  # the metrics that read the reference say what is wrong with it
+    return 0
+
+
+def warn_if_sizes_differ(ctx: Context, metrics: list) -> None:
+    """One warning when generated images given as files are not the size of the reference images: the metrics
+    that compare them still run (their feature networks resize every image), and the warning says how."""
+    compared = {}  # network name -> metric names
+    for m in metrics:
+        extractor = getattr(m, "extractor", None)
+        if isinstance(extractor, FeatureExtractor) and getattr(m, "uses_reference", True):
+            compared.setdefault(extractor.name, []).append(m.name)
+    if ctx.gen is None or not compared:
+        return
+    gen = ImageDataset(ctx.gen, channels=3, labels=False).resolution
+    ref = reference_resolution(ctx.data)
+    if ref and gen != ref:
+        rules = "; ".join(f"{network} ({', '.join(names)}): {resize_rule(network)}"
+                          for network, names in compared.items())
+        warnings.warn(f"generated images ({ctx.gen}) are {gen}x{gen} but the reference images ({ctx.data}) are "
+                      f"{ref}x{ref}; the metrics still compare them, each network resizing every image: {rules}",
+                      stacklevel=2)

@@ -13,7 +13,7 @@ from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import Context
 from stylegan_metrics.engine.metric import Metric, MetricFamily, parse_count
-from stylegan_metrics.engine.passes import index_batches
+from stylegan_metrics.engine.passes import RowsPart, index_batches
 from stylegan_metrics.engine.sampling import _table_rows, latents, map_latents
 from stylegan_metrics.engine.state import Payload
 from stylegan_metrics.formulas.equivariance import equivariance_batch, psnr_from_sums
@@ -33,30 +33,24 @@ def transform_params(kind: str, u: torch.Tensor, img_resolution: int, *, transla
     return (t * img_resolution).round() / img_resolution if kind == "eqt_int" else t
 
 
-class ErrorsPart:
-    def __init__(self, metric: "Equivariance"):
-        self.metric, self.rows = metric, {"sum_sq_err": [], "mask_sum": []}
-
-    def add(self, view) -> None:
-        m, G = self.metric, self.metric.G
-        for first in range(view.start, view.start + view.count):
-            if first != view.start and first % GROUP:
-                continue  # each group of 4 (or its part in this view) is drawn in one call
-            last = min((first // GROUP + 1) * GROUP, view.start + view.count)
-            group = first // GROUP
-            u = _table_rows(m.seed, STREAM_TRANSFORM, group, 1, lambda g: torch.rand(256, 2, generator=g))[0]
-            with torch.inference_mode():
-                z = latents(m.seed, first, last - first, G.z_dim).to(m.device)
-                ws = map_latents(G, z)  # [n, num_ws, w_dim]
-                params = transform_params(m.kind, u, G.img_resolution).to(m.device)
-                sse, mask = equivariance_batch(G, ws, m.kind, params)
-            if not (torch.isfinite(sse).all() and torch.isfinite(mask).all()):
-                raise InputError("the generator produced NaN or Inf images")
-            self.rows["sum_sq_err"].append(sse.cpu().numpy())
-            self.rows["mask_sum"].append(mask.cpu().numpy())
-
-    def arrays(self) -> Payload:
-        return {k: np.concatenate(v) for k, v in self.rows.items()}
+def errors(m: "Equivariance", view) -> Payload:
+    """Masked squared error and mask sum per sample of the view, [view.count] float64 each."""
+    G, rows = m.G, {"sum_sq_err": [], "mask_sum": []}
+    for first in range(view.start, view.start + view.count):
+        if first != view.start and first % GROUP:
+            continue  # each group of 4 (or its part in this view) is drawn in one call
+        last = min((first // GROUP + 1) * GROUP, view.start + view.count)
+        u = _table_rows(m.seed, STREAM_TRANSFORM, first // GROUP, 1, lambda g: torch.rand(256, 2, generator=g))[0]
+        with torch.inference_mode():
+            z = latents(m.seed, first, last - first, G.z_dim).to(m.device)
+            ws = map_latents(G, z)  # [n, num_ws, w_dim]
+            params = transform_params(m.kind, u, G.img_resolution).to(m.device)
+            sse, mask = equivariance_batch(G, ws, m.kind, params)
+        if not (torch.isfinite(sse).all() and torch.isfinite(mask).all()):
+            raise InputError("the generator produced NaN or Inf images")
+        rows["sum_sq_err"].append(sse.cpu().numpy())
+        rows["mask_sum"].append(mask.cpu().numpy())
+    return {k: np.concatenate(v) for k, v in rows.items()}
 
 
 class Equivariance(Metric):
@@ -91,8 +85,8 @@ class Equivariance(Metric):
     def shapes(self, count: int) -> dict[str, tuple]:
         return {"sum_sq_err": (count,), "mask_sum": (count,)}
 
-    def new_part(self) -> ErrorsPart:
-        return ErrorsPart(self)
+    def new_part(self) -> RowsPart:
+        return RowsPart(lambda view: errors(self, view))
 
     def finish(self, chunks: dict[int, Payload]):
         chunks = ranks.all_gather_chunks(chunks)

@@ -15,28 +15,22 @@ from stylegan_core.files import atomic_write
 
 from stylegan_metrics.engine.context import Context
 from stylegan_metrics.engine.metric import Metric
-from stylegan_metrics.engine.passes import open_states, run_pass
+from stylegan_metrics.engine.passes import RowsPart, open_states, run_pass
 from stylegan_metrics.engine.state import Payload
 from stylegan_metrics.networks.registry import FeatureExtractor
 from stylegan_metrics.engine.datasets import dataset_batches, dataset_fingerprint, image_views
 from stylegan_metrics.reference import stats_cache_file
 
 
-class KeptPart:
-    """One chunk's features: output `output` of the extractor, float32 [count, D]."""
-
-    def __init__(self, extractor: FeatureExtractor, output: int):
-        self.extractor, self.output, self.rows = extractor, output, []
-
-    def add(self, view) -> None:
-        outputs = view.output(self.extractor.fingerprint, self.extractor.outputs)  # one network call per batch
-        if self.output >= len(outputs):
-            raise InputError(f"feature network {self.extractor.name!r} has no output {self.output} (it gives "
+def kept_part(extractor: FeatureExtractor, output: int) -> RowsPart:
+    """A chunk's features: output `output` of the extractor, float32 [count, D] (one network call per batch)."""
+    def rows_of(view) -> Payload:
+        outputs = view.output(extractor.fingerprint, extractor.outputs)
+        if output >= len(outputs):
+            raise InputError(f"feature network {extractor.name!r} has no output {output} (it gives "
                              f"{len(outputs)}): this metric needs class logits, as inception-v3 gives")
-        self.rows.append(outputs[self.output].cpu().numpy().astype(np.float32))
-
-    def arrays(self) -> Payload:
-        return {"features": np.concatenate(self.rows)}
+        return {"features": outputs[output].cpu().numpy().astype(np.float32)}
+    return RowsPart(rows_of)
 
 
 class KeptConsumer:
@@ -51,8 +45,8 @@ class KeptConsumer:
     def shapes(self, count: int) -> dict[str, tuple]:
         return {"features": (count, -1)}
 
-    def new_part(self) -> KeptPart:
-        return KeptPart(self.extractor, self.output)
+    def new_part(self) -> RowsPart:
+        return kept_part(self.extractor, self.output)
 
 
 def all_rows(chunks: dict[int, Payload], key: str = "features") -> np.ndarray | None:
@@ -121,8 +115,8 @@ class KeptFeatures(Metric):
     def shapes(self, count: int) -> dict[str, tuple]:
         return {"features": (count, -1)}
 
-    def new_part(self) -> KeptPart:
-        return KeptPart(self.extractor, self.output)
+    def new_part(self) -> RowsPart:
+        return kept_part(self.extractor, self.output)
 
     def finish(self, chunks: dict[int, Payload]):
         gen = all_rows(chunks)

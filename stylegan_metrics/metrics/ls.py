@@ -15,6 +15,7 @@ from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import Context
 from stylegan_metrics.engine.metric import Metric, MetricFamily, check_count, count_name, parse_count
+from stylegan_metrics.engine.passes import RowsPart
 from stylegan_metrics.engine.runner import run_metrics
 from stylegan_metrics.networks.batching import batch_invariant
 from stylegan_metrics.engine.state import DEFAULT_CHUNK, Payload
@@ -36,23 +37,6 @@ def classify(classifier: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     if not torch.isfinite(logits).all():
         raise InputError("the classifier produced NaN or Inf logits")
     return logits
-
-
-class LatentsPart:
-    """One chunk's z, w = ws[:, -1] and logits, [count, ...] float32 each."""
-
-    def __init__(self, metric: "LinearSeparability"):
-        self.metric, self.rows = metric, {"z": [], "w": [], "logits": []}
-
-    def add(self, view) -> None:
-        m = self.metric
-        logits = view.output("attribute-logits", lambda images: classify(m.classifier, images), images="float")
-        self.rows["z"].append(view.z.cpu().numpy())
-        self.rows["w"].append(view.ws[:, -1].cpu().numpy())
-        self.rows["logits"].append(logits[:, m.columns].cpu().numpy())
-
-    def arrays(self) -> Payload:
-        return {k: np.concatenate(v).astype(np.float32) for k, v in self.rows.items()}
 
 
 class LinearSeparability(Metric):
@@ -100,8 +84,14 @@ class LinearSeparability(Metric):
     def shapes(self, count: int) -> dict[str, tuple]:
         return {"z": (count, -1), "w": (count, -1), "logits": (count, len(self.names))}
 
-    def new_part(self) -> LatentsPart:
-        return LatentsPart(self)
+    def new_part(self) -> RowsPart:
+        return RowsPart(self.latents_and_logits)
+
+    def latents_and_logits(self, view) -> Payload:
+        """z, w = ws[:, -1] and the chosen attributes' logits of the view's samples, float32 [count, ...] each."""
+        logits = view.output("attribute-logits", lambda images: classify(self.classifier, images), images="float")
+        return {"z": view.z.cpu().numpy().astype(np.float32), "w": view.ws[:, -1].cpu().numpy().astype(np.float32),
+                "logits": logits[:, self.columns].cpu().numpy().astype(np.float32)}
 
     def finish(self, chunks: dict[int, Payload]):
         chunks = ranks.gather_chunks_to_main(chunks)

@@ -15,7 +15,7 @@ from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import Context
 from stylegan_metrics.engine.metric import Metric, MetricFamily, check_count, count_name, parse_count
-from stylegan_metrics.engine.passes import index_batches
+from stylegan_metrics.engine.passes import RowsPart, index_batches
 from stylegan_metrics.engine.runner import run_metrics
 from stylegan_metrics.engine.sampling import _table_rows, latents, map_latents, noise_seeds, synthesize
 from stylegan_metrics.engine.state import DEFAULT_CHUNK, Payload
@@ -57,25 +57,10 @@ def pair_distances(G, dist_fn, combos: list[tuple[str, str]], *, seed: int, firs
     return out
 
 
-class DistancesPart:
-    def __init__(self, metric: "PathLength"):
-        self.metric, self.rows = metric, {k: [] for k in metric.keys}
-
-    def add(self, view) -> None:
-        m = self.metric
-        distances = pair_distances(m.G, m.dist_fn, m.combos, seed=m.seed, first=view.start, n=view.count,
-                                   epsilon=m.epsilon, crop=m.crop, downsample=m.downsample, device=m.device)
-        for key, d in zip(m.keys, distances):
-            self.rows[key].append(d)
-
-    def arrays(self) -> Payload:
-        return {k: np.concatenate(v) for k, v in self.rows.items()}
-
-
 class PathLength(Metric):
     """Trimmed mean of LPIPS(G(path(t)), G(path(t + epsilon))) / epsilon^2 over `num` pairs, per space/sampling."""
 
-    source = "pairs"
+    source = "own"  # pairs drawn by index, not the shared generated images
 
     def __init__(
         self,
@@ -114,8 +99,15 @@ class PathLength(Metric):
     def shapes(self, count: int) -> dict[str, tuple]:
         return {k: (count,) for k in self.keys}
 
-    def new_part(self) -> DistancesPart:
-        return DistancesPart(self)
+    def new_part(self) -> RowsPart:
+        return RowsPart(self.distances)
+
+    def distances(self, view) -> Payload:
+        """Every pair of the view: distance / epsilon^2 per result key, [view.count] each."""
+        distances = pair_distances(self.G, self.dist_fn, self.combos, seed=self.seed, first=view.start, n=view.count,
+                                   epsilon=self.epsilon, crop=self.crop, downsample=self.downsample,
+                                   device=self.device)
+        return dict(zip(self.keys, distances))
 
     def finish(self, chunks: dict[int, Payload]):
         chunks = ranks.all_gather_chunks(chunks)
