@@ -1,4 +1,5 @@
-"""Seeded random weight files in the exact upstream formats, for offline tests and benchmarks."""
+"""Public helpers (like numpy.testing): seeded random weight files in the exact upstream formats of Inception-v3
+and VGG16, for offline tests, benchmarks and smoke runs where the pretrained files cannot be downloaded."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import torch
 
 from stylegan_core import CheckpointError, Discriminator, load_checkpoint, load_generator, save_checkpoint
 from stylegan_core.formats.checkpoint import FORMAT_TAG
-from conftest import tiny_generator
+from helpers import tiny_generator
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from PIL import Image
 from stylegan_core import load_generator, save_checkpoint
 from stylegan_metrics_cli.generate import parse_seeds, seed_latents
 from stylegan_metrics_cli.main import main
-from conftest import tiny_generator
+from helpers import tiny_generator
 
 TINY_ARGS = ["--resolution", "8", "--batch", "8", "--z-dim", "16", "--w-dim", "16", "--mapping-layers", "2",
              "--cbase", "128", "--cmax", "16", "--no-progress"]

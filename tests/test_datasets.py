@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from stylegan_core import DatasetError, ImageDataset
-from conftest import FLAT_COLOR, write_zip_dataset
+from helpers import FLAT_COLOR, write_zip_dataset
 
 
 def test_folder_is_recursive_and_sorted(flat_folder):

@@ -21,7 +21,7 @@ from stylegan_metrics import linear_separability, ppl
 from stylegan_metrics.engine.state import RunState
 from stylegan_metrics_cli.launch import state_dir_for
 from stylegan_metrics_cli.main import main
-from conftest import tiny_generator
+from helpers import tiny_generator
 
 JOB = Path(__file__).parent / "jobs" / "metrics_job.py"
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).parent.parent))
@@ -231,7 +231,7 @@ def test_state_folder_keeps_the_users_files(tmp_path):
 def test_cached_reference_leaves_no_stale_state(tmp_path, metrics_home):
     """A cache hit must not leave a manifest behind that a later run with other data would trip over."""
     from stylegan_metrics import fid
-    from conftest import write_disc_images
+    from helpers import write_disc_images
 
     G, state = tiny_generator(16), tmp_path / "fid-state"
 

@@ -14,7 +14,7 @@ from stylegan_metrics.engine.metric import Metric, MetricFamily, count_name, par
 from stylegan_metrics.engine.sampling import generate_batches
 from stylegan_metrics.metrics import FAMILIES, METRICS, build_metric, register
 from stylegan_metrics_cli.main import main
-from conftest import tiny_generator
+from helpers import tiny_generator
 
 
 class Quadrants(torch.nn.Module):

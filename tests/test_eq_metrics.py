@@ -15,7 +15,7 @@ from stylegan_metrics.engine.sampling import _table_rows, latents, map_latents
 from stylegan_metrics.formulas.equivariance import equivariance_batch, psnr_from_sums
 from stylegan_metrics.metrics.equivariance import GROUP, STREAM_TRANSFORM, transform_params
 from stylegan_metrics_cli.main import main
-from conftest import tiny_generator, write_disc_images
+from helpers import tiny_generator, write_disc_images
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -13,7 +13,7 @@ from stylegan_metrics.formulas.equivariance import (
     apply_fractional_translation, apply_integer_translation, construct_affine_bandlimit_filter, equivariance_batch,
     psnr_from_sums, random_transform_params, rotation_matrix, translation_matrix,
 )
-from conftest import tiny_stylegan2
+from helpers import tiny_stylegan2
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CONFIGS = ["nvidia_stylegan3_t", "nvidia_stylegan3_r"]

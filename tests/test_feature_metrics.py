@@ -13,7 +13,7 @@ from stylegan_metrics.formulas.kid import kid_from_arrays
 from stylegan_metrics.formulas.precision_recall import precision_recall_from_arrays
 from stylegan_metrics.metrics import build_metric
 from stylegan_metrics.networks.registry import build_feature_extractor
-from conftest import tiny_generator, write_disc_images
+from helpers import tiny_generator, write_disc_images
 
 CPU = torch.device("cpu")
 

@@ -12,7 +12,7 @@ from stylegan_core import InputError, save_checkpoint
 from stylegan_metrics import ReferenceStats, compute_reference_stats, fid
 from stylegan_metrics.engine.sampling import generate_batches, latents, noise_seeds
 from stylegan_metrics_cli.main import main
-from conftest import tiny_generator, write_disc_images
+from helpers import tiny_generator, write_disc_images
 
 
 class MeanColorFeatures(torch.nn.Module):

@@ -16,7 +16,7 @@ from stylegan_metrics.engine.labels import conditioning
 from stylegan_metrics.engine.sampling import generate_batches
 from stylegan_metrics.stats import ReferenceStats
 from stylegan_metrics_cli.main import main
-from conftest import tiny_generator, write_disc_images, write_zip_dataset
+from helpers import tiny_generator, write_disc_images, write_zip_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CPU = torch.device("cpu")

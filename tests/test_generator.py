@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from stylegan_core import Discriminator, Generator, mix_styles
-from conftest import tiny_generator
+from helpers import tiny_generator
 
 
 @pytest.mark.parametrize("resolution", [8, 32, 64])

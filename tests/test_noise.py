@@ -11,7 +11,7 @@ import torch
 from stylegan_core.networks import noise
 from stylegan_core.networks.noise import LAYER_STRIDE, box_muller, noise_maps, pair_bits, sample_keys
 from stylegan_metrics.engine.sampling import synthesize
-from conftest import tiny_generator
+from helpers import tiny_generator
 
 M64 = (1 << 64) - 1
 RESOLUTIONS = [4, 8, 8, 16, 16, 32, 32]  # a 32-px StyleGAN2's noise inputs

@@ -18,7 +18,7 @@ from stylegan_core import CheckpointError, load_generator
 from stylegan_core.networks.fir import setup_filter
 from stylegan_core.formats.nvidia_pickle import PersistentRecord, read_network_pickle
 from stylegan_metrics_cli.main import main
-from conftest import same_images, tiny_stylegan2
+from helpers import same_images, tiny_stylegan2
 
 SQRT2 = math.sqrt(2)
 

@@ -12,7 +12,7 @@ from PIL import Image
 from stylegan_metrics import evaluate
 from stylegan_metrics.engine.sampling import generate_batches
 from stylegan_metrics.networks.registry import build_feature_extractor
-from conftest import tiny_generator, write_disc_images
+from helpers import tiny_generator, write_disc_images
 
 NUM = 24     # images on each side (Inception at 299 px costs ~0.1 s per image here; each tool reads 2 x NUM)
 SIZE = 32    # pixels, both folders

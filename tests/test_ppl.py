@@ -14,7 +14,7 @@ from stylegan_core import InputError, save_checkpoint
 from stylegan_metrics import ppl
 from stylegan_metrics.formulas.paths import box_downsample, crop_face, downsample_factor, lerp, slerp, trimmed_mean
 from stylegan_metrics_cli.main import main
-from conftest import tiny_generator
+from helpers import tiny_generator
 
 
 def squared_l2(a, b):

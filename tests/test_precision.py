@@ -8,7 +8,7 @@ from stylegan_core import InputError
 from stylegan_metrics import fid
 from stylegan_metrics.networks.registry import build_feature_extractor
 from stylegan_metrics.networks.precision import precision_context
-from conftest import tiny_generator
+from helpers import tiny_generator
 
 
 class ConvFeatures(torch.nn.Module):

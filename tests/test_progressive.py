@@ -19,7 +19,7 @@ from stylegan_core.training.progressive import (LR_PER_RES, MINIBATCH_PER_RES, n
                                                 process_reals, schedule_lod, training_phase)
 from stylegan_core.training.updates import active_ws, sample_ws, update_ema
 from stylegan_metrics_cli.main import main
-from conftest import tiny_generator, write_disc_images
+from helpers import tiny_generator, write_disc_images
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread of a shared CPU
 

@@ -11,7 +11,7 @@ import pytest
 from stylegan_core import InputError
 from stylegan_metrics import ReferenceStats, compute_reference_stats, evaluate
 from stylegan_metrics.networks.resizing import RESIZE_RULES
-from conftest import write_disc_images
+from helpers import write_disc_images
 
 
 def digest_before_description(mu, sigma, n, features, fingerprint) -> str:
@@ -103,6 +103,8 @@ def test_generated_images_of_another_size_warn_once(tmp_path, metrics_home):
     stats.save(tmp_path / "larger.npz")
     with pytest.warns(UserWarning, match="are 16x16 but the reference images .* are 32x32"):
         evaluate(None, ["fid"], data=tmp_path / "larger.npz", **options)  # the size the file records
+    with pytest.warns(UserWarning, match=r"reference images \(ReferenceStats\) are 32x32"):
+        evaluate(None, ["fid"], data=stats, **options)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         evaluate(None, ["fid", "kid"], data=same, **options)

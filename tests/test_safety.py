@@ -26,7 +26,7 @@ from stylegan_metrics.reference import compute_reference_stats
 from stylegan_metrics.report import read_results
 from stylegan_metrics.networks.toyfaces_nets import CLASSIFIER_FILE, bundled_path
 from stylegan_metrics_cli.main import main
-from conftest import tiny_generator, write_disc_images
+from helpers import tiny_generator, write_disc_images
 
 ROOT = Path(__file__).parent.parent
 ENV = dict(os.environ, OMP_NUM_THREADS="1", STYLEGAN_METRICS_OFFLINE="1")

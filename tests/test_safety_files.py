@@ -24,7 +24,7 @@ from stylegan_metrics.engine.state import payload_digest
 from stylegan_metrics.networks.classifier import CLASSIFIER_KIND
 from stylegan_metrics.reference import compute_reference_stats
 from stylegan_metrics_cli.main import main
-from conftest import tiny_generator, tiny_stylegan2, write_disc_images, write_zip_dataset
+from helpers import tiny_generator, tiny_stylegan2, write_disc_images, write_zip_dataset
 from test_nvidia_pickle import Record, nvidia_generator_record, nvidia_modules  # noqa: F401 (a fixture)
 from test_safety import Quadrants, one_line_error
 

@@ -11,7 +11,7 @@ from stylegan_core import InputError
 from stylegan_metrics import ReferenceStats, evaluate, fid
 from stylegan_metrics.engine import runner
 from stylegan_metrics.engine.sampling import SAMPLING_VERSION, GeneratedBatch, generate_batches, grouped, to_device
-from conftest import tiny_generator
+from helpers import tiny_generator
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread of a shared CPU

@@ -14,7 +14,7 @@ from stylegan_metrics.networks.attributes import CELEBA_ATTRIBUTES, select_attri
 from stylegan_metrics.networks.classifier import train_classifier
 from stylegan_metrics.formulas.separability import conditional_entropy
 from stylegan_metrics_cli.main import main
-from conftest import tiny_generator
+from helpers import tiny_generator
 
 
 def test_conditional_entropy_hand_cases():

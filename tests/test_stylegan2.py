@@ -16,7 +16,7 @@ from stylegan_core.training.path_length import path_length_penalty
 from stylegan_metrics import ppl
 from stylegan_metrics.engine.sampling import generate_batches, supports_noise_seeds
 from stylegan_metrics_cli.main import main
-from conftest import tiny_generator
+from helpers import tiny_generator
 
 TINY2 = dict(resolution=8, batch=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=128, channel_max=16,
              arch="stylegan2")

@@ -352,7 +352,7 @@ def test_ls_runs_with_nvidias_classifier_folder(tmp_path):
     from stylegan_core import save_checkpoint
     from stylegan_metrics import linear_separability, load_classifier
     from stylegan_metrics_cli.main import main
-    from conftest import tiny_generator
+    from helpers import tiny_generator
 
     G = tiny_generator(256, channel_base=64, channel_max=4)
     ckpt = save_checkpoint(tmp_path / "G.pt", G=G, G_ema=G)

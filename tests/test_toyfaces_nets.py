@@ -129,7 +129,7 @@ def test_cli_toyfaces_networks_agree_with_the_api(tmp_path, metrics_home):
 
 
 def test_layer_groups_follow_the_paper_split():
-    from conftest import tiny_generator
+    from helpers import tiny_generator
 
     from stylegan_metrics.figures import layer_groups
 
@@ -151,7 +151,7 @@ def test_toyfaces_reference_is_cached_and_reused(metrics_home, monkeypatch, clas
 
 
 def test_reference_from_other_weights_is_refused(tmp_path, metrics_home, classifier):
-    from conftest import tiny_generator
+    from helpers import tiny_generator
 
     from stylegan_core.errors import InputError
     from stylegan_metrics import fid

@@ -10,7 +10,7 @@ from PIL import Image
 from stylegan_core import (ImageDataset, InputError, Trainer, TrainingOptions, load_checkpoint, load_generator,
                            save_checkpoint, train)
 from stylegan_core.training.trainer import IndexStream, ema_beta, sample_ws
-from conftest import tiny_generator
+from helpers import tiny_generator
 
 TINY = dict(resolution=8, batch=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=128, channel_max=16)
 

@@ -50,8 +50,9 @@ Output = torch.Tensor | tuple[torch.Tensor, ...]  # a network's output: one tens
 
 
 class RowsPart:
-    """A Part keeping per-sample arrays: `rows_of(view)` gives {name: [view.count, ...] array} for each batch; the
-    chunk's payload is their concatenation in index order."""
+    """A Part keeping per-sample arrays: `rows_of(view)` gives {name: [view.count, ...] array or tensor} for each
+    batch; the chunk's payload is their concatenation in index order (tensors stay on their device until then, so
+    a GPU run copies once per chunk, not per batch)."""
 
     def __init__(self, rows_of: Callable[[View], Payload]):
         self.rows_of, self.rows = rows_of, {}
@@ -61,7 +62,8 @@ class RowsPart:
             self.rows.setdefault(name, []).append(values)
 
     def arrays(self) -> Payload:
-        return {name: np.concatenate(values) for name, values in self.rows.items()}
+        return {name: torch.cat(values).cpu().numpy() if isinstance(values[0], torch.Tensor) else np.concatenate(values)
+                for name, values in self.rows.items()}
 
 
 class FeatureCache:

@@ -98,6 +98,7 @@ def warn_if_sizes_differ(ctx: Context, metrics: list) -> None:
     if ref and gen != ref:
         rules = "; ".join(f"{network} ({', '.join(names)}): {resize_rule(network)}"
                           for network, names in compared.items())
-        warnings.warn(f"generated images ({ctx.gen}) are {gen}x{gen} but the reference images ({ctx.data}) are "
+        where = ctx.data if isinstance(ctx.data, (str, Path)) else type(ctx.data).__name__
+        warnings.warn(f"generated images ({ctx.gen}) are {gen}x{gen} but the reference images ({where}) are "
                       f"{ref}x{ref}; the metrics still compare them, each network resizing every image: {rules}",
                       stacklevel=2)

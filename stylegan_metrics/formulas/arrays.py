@@ -61,8 +61,14 @@ def torch_matrix(name: str, x, *, min_rows: int, why: str, device: torch.device,
     else:
         t = torch.from_numpy(np.ascontiguousarray(_real_array(name, x)))
     t = t.to(device=device, dtype=dtype)
-    _check_matrix(name, tuple(t.shape), t.ndim != 2 or bool(torch.isfinite(t).all()), min_rows, why)
+    _check_matrix(name, tuple(t.shape), t.ndim != 2 or _all_finite(t), min_rows, why)
     return t
+
+
+def _all_finite(t: torch.Tensor, rows: int = 1024) -> bool:
+    """torch.isfinite of a float tensor allocates |t| and two masks (6 bytes per float32 entry), more than t
+    itself: checked `rows` rows at a time, so that the check of a large feature matrix costs a few MB."""
+    return all(bool(torch.isfinite(part).all()) for part in t.split(rows))
 
 
 def check_same_width(real_shape, gen_shape) -> None:

@@ -29,7 +29,7 @@ def kept_part(extractor: FeatureExtractor, output: int) -> RowsPart:
         if output >= len(outputs):
             raise InputError(f"feature network {extractor.name!r} has no output {output} (it gives "
                              f"{len(outputs)}): this metric needs class logits, as inception-v3 gives")
-        return {"features": outputs[output].cpu().numpy().astype(np.float32)}
+        return {"features": outputs[output].float()}  # [B, D] on the network's device
     return RowsPart(rows_of)
 
 

@@ -90,8 +90,7 @@ class LinearSeparability(Metric):
     def latents_and_logits(self, view) -> Payload:
         """z, w = ws[:, -1] and the chosen attributes' logits of the view's samples, float32 [count, ...] each."""
         logits = view.output("attribute-logits", lambda images: classify(self.classifier, images), images="float")
-        return {"z": view.z.cpu().numpy().astype(np.float32), "w": view.ws[:, -1].cpu().numpy().astype(np.float32),
-                "logits": logits[:, self.columns].cpu().numpy().astype(np.float32)}
+        return {"z": view.z.float(), "w": view.ws[:, -1].float(), "logits": logits[:, self.columns].float()}
 
     def finish(self, chunks: dict[int, Payload]):
         chunks = ranks.gather_chunks_to_main(chunks)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from conftest import tiny_generator  # noqa: E402
+from helpers import tiny_generator  # noqa: E402
 
 from stylegan_core import ranks  # noqa: E402
 from stylegan_metrics import evaluate  # noqa: E402

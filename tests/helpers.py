@@ -1,0 +1,86 @@
+"""Helpers the tests share: tiny CPU-sized generators and small image datasets written on the fly."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from stylegan_core import Generator
+
+FLAT_COLOR = np.array([200, 60, 90])
+
+
+def tiny_generator(resolution: int = 16, seed: int = 0, **overrides) -> Generator:
+    kwargs = dict(z_dim=16, w_dim=16, img_resolution=resolution, channel_base=256, channel_max=16, mapping_layers=2)
+    kwargs.update(overrides)
+    torch.manual_seed(seed)
+    return Generator(**kwargs).eval()
+
+
+def tiny_stylegan2(resolution: int = 16, seed: int = 0, **overrides) -> Generator:
+    """A tiny arch='stylegan2' generator with visible noise, non-trivial biases and w_avg (for import round trips)."""
+    G = tiny_generator(resolution, seed=seed, arch="stylegan2", **overrides)
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if name.endswith(("strength", ".bias")):
+                p.copy_(torch.randn_like(p) * 0.3)
+        G.mapping.w_avg.normal_()
+    return G
+
+
+def same_images(A, B, psi: float = 1.0, noise_seeds: bool = False) -> None:
+    """A and B draw the same images (5 seeded z, 'const' and 'none' noise; with noise_seeds also seeded noise)."""
+    z = torch.randn(5, A.z_dim, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        for mode in ("const", "none"):
+            torch.testing.assert_close(A(z, truncation_psi=psi, noise_mode=mode), B(z, truncation_psi=psi, noise_mode=mode),
+                                       rtol=1e-5, atol=1e-5)
+        if noise_seeds:
+            seeds = torch.arange(5)
+            torch.testing.assert_close(A.synthesis(A.mapping(z), noise_seeds=seeds),
+                                       B.synthesis(B.mapping(z), noise_seeds=seeds), rtol=1e-5, atol=1e-5)
+
+
+def write_flat_images(folder: Path, num: int = 32, size: int = 8, seed: int = 0) -> Path:
+    """Flat-colour PNGs around FLAT_COLOR (+-20 per channel), in two sub-folders."""
+    rng = np.random.RandomState(seed)
+    for i in range(num):
+        color = (FLAT_COLOR + rng.randint(-20, 21, 3)).astype(np.uint8)
+        path = folder / f"part{i % 2}" / f"img{i:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.broadcast_to(color, (size, size, 3)).copy()).save(path)
+    return folder
+
+
+def write_zip_dataset(path: Path, images: list[np.ndarray], labels: list | None) -> Path:
+    """NVIDIA dataset_tool layout: 00000/img00000000.png ... plus dataset.json."""
+    names = [f"{i // 1000:05d}/img{i:08d}.png" for i in range(len(images))]
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, arr in zip(names, images):
+            buf = io.BytesIO()
+            Image.fromarray(arr).save(buf, format="PNG")
+            zf.writestr(name, buf.getvalue())
+        meta = {"labels": [[n, l] for n, l in zip(names, labels)] if labels is not None else None}
+        zf.writestr("dataset.json", json.dumps(meta))
+    return path
+
+
+def write_disc_images(folder: Path, num: int, size: int = 16, seed: int = 0) -> Path:
+    """Coloured discs on coloured backgrounds (varied, natural-ish statistics for feature tests)."""
+    from PIL import ImageDraw
+
+    rng = np.random.RandomState(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(num):
+        img = Image.new("RGB", (size, size), tuple(int(v) for v in rng.randint(0, 256, 3)))
+        r = rng.uniform(size / 6, size / 3)
+        cx, cy = rng.uniform(r, size - r, 2)
+        ImageDraw.Draw(img).ellipse((cx - r, cy - r, cx + r, cy + r), fill=tuple(int(v) for v in rng.randint(0, 256, 3)))
+        img.save(folder / f"{i:04d}.png")
+    return folder
