@@ -14,7 +14,7 @@ from stylegan_metrics.engine.sampling import generate_batches
 from stylegan_metrics.networks.registry import build_feature_extractor
 from helpers import tiny_generator, write_disc_images
 
-NUM = 24     # images on each side (Inception at 299 px costs ~0.1 s per image here; each tool reads 2 x NUM)
+NUM = 20     # images on each side (Inception at 299 px costs ~0.1 s per image here; each tool reads 2 x NUM)
 SIZE = 32    # pixels, both folders
 CPU = torch.device("cpu")
 
