@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 DATA_KINDS = "biufc"  # bool, signed and unsigned integers, floats, complex
-MAX_SPEC_LENGTH = 4   # 'f8', '<i4', 'c16', 'b1'
+MAX_DTYPE_LENGTH = 4   # 'f8', '<i4', 'c16', 'b1'
 
 
 class Refused(Exception):
@@ -32,7 +32,7 @@ class NumpyDtype:
     __slots__ = ("dtype",)
 
     def __new__(cls, spec: Any = None, align: Any = False, copy: Any = False):
-        if not isinstance(spec, str) or len(spec) > MAX_SPEC_LENGTH:
+        if not isinstance(spec, str) or len(spec) > MAX_DTYPE_LENGTH:
             raise Refused(f"numpy dtype {spec!r} (only numeric and bool dtypes are read as data)")
         try:
             dtype = np.dtype(spec)

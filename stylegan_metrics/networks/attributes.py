@@ -9,7 +9,7 @@ __all__ = ["CELEBA_ATTRIBUTES", "select_attributes"]
 
 
 def select_attributes(spec: int | str | list[str], available: list[str] | None = None) -> list[str]:
-    """`40` or '40' -> the first 40 (SPEC order, or `available`'s order); 'Male,Smiling' -> those names."""
+    """`40` or '40' -> the first 40 (the StyleGAN paper's order, or `available`'s order); 'Male,Smiling' -> those names."""
     available = CELEBA_ATTRIBUTES if available is None else available
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
         count = int(spec)
