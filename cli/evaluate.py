@@ -8,9 +8,9 @@ from stylegan_metrics.metrics import build_metric, with_count
 from stylegan_metrics.networks.classifier import load_classifier
 from stylegan_metrics.networks.registry import FEATURE_NETWORKS, SIMILARITY_NETWORKS
 
-from .launch import chunk_size_option, distributable, state_dir_for, state_dir_option
-from .options import (batch_option, device_option, generator_source, no_progress_option, out_jsonl_option,
-                      precision_option, run_metric_command, seed_option, truncation_option, workers_option)
+from .launch import run_options, state_dir_for
+from .options import (batch_option, generator_source, precision_option, run_metric_command, seed_option,
+                      truncation_option)
 
 
 @click.command()
@@ -38,13 +38,7 @@ from .options import (batch_option, device_option, generator_source, no_progress
 @seed_option
 @truncation_option
 @precision_option
-@device_option
-@out_jsonl_option
-@state_dir_option
-@chunk_size_option
-@workers_option
-@no_progress_option
-@distributable
+@run_options(workers=True)
 def evaluate(ckpt, gen, class_index, names, data, classifier, features, similarity, weights, cov, batch, seed, truncation_psi,
              precision, device, out, state_dir, chunk_size, workers, no_progress) -> None:
     """Several metrics in one call: each generated image is made once for every metric that looks at it."""

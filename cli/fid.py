@@ -14,8 +14,8 @@ from stylegan_metrics.metrics.fid import FID, fid_name
 from stylegan_metrics.networks.registry import FEATURE_NETWORKS
 from stylegan_metrics.reference import compute_reference_stats
 
-from .launch import chunk_size_option, distributable, state_dir_for, state_dir_option
-from .options import (batch_option, device_option, generator_source, no_progress_option, num_option, out_jsonl_option,
+from .launch import chunk_size_option, distributable, run_options, state_dir_for, state_dir_option
+from .options import (batch_option, device_option, generator_source, no_progress_option, num_option,
                       precision_option, run_metric_command, seed_option, truncation_option, weights_option,
                       workers_option)
 
@@ -36,13 +36,7 @@ features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NE
 @features_option
 @weights_option
 @precision_option
-@device_option
-@out_jsonl_option
-@state_dir_option
-@chunk_size_option
-@workers_option
-@no_progress_option
-@distributable
+@run_options(workers=True)
 def fid(ckpt, gen, class_index, data, num, batch, seed, truncation_psi, cov, features, weights, precision, device,
         out, state_dir, chunk_size, workers, no_progress) -> None:
     """Fréchet Inception Distance of generated images (a generator's, or a folder's) against every image of a

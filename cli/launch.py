@@ -134,3 +134,19 @@ def distributable(command):
         return command(*args, **kwargs)
 
     return wrapper
+
+
+def run_options(*, workers: bool = False):
+    """The options every metric command ends with: --device, --out, --state-dir, --chunk-size, [--workers,]
+    --no-progress and --gpus (in that order in --help)."""
+    from .options import device_option, no_progress_option, out_jsonl_option, workers_option
+
+    stack = [device_option, out_jsonl_option, state_dir_option, chunk_size_option,
+             *([workers_option] if workers else []), no_progress_option]
+
+    def decorate(command):
+        command = distributable(command)
+        for option in reversed(stack):
+            command = option(command)
+        return command
+    return decorate

@@ -9,9 +9,9 @@ from stylegan_core.files import atomic_write
 from stylegan_metrics.metrics.ls import LinearSeparability
 from stylegan_metrics.networks.classifier import load_classifier, train_classifier as run_classifier_training
 
-from .launch import chunk_size_option, distributable, state_dir_for, state_dir_option
+from .launch import run_options, state_dir_for
 from .options import (FiniteFloat, batch_option, ckpt_option, device_option, no_progress_option, num_option,
-                      out_jsonl_option, resolve_device, run_metric_command, seed_option)
+                      resolve_device, run_metric_command, seed_option)
 
 attributes_option = click.option("--attributes", default="40", show_default=True,
                                  help="The first N attributes (in the classifier's order) or a comma-separated list of names.")
@@ -32,12 +32,7 @@ attributes_option = click.option("--attributes", default="40", show_default=True
               help="Write the per-attribute table to this CSV file.")
 @batch_option
 @seed_option
-@device_option
-@out_jsonl_option
-@state_dir_option
-@chunk_size_option
-@no_progress_option
-@distributable
+@run_options()
 def ls(ckpt, classifier, attributes, space, num, keep, svm, details_path, batch, seed, device, out, state_dir,
        chunk_size, no_progress):
     """Linear separability (StyleGAN1): attribute classifier, linear SVMs, conditional entropy."""

@@ -7,9 +7,8 @@ import click
 from stylegan_metrics.metrics.ppl import path_length_metric
 from stylegan_metrics.networks.registry import SIMILARITY_NETWORKS
 
-from .launch import chunk_size_option, distributable, state_dir_for, state_dir_option
-from .options import (FiniteFloat, ckpt_option, device_option, no_progress_option, num_option, out_jsonl_option,
-                      run_metric_command, seed_option, weights_option)
+from .launch import run_options, state_dir_for
+from .options import FiniteFloat, ckpt_option, num_option, run_metric_command, seed_option, weights_option
 
 
 @click.command()
@@ -26,12 +25,7 @@ from .options import (FiniteFloat, ckpt_option, device_option, no_progress_optio
 @click.option("--similarity", type=click.Choice(sorted(SIMILARITY_NETWORKS)), default="lpips-vgg16",
               show_default=True, help="Perceptual distance (toyfaces-lpips: the bundled domain network).")
 @weights_option
-@device_option
-@out_jsonl_option
-@state_dir_option
-@chunk_size_option
-@no_progress_option
-@distributable
+@run_options()
 def ppl(ckpt, space, sampling, num, epsilon, no_crop, downsample, batch, seed, similarity, weights, device, out,
         state_dir, chunk_size, no_progress):
     """Perceptual path length (LPIPS / epsilon^2, trimmed mean), StyleGAN1 rules."""
