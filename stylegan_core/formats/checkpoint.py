@@ -107,6 +107,13 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     return G.eval().requires_grad_(False).to(device)
 
 
+def _own_checkpoint(path: Path, network: str) -> tuple[dict, dict | None]:
+    """This project's checkpoint: its parts and the config of one network ('G' or 'D'), None when unrecorded."""
+    data = load_checkpoint(path)
+    config = data.get("config")
+    return data, config.get(network) if isinstance(config, dict) else None
+
+
 def _load_generator(path: Path, source: str) -> Generator:
     if source == "tensorflow":
         G = load_tf_generator(path)
@@ -115,11 +122,8 @@ def _load_generator(path: Path, source: str) -> Generator:
     elif source == "rosinality":
         G = load_rosinality_generator(path)
     else:
-        data = load_checkpoint(path)
-        config = data.get("config")
-        g_config = config.get("G") if isinstance(config, dict) else None
-        state = data.get("G_ema", data.get("G"))
-        G = build_module(path, Generator, g_config, state, "generator")
+        data, g_config = _own_checkpoint(path, "G")
+        G = build_module(path, Generator, g_config, data.get("G_ema", data.get("G")), "generator")
     return G
 
 
@@ -154,9 +158,7 @@ def load_discriminator(path: str | os.PathLike, device: str | torch.device = "cp
         if source == "tensorflow":
             D = load_tf_discriminator(path)
         else:
-            data = load_checkpoint(path)
-            config = data.get("config")
-            d_config = config.get("D") if isinstance(config, dict) else None
+            data, d_config = _own_checkpoint(path, "D")
             state = data.get("D")
             residual = isinstance(state, dict) and any(k.endswith(".skip.weight") for k in state)
             D = build_module(path, ResidualDiscriminator if residual else Discriminator, d_config, state,
