@@ -15,8 +15,8 @@ from unittest import mock
 
 import torch
 
-from stylegan_metrics import fid, ppl
-from stylegan_metrics.demo import toyfaces_reference_stats
+from stylegan_core.data.toyfaces import ToyFaces
+from stylegan_metrics import compute_reference_stats, fid, ppl
 from stylegan_metrics.networks.registry import build_feature_extractor
 from stylegan_metrics.networks.precision import precision_context
 from stylegan_metrics.networks.toyfaces_nets import load_toyfaces_generator
@@ -31,7 +31,8 @@ def main() -> None:
     rows = []
     for precision in ("fp32", "bf16"):
         ext = build_feature_extractor("toyfaces", device=dev, precision=precision)
-        ref = toyfaces_reference_stats(ext, args.num, G.img_resolution, progress=False, cache=False)
+        ref = compute_reference_stats(ToyFaces(args.num, resolution=G.img_resolution), features=ext, device=dev,
+                                      progress=False, cache=False)
         t0 = time.perf_counter()
         value = fid(G, ref, num_gen=args.num, features=ext, device=dev, progress=False).value
         seconds = time.perf_counter() - t0

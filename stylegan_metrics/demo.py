@@ -11,21 +11,23 @@ import pandas as pd
 import torch
 
 from stylegan_core.files import atomic_write
-from stylegan_core.data.toyfaces import render_toyfaces
-from stylegan_core.data.toyfaces.face import TOYFACES_VERSION
+from stylegan_core.data.toyfaces import ToyFaces
 
 from stylegan_metrics import figures
 from stylegan_metrics.engine.device import resolve_device
 from stylegan_metrics.engine.metric import count_name
 from stylegan_metrics.metrics import FAMILIES, evaluate
-from stylegan_metrics.networks.registry import FeatureExtractor, build_feature_extractor
-from stylegan_metrics.reference import cached_reference_stats, stats_cache_file
+from stylegan_metrics.networks.registry import build_feature_extractor
 from stylegan_metrics.result import MetricResult
-from stylegan_metrics.stats import ReferenceStats
 from stylegan_metrics.networks.toyfaces_nets import GENERATOR_FILE, bundled_path, load_toyfaces_classifier, load_toyfaces_generator
 
 MEANING = {  # the demo's own words for its numbers; any other metric is described by its registry entry
     "fid": "Frechet distance between toyfaces-classifier features of generated and real images (lower = closer)",
+    "kid": "kernel distance (unbiased cubic-kernel MMD, 100 subsets of 1,000) between the same features "
+           "(lower = closer; near 0 for the same distribution)",
+    "_std": "standard deviation of the hair-colour Inception Score over its 10 splits",
+    "is": "Inception Score's formula on the classifier's hair colour (6 exclusive classes: bald, black, blond, "
+          "brown, gray, other); higher = confident and varied hair colours, at most 6",
     "zfull": "perceptual path length in Z, whole paths (lower = smoother)",
     "wfull": "perceptual path length in W, whole paths (lower = smoother)",
     "zend": "perceptual path length in Z, path endpoints only",
@@ -48,28 +50,11 @@ QUICK = DemoSizes(fid_gen=1_000, fid_real=1_000, ppl=400, ls=2_000)
 REFERENCE_WORLD = 0  # the toyfaces world the bundled generator was trained on
 
 
-def toyfaces_reference_stats(extractor: FeatureExtractor, num: int, resolution: int, *, seed: int = REFERENCE_WORLD,
-                             batch_size: int = 250, progress: bool = True, cache: bool = True) -> ReferenceStats:
-    """Feature statistics of toyfaces images 0..num-1 of world `seed`, cached like dataset statistics."""
-    cache_file = stats_cache_file(f"toyfaces-{resolution}-{num}", {
-        "toyfaces": TOYFACES_VERSION, "seed": seed, "num": num, "resolution": resolution,
-        "features": extractor.fingerprint})
-
-    def batches_of(start: int, count: int):
-        for first in range(start, start + count, batch_size):
-            images, _ = render_toyfaces(min(batch_size, start + count - first), resolution=resolution, seed=seed,
-                                        start=first)
-            yield torch.from_numpy(images)
-
-    device = next(extractor.module.parameters()).device
-    return cached_reference_stats(cache_file if cache else None, extractor, batches_of, total=num, device=device,
-                                  progress=progress, desc="toyfaces reference")
-
-
 def demo_metrics(sizes: DemoSizes) -> list[str]:
-    """The registry names the demo evaluates: FID, the four path lengths and linear separability."""
+    """The registry names the demo evaluates: FID, KID, IS, the four path lengths and linear separability."""
     paths = [f"ppl{count_name(sizes.ppl)}_{sp}{sm}" for sp in ("z", "w") for sm in ("full", "end")]
-    return [f"fid{count_name(sizes.fid_gen)}_full", *paths, f"ls{count_name(sizes.ls)}"]
+    count = count_name(sizes.fid_gen)
+    return [f"fid{count}_full", f"kid{count}_full", f"is{count}", *paths, f"ls{count_name(sizes.ls)}"]
 
 
 def _meaning(metric: str, key: str) -> str:
@@ -81,7 +66,8 @@ def _meaning(metric: str, key: str) -> str:
 
 def _samples(r: MetricResult, sizes: DemoSizes) -> str:
     if "num_gen" in r.params:
-        return f"{r.params['num_gen']} generated vs {sizes.fid_real} real"
+        real = r.params.get("reference_n", sizes.fid_real)
+        return f"{r.params['num_gen']} generated" + (f" vs {real} real" if real else "")
     return f"{r.params['num_samples']} {'pairs' if 'epsilon' in r.params else 'samples'}"
 
 
@@ -103,8 +89,8 @@ def run_demo(
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Load the bundled generator and classifier, compute FID, PPL (z/w, full/end) and LS (z/w, 40 attributes),
-    write report.{csv,md,json}, metrics.jsonl and the figures into `out`; returns the report table."""
+    """Load the bundled generator and classifier, compute FID, KID, IS, PPL (z/w, full/end) and LS (z/w, 40
+    attributes), write report.{csv,md,json}, metrics.jsonl and the figures into `out`; returns the report table."""
     start = time.time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -115,14 +101,16 @@ def run_demo(
     ckpt = str(bundled_path(GENERATOR_FILE))
 
     extractor = build_feature_extractor("toyfaces", device=dev)
-    reference = toyfaces_reference_stats(extractor, sizes.fid_real, G.img_resolution, progress=progress)
+    reference = ToyFaces(sizes.fid_real, resolution=G.img_resolution, seed=REFERENCE_WORLD)  # rendered on the fly
     results = evaluate(G, demo_metrics(sizes), data=reference, features=extractor, similarity="toyfaces-lpips",
                        classifier=classifier, batch_size=250, device=dev, progress=progress, snapshot_pkl=ckpt)
-    results[0].params["reference"] = f"toyfaces world {REFERENCE_WORLD}, images 0..{sizes.fid_real - 1}"
     for r in results:
         r.params["demo"] = "quick" if quick else "full"
+        if r.params.get("reference_n"):
+            r.params["reference"] = f"toyfaces world {REFERENCE_WORLD}, images 0..{sizes.fid_real - 1}"
     _write_text(out / "metrics.jsonl", "".join(r.to_json_line() for r in results))
-    paths, ls_result = results[1:5], results[5]
+    paths = [r for r in results if r.metric.startswith("ppl")]
+    ls_result = next(r for r in results if r.metric.startswith("ls"))
     ppl_details = pd.concat([r.details for r in paths], ignore_index=True)
     ppl_values = {f"ppl_{r.params['space']}{r.params['sampling']}": r.value for r in paths}
     with atomic_write(out / "ppl-distances.csv") as f:

@@ -10,15 +10,15 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
 import torch
 
 from stylegan_core import ranks
 from stylegan_core.allocator import keep_freed_memory
-from stylegan_core.data.datasets import ImageDataset
 from stylegan_core.errors import InputError, OutputError
 from stylegan_core.files import check_writable
 
-from .engine.datasets import dataset_batches, dataset_fingerprint, image_views
+from .engine.datasets import ReferenceImages, dataset_batches, image_views, open_images
 from .engine.device import resolve_device
 from .engine.passes import open_states, run_pass
 from .engine.state import DEFAULT_CHUNK, Payload
@@ -101,15 +101,47 @@ def stats_cache_file(stem: str, key: dict) -> Path:
     return metrics_home() / "stats" / f"{stem}-{digest}.npz"
 
 
+def features_cache_file(images: ReferenceImages, extractor: FeatureExtractor, output: int) -> Path:
+    """Where output `output` of `extractor` on every image of `images` is cached, [N, D] float32 .npy."""
+    key = {"data": images.fingerprint, "num": len(images), "features": extractor.fingerprint, "output": output,
+           "kind": "features"}
+    return stats_cache_file(f"{images.stem}-features", key).with_suffix(".npy")
+
+
+def load_cached_features(path: Path | None, num: int) -> np.ndarray | None:
+    """The cached features in `path`, memory-mapped, if they are a readable [num, D] float32 array; else None."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        rows = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None  # damaged: computed again and replaced
+    return rows if rows.ndim == 2 and rows.shape[0] == num and rows.dtype == np.float32 else None
+
+
+def stats_of_rows(rows: np.ndarray, chunk_size: int) -> FeatureStats:
+    """The statistics a one-process pass with `chunk_size` would sum from these feature rows (the same chunks,
+    merged in the same order), read chunk by chunk from a memory-mapped array."""
+    acc = None
+    for start in range(0, rows.shape[0], chunk_size):
+        part = FeatureStats(rows.shape[1])
+        part.update(torch.from_numpy(np.array(rows[start:start + chunk_size])))
+        part = FeatureStats.from_arrays(part.to_arrays())
+        acc = part if acc is None else acc.merge(part)
+    return acc
+
+
 def cached_reference_stats(cache_file: Path | None, extractor: FeatureExtractor,
                            batches_of: Callable[[int, int], Iterable[torch.Tensor]], *, total: int,
                            device: torch.device, progress: bool = True, desc: str = "reference",
                            state_dir: Path | None = None, state_key: dict | None = None,
-                           chunk_size: int = DEFAULT_CHUNK, description: dict | None = None) -> ReferenceStats:
+                           chunk_size: int = DEFAULT_CHUNK, description: dict | None = None,
+                           features_file: Path | None = None) -> ReferenceStats:
     """The statistics in `cache_file` if it holds valid ones (on every rank); otherwise those of images 0..total-1
     (`batches_of(start, count)` yields uint8 [B, C, H, W] batches of them), saved there atomically by rank 0 (a
     damaged cache file is recomputed and replaced, never trusted). `state_dir` keeps finished chunks.
-    `description`: the images' `resolution`, `source` and `resize` rule, recorded with the statistics."""
+    `description`: the images' `resolution`, `source` and `resize` rule, recorded with the statistics.
+    `features_file`: cached features of the same images (kept for KID) to sum instead of running the network."""
     description = description or {}
     cached = None
     if cache_file is not None and cache_file.is_file():
@@ -125,6 +157,13 @@ def cached_reference_stats(cache_file: Path | None, extractor: FeatureExtractor,
             open_states([consumer], source_key=state_key or {}, state_dir=state_dir, chunk_size=chunk_size)[0].remove()
         return cached
 
+    rows = load_cached_features(features_file, total)
+    if all(ranks.all_gather_chunks({ranks.rank(): rows is not None}).values()):  # every rank, or none, reads them
+        stats = ReferenceStats.from_accumulator(stats_of_rows(rows, chunk_size), extractor.name,
+                                                extractor.fingerprint, **description)
+        if cache_file is not None and ranks.is_main():
+            stats.save(cache_file)
+        return stats
     if cache_file is not None and ranks.is_main():
         try:
             check_writable(cache_file)  # before the work, not after it
@@ -144,7 +183,7 @@ def cached_reference_stats(cache_file: Path | None, extractor: FeatureExtractor,
 
 
 def compute_reference_stats(
-    data: str | os.PathLike,
+    data,                                 # an image folder, a zip, or a dataset object with fingerprint()
     *,
     features: str | torch.nn.Module | FeatureExtractor = "inception-v3",
     weights: str | os.PathLike | None = None,
@@ -162,24 +201,24 @@ def compute_reference_stats(
 ) -> ReferenceStats:
     """Statistics of every image of a folder or zip (or the first `max_items`), cached under
     $STYLEGAN_METRICS_HOME/stats keyed by a hash of the data, the feature network and the options.
+    `data` may also be a dataset object: items uint8 [3, R, R] images (or (image, label) pairs), and a
+    `fingerprint()` method returning a dict that identifies its content (the cache key), as ToyFaces has.
     Under torchrun the images are shared out to the processes (`distributed=False`: not); `state_dir` makes the
     run resumable. `workers` DataLoader processes decode images while the network runs (default
     `default_workers(device)`). `resolution`, when given, must be the images' size. The statistics record the
-    images' resolution, their folder or zip, and the feature network's resize rule."""
+    images' resolution, their source, and the feature network's resize rule."""
     with ranks.alone(not distributed):
         dev = ranks.init_from_env(resolve_device(device))
         keep_freed_memory()
-        dataset = ImageDataset(data, channels=3, max_items=max_items, strict=True, labels=False)
-        if resolution is not None and dataset.resolution != resolution:
-            raise InputError(f"{data}: images are {dataset.resolution}x{dataset.resolution} but the generator "
-                             f"makes {resolution}x{resolution}")
+        images = open_images(data, max_items=max_items, resolution=resolution)
         extractor = build_feature_extractor(features, weights=weights, device=dev, precision=precision)
-        key = {"data": dataset_fingerprint(dataset), "max_items": max_items, "features": extractor.fingerprint}
-        batches_of = dataset_batches(dataset, batch_size=batch_size, workers=workers, device=dev)
-        description = {"resolution": dataset.resolution, "source": str(dataset.path.resolve()),
+        key = {"data": images.fingerprint, "max_items": max_items, "features": extractor.fingerprint}
+        batches_of = dataset_batches(images.dataset, batch_size=batch_size, workers=workers, device=dev)
+        description = {"resolution": images.resolution, "source": images.source,
                        "resize": resize_rule(extractor.name)}
-        return cached_reference_stats(stats_cache_file(Path(data).stem, key) if cache else None, extractor,
-                                      batches_of, total=len(dataset), device=dev, progress=progress,
+        return cached_reference_stats(stats_cache_file(images.stem, key) if cache else None, extractor,
+                                      batches_of, total=len(images), device=dev, progress=progress,
                                       state_dir=Path(state_dir) if state_dir else None,
                                       state_key={"run": "reference-stats", **key}, chunk_size=chunk_size,
-                                      description=description)
+                                      description=description,
+                                      features_file=features_cache_file(images, extractor, 0) if cache else None)

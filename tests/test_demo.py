@@ -12,7 +12,9 @@ from PIL import Image
 from stylegan_metrics_cli.main import main
 
 FIGURES = ["samples.png", "style-mixing.png", "truncation.png", "ppl-histograms.png", "ls-entropy.png"]
-METRICS = ["fid1k_full", "ppl400_zfull", "ppl400_zend", "ppl400_wfull", "ppl400_wend", "ls2k_z", "ls2k_w"]
+METRICS = ["fid1k_full", "kid1k_full", "is1k_mean", "is1k_std", "ppl400_zfull", "ppl400_zend", "ppl400_wfull",
+           "ppl400_wend", "ls2k_z", "ls2k_w"]
+LINES = ["fid1k_full", "kid1k_full", "is1k", "ppl400_zfull", "ppl400_zend", "ppl400_wfull", "ppl400_wend", "ls2k"]
 
 
 @pytest.mark.slow
@@ -32,7 +34,7 @@ def test_demo_quick(tmp_path, metrics_home):
     assert all(f"`{m}`" in markdown for m in table.metric)
 
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [line["metric"] for line in lines] == METRICS[:5] + ["ls2k"]
+    assert [line["metric"] for line in lines] == LINES
     values = {k: v for line in lines for k, v in line["results"].items()}
     assert values == pytest.approx(dict(zip(table.metric, table.value)))
     assert all(math.isfinite(v) for v in values.values())
@@ -42,6 +44,10 @@ def test_demo_quick(tmp_path, metrics_home):
     ls = pd.read_csv(out / "ls-attributes.csv")
     assert len(ls) == 2 * 40 and ls.entropy_bits.between(0, 1).all()
     assert values["ls2k_z"] == pytest.approx(2 ** ls[ls.space == "z"].entropy_bits.sum())
+    assert 1 <= values["is1k_mean"] <= 6  # six hair states
+    assert table.samples[table.metric == "kid1k_full"].item() == "1000 generated vs 1000 real"
+    assert table.samples[table.metric == "is1k_mean"].item() == "1000 generated"
 
-    cached = list((metrics_home / "stats").glob("toyfaces-32-1000-*.npz"))
+    cached = list((metrics_home / "stats").glob("toyfaces-*.npz"))
     assert len(cached) == 1  # the reference statistics of rendered toyfaces, reused by the next run
+    assert len(list((metrics_home / "stats").glob("toyfaces-features-*.npy"))) == 1  # KID's reference features

@@ -55,6 +55,24 @@ def test_two_gloo_processes_equal_one(tmp_path):
 
 
 @pytest.mark.slow
+def test_kept_reference_features_under_two_processes(tmp_path):
+    """FID + KID against images: the reference runs once, sharded, and FID sums KID's kept features; a second run
+    reads both caches on every rank (a rank that decided alone would wait forever for the other)."""
+    def job(name: str, home: str, nproc: int) -> dict:
+        env = dict(ENV, STYLEGAN_METRICS_HOME=str(tmp_path / home))
+        proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run",
+                                 "--standalone", f"--nproc-per-node={nproc}", str(JOB), "--out", str(tmp_path / name),
+                                 "--metrics", "fid,kid"], env=env, stderr=subprocess.PIPE, text=True)
+        return finished(proc, tmp_path / name)
+
+    single = job("one.json", "home1", 1)
+    sharded, cached = job("two.json", "home2", 2), job("again.json", "home2", 2)
+    assert sharded["kid"] == pytest.approx(single["kid"], rel=1e-9) and sharded == cached
+    assert sharded["fid"] == pytest.approx(single["fid"], rel=1e-9)
+    assert len(list((tmp_path / "home2" / "stats").glob("noiseimages-features-*.npy"))) == 1
+
+
+@pytest.mark.slow
 def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     state = tmp_path / "state"
     chunk = str(state / "fid" / "chunk-{:06d}.npz")

@@ -26,7 +26,8 @@ def features_by_hand(extractor, G, num: int, folder):
     return [o.numpy() for o in extractor.outputs(batch.images)], [o.numpy() for o in extractor.outputs(real)]
 
 
-def test_fid_kid_is_share_one_inception_call_per_generated_image(tmp_path, inception_weights, metrics_home):
+def test_fid_kid_is_share_one_inception_call_per_generated_image(tmp_path, inception_weights, metrics_home,
+                                                                monkeypatch):
     G, folder = tiny_generator(16, seed=1), write_disc_images(tmp_path / "real", 12, size=16)
     extractor = build_feature_extractor("inception-v3", weights=inception_weights, device=CPU)
     rows, synthesized = [], []
@@ -40,7 +41,10 @@ def test_fid_kid_is_share_one_inception_call_per_generated_image(tmp_path, incep
         hook.remove()
         extractor.outputs = original
     assert sum(synthesized) == 20
-    assert sum(rows) == 20 + 12 + 12  # generated once for all three; FID's statistics and KID's features of the 12 reals
+    assert sum(rows) == 20 + 12  # generated once for all three; the 12 reals once for KID's features and FID's sums
+    monkeypatch.setenv("STYLEGAN_METRICS_HOME", str(tmp_path / "empty-cache"))
+    [alone] = evaluate(G, ["fid20_full"], data=folder, features=extractor, batch_size=20, device="cpu", progress=False)
+    assert alone.value == results[0].value  # sums of the kept features: bit-equal to FID's own pass
     gen, real = features_by_hand(extractor, G, 20, folder)
     kid = results[1].value
     assert kid == pytest.approx(kid_from_arrays(real[0], gen[0], num_subsets=100, max_subset_size=1000, seed=0),
@@ -76,6 +80,6 @@ def test_names_follow_nvidias_counts():
 def test_feature_metrics_need_images_not_statistics(tmp_path, inception_weights):
     from stylegan_core import InputError
 
-    with pytest.raises(InputError, match="reference must be an image folder or zip"):
+    with pytest.raises(InputError, match="reference must be an image folder, a zip"):
         evaluate(tiny_generator(16), ["kid20_full"], data=tmp_path / "ref.npz", weights=inception_weights,
                  device="cpu", progress=False)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
-from stylegan_core import (Discriminator, Generator, InputError, Trainer, TrainingOptions, load_checkpoint,
+from stylegan_core import (Discriminator, InputError, Trainer, TrainingOptions, load_checkpoint,
                            load_discriminator, load_generator, save_checkpoint, train)
 from stylegan_core.data.datasets import ImageDataset
 from stylegan_core.training.data_order import IndexStream

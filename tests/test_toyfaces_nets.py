@@ -95,7 +95,8 @@ def test_cli_toyfaces_networks_agree_with_the_api(tmp_path, metrics_home):
 
     from stylegan_core.data.toyfaces import write_toyfaces
     from stylegan_metrics import fid, ppl
-    from stylegan_metrics.demo import toyfaces_reference_stats
+    from stylegan_core.data.toyfaces import ToyFaces
+    from stylegan_metrics.reference import compute_reference_stats
     from stylegan_metrics.stats import ReferenceStats
     from stylegan_metrics.networks.toyfaces_nets import GENERATOR_FILE, bundled_path
     from stylegan_metrics_cli.main import main
@@ -106,8 +107,7 @@ def test_cli_toyfaces_networks_agree_with_the_api(tmp_path, metrics_home):
     r = runner.invoke(main, ["stats", "--data", str(tmp_path / "real.zip"), "--features", "toyfaces", "--out", str(ref),
                              "--no-progress"])
     assert r.exit_code == 0, r.output
-    direct = toyfaces_reference_stats(build_feature_extractor("toyfaces", device=torch.device("cpu")), 48, 32,
-                                      progress=False, cache=False)
+    direct = compute_reference_stats(ToyFaces(48, resolution=32), features="toyfaces", progress=False, cache=False)
     saved = ReferenceStats.load(ref)
     np.testing.assert_allclose(saved.mu, direct.mu, rtol=1e-12)  # PNG round trip is lossless
     np.testing.assert_allclose(saved.sigma, direct.sigma, rtol=1e-10, atol=1e-14)
@@ -139,15 +139,22 @@ def test_layer_groups_follow_the_paper_split():
 
 
 def test_toyfaces_reference_is_cached_and_reused(metrics_home, monkeypatch, classifier, tmp_path):
-    import stylegan_metrics.demo as demo
+    from stylegan_core.data.toyfaces import ToyFaces
+    from stylegan_metrics.reference import compute_reference_stats
 
     path = save_classifier(classifier, tmp_path / "c.pt", [1.0] * 3, held_out=1)
     ext = build_feature_extractor("toyfaces", weights=path, device=torch.device("cpu"))
-    first = demo.toyfaces_reference_stats(ext, 20, 16, batch_size=8, progress=False)
-    monkeypatch.setattr(demo, "render_toyfaces", lambda *a, **k: pytest.fail("rendered again despite the cache"))
-    second = demo.toyfaces_reference_stats(ext, 20, 16, batch_size=8, progress=False)
+    first = compute_reference_stats(ToyFaces(20, resolution=16), features=ext, batch_size=8, progress=False)
+    rendered, render = [], ToyFaces.__getitem__
+    monkeypatch.setattr(ToyFaces, "__getitem__", lambda self, i: rendered.append(i) or render(self, i))
+    second = compute_reference_stats(ToyFaces(20, resolution=16), features=ext, batch_size=8, progress=False)
+    assert rendered == [0]  # the first image, to learn the size; the rest comes from the cache
     np.testing.assert_array_equal(first.mu, second.mu)
     assert first.n == 20
+    assert len(list((metrics_home / "stats").glob("toyfaces-*.npz"))) == 1
+    other = compute_reference_stats(ToyFaces(20, resolution=16, seed=1), features=ext, batch_size=8, progress=False)
+    assert not np.array_equal(other.mu, first.mu)  # another world is another cache entry
+    assert len(list((metrics_home / "stats").glob("toyfaces-*.npz"))) == 2
 
 
 def test_reference_from_other_weights_is_refused(tmp_path, metrics_home, classifier):
@@ -155,7 +162,8 @@ def test_reference_from_other_weights_is_refused(tmp_path, metrics_home, classif
 
     from stylegan_core.errors import InputError
     from stylegan_metrics import fid
-    from stylegan_metrics.demo import toyfaces_reference_stats
+    from stylegan_core.data.toyfaces import ToyFaces
+    from stylegan_metrics.reference import compute_reference_stats
     from stylegan_metrics.stats import ReferenceStats
 
     a = save_classifier(classifier, tmp_path / "a.pt", [1.0] * 3, held_out=1)
@@ -163,7 +171,8 @@ def test_reference_from_other_weights_is_refused(tmp_path, metrics_home, classif
     other = AttributeClassifier(["a", "b", "c"], input_resolution=16, channels=(4, 6, 8))
     b = save_classifier(other, tmp_path / "b.pt", [1.0] * 3, held_out=1)
     ext = build_feature_extractor("toyfaces", weights=a, device=torch.device("cpu"))
-    ref = toyfaces_reference_stats(ext, 24, 16, progress=False, cache=False).save(tmp_path / "ref.npz")
+    ref = compute_reference_stats(ToyFaces(24, resolution=16), features=ext, progress=False, cache=False).save(
+        tmp_path / "ref.npz")
     assert ReferenceStats.load(ref).fingerprint == ext.fingerprint
     G = tiny_generator(16)
     assert fid(G, ref, num_gen=20, features="toyfaces", weights=a, progress=False).value > 0

@@ -31,7 +31,7 @@ class Context:
     chunk_size: int = DEFAULT_CHUNK          # samples per chunk: the unit of sharding and of saved state
     progress: bool = True
     state_dir: Path | None = None            # finished chunks saved here per metric; a rerun resumes
-    data: Any = None                         # reference: image folder, zip, statistics .npz or ReferenceStats
+    data: Any = None                         # reference: folder, zip, dataset object, stats .npz or ReferenceStats
     workers: int | None = None               # image-decoding processes for the reference data
     features: str | nn.Module | FeatureExtractor = "inception-v3"  # feature network of FID-like metrics
     similarity: str | Callable = "lpips-vgg16"                   # perceptual distance of PPL

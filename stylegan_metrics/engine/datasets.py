@@ -1,5 +1,5 @@
-"""Image folders and zips as pass sources: their batches by index range, decoded by DataLoader workers, and a cheap
-fingerprint of their content for cache and state keys."""
+"""Reference images as pass sources: a folder or zip, or a dataset object that names its content; their batches by
+index range, decoded by DataLoader workers, and a cheap fingerprint of their content for cache and state keys."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import hashlib
 import json
 import os
 import zipfile
-from typing import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
 import torch
 
 from stylegan_core.data.datasets import ImageDataset
+from stylegan_core.errors import InputError
 
 from .passes import ImageView
 
@@ -31,14 +34,75 @@ def dataset_fingerprint(dataset: ImageDataset) -> dict:
             "entries": hashlib.sha256(json.dumps(entries).encode()).hexdigest()}
 
 
-def dataset_batches(dataset: ImageDataset, *, batch_size: int, workers: int | None, device: torch.device):
-    """(start, count) -> uint8 batches [B, C, H, W] of those images, decoded by `workers` DataLoader processes
-    (default `default_workers(device)`)."""
+def is_image_dataset(data) -> bool:
+    """A dataset object usable as reference images: indexable, sized, and naming its content by `fingerprint()`."""
+    return all(callable(getattr(data, name, None)) for name in ("__getitem__", "__len__", "fingerprint"))
+
+
+def is_images(data) -> bool:
+    """Whether `data` names reference images (a folder, a zip or a dataset object) rather than statistics."""
+    return is_image_dataset(data) or (isinstance(data, (str, os.PathLike)) and Path(data).suffix.lower() != ".npz")
+
+
+@dataclass
+class ReferenceImages:
+    """Reference images ready for a pass: the dataset (items (uint8 image [C, H, W], anything)), what identifies its
+    content (for cache keys), its side in pixels, a readable name and a short stem for cache file names."""
+
+    dataset: Any
+    fingerprint: dict
+    resolution: int
+    source: str
+    stem: str
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+
+def open_images(data, *, max_items: int | None = None, resolution: int | None = None) -> ReferenceImages:
+    """A folder or zip (read as ImageDataset), or a dataset object with `fingerprint()` -> dict (e.g. ToyFaces),
+    limited to its first `max_items` images. `resolution`, when given, must be the images' side."""
+    if is_image_dataset(data):
+        fingerprint = data.fingerprint()
+        if not isinstance(fingerprint, dict):
+            raise InputError(f"{type(data).__name__}.fingerprint() returned {type(fingerprint).__name__}, not a dict")
+        total = len(data) if max_items is None else min(len(data), max_items)
+        if total < 1:
+            raise InputError(f"the reference dataset {data!r} holds no images")
+        first = _image_of(data[0])
+        if not isinstance(first, torch.Tensor) or first.ndim != 3 or first.shape[0] != 3 or first.shape[1] != first.shape[2] or first.dtype != torch.uint8:
+            raise InputError(f"the reference dataset {data!r} gives {getattr(first, 'dtype', type(first).__name__)} "
+                             f"images of shape {list(getattr(first, 'shape', []))}; expected square uint8 tensors "
+                             f"[3, R, R]")
+        dataset = data if total == len(data) else torch.utils.data.Subset(data, range(total))
+        images = ReferenceImages(dataset, {"dataset": type(data).__qualname__, **fingerprint}, int(first.shape[-1]),
+                                 repr(data), type(data).__name__.lower())
+    elif isinstance(data, (str, os.PathLike)):
+        dataset = ImageDataset(data, channels=3, max_items=max_items, strict=True, labels=False)
+        images = ReferenceImages(dataset, dataset_fingerprint(dataset), dataset.resolution,
+                                 str(dataset.path.resolve()), Path(data).stem)
+    else:
+        raise InputError(f"reference data of type {type(data).__name__}: give an image folder, a zip, statistics "
+                         f"(.npz or ReferenceStats), or a dataset object with a fingerprint() method")
+    if resolution is not None and images.resolution != resolution:
+        raise InputError(f"{images.source}: images are {images.resolution}x{images.resolution} but the generator "
+                         f"makes {resolution}x{resolution}")
+    return images
+
+
+def _image_of(item):
+    """An item's image: the item itself, or the first element of an (image, label, ...) item."""
+    return item[0] if isinstance(item, (tuple, list)) else item
+
+
+def dataset_batches(dataset, *, batch_size: int, workers: int | None, device: torch.device):
+    """(start, count) -> uint8 batches [B, C, H, W] of those images of a dataset (ImageDataset or an object
+    `open_images` accepts), decoded by `workers` DataLoader processes (default `default_workers(device)`)."""
     num_workers = default_workers(device) if workers is None else workers
 
     def batches_of(start: int, count: int):
         subset = torch.utils.data.Subset(dataset, range(start, start + count))
-        yield from (images for images, _ in torch.utils.data.DataLoader(
+        yield from (_image_of(batch) for batch in torch.utils.data.DataLoader(
             subset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"))
     return batches_of
 

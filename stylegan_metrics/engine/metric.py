@@ -28,6 +28,7 @@ class Metric:
     num: int                     # samples read: indices 0..num-1
     source: str = "generated"
     truncation_psi: float = 1.0  # generated images only
+    prepare_order: int = 0       # lower prepares first (metrics that keep reference features: before FID reads them)
 
     @property
     def folder(self) -> str:     # state sub-folder

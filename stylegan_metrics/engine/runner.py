@@ -61,7 +61,7 @@ def run_metrics(
     G,
     metrics: list[Metric],
     *,
-    data=None,                              # reference: image folder, zip, statistics .npz or ReferenceStats
+    data=None,                              # reference: folder, zip, dataset object, stats .npz or ReferenceStats
     features: str | nn.Module | FeatureExtractor = "inception-v3",
     similarity: str | Callable = "lpips-vgg16",
     weights: WeightsOption = None,
@@ -112,7 +112,7 @@ def run_metrics(
                       classifier=classifier, cov=cov, truncation_psi=truncation_psi, gen=gen,
                       class_index=class_index)
         seconds: dict[int, float] = {}
-        for m in metrics:
+        for m in sorted(metrics, key=lambda m: getattr(m, "prepare_order", 0)):  # stable: else in the given order
             start = time.time()
             m.prepare(ctx)
             seconds[id(m)] = time.time() - start

@@ -14,7 +14,7 @@ from stylegan_metrics.networks.registry import FeatureExtractor, module_fingerpr
 from stylegan_metrics.networks.resizing import resize_rule
 
 from .context import Context
-from .datasets import dataset_batches, dataset_fingerprint, image_views
+from .datasets import dataset_batches, dataset_fingerprint, image_views, is_images, open_images
 from .labels import conditioning
 from .passes import SampleView
 from .sampling import generate_batches, grouped
@@ -74,10 +74,10 @@ def reference_resolution(data) -> int:
     try:
         if isinstance(data, ReferenceStats):
             return data.resolution
+        if is_images(data):
+            return open_images(data).resolution
         if isinstance(data, (str, Path)):
-            if Path(data).suffix.lower() == ".npz":
-                return ReferenceStats.load(data).resolution
-            return ImageDataset(data, channels=3, labels=False).resolution
+            return ReferenceStats.load(data).resolution
     except InputError:
         pass  # the metrics that read the reference say what is wrong with it
     return 0
@@ -98,7 +98,7 @@ def warn_if_sizes_differ(ctx: Context, metrics: list) -> None:
     if ref and gen != ref:
         rules = "; ".join(f"{network} ({', '.join(names)}): {resize_rule(network)}"
                           for network, names in compared.items())
-        where = ctx.data if isinstance(ctx.data, (str, Path)) else type(ctx.data).__name__
+        where = ctx.data if isinstance(ctx.data, (str, Path)) or is_images(ctx.data) else type(ctx.data).__name__
         warnings.warn(f"generated images ({ctx.gen}) are {gen}x{gen} but the reference images ({where}) are "
                       f"{ref}x{ref}; the metrics still compare them, each network resizing every image: {rules}",
                       stacklevel=2)

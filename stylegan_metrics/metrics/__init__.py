@@ -60,7 +60,7 @@ def evaluate(
     G,
     metrics: list[str] | str,
     *,
-    data=None,                                # reference: image folder, zip, statistics .npz or ReferenceStats
+    data=None,                                # reference: folder, zip, dataset object, stats .npz or ReferenceStats
     features: str | nn.Module | FeatureExtractor = "inception-v3",  # feature network of FID
     similarity: str | Callable = "lpips-vgg16",                   # perceptual distance of PPL
     weights: WeightsOption = None,            # a weights file, or {network name: file} when several need one

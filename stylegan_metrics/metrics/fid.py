@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 
 from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import Context
+from stylegan_metrics.engine.datasets import is_images
 from stylegan_metrics.engine.metric import Metric, MetricFamily, check_count, count_name, parse_count
 from stylegan_metrics.engine.runner import run_metrics
 from stylegan_metrics.engine.sources import gen_count, gen_is_statistics
@@ -31,9 +31,9 @@ def reference_stats(ctx: Context, extractor: FeatureExtractor, max_real: int | N
         raise InputError("this metric compares against real images: give the reference data (data=..., --data)")
     if isinstance(data, ReferenceStats):
         ref = data.check()
-    elif Path(data).suffix.lower() == ".npz":
+    elif isinstance(data, (str, os.PathLike)) and not is_images(data):
         ref = ReferenceStats.load(data)
-    else:
+    else:  # images; open_images refuses anything else
         ref = compute_reference_stats(data, features=extractor, max_items=max_real, batch_size=ctx.batch_size,
                                       device=ctx.device, progress=ctx.progress,
                                       resolution=ctx.G.img_resolution if ctx.G is not None else None,

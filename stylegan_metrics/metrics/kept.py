@@ -4,12 +4,10 @@ features computed once per dataset and network, cached as .npy and memory-mapped
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 
 from stylegan_core import ranks
-from stylegan_core.data.datasets import ImageDataset
 from stylegan_core.errors import InputError
 from stylegan_core.files import atomic_write
 
@@ -18,8 +16,8 @@ from stylegan_metrics.engine.metric import Metric
 from stylegan_metrics.engine.passes import RowsPart, open_states, run_pass
 from stylegan_metrics.engine.state import Payload
 from stylegan_metrics.networks.registry import FeatureExtractor
-from stylegan_metrics.engine.datasets import dataset_batches, dataset_fingerprint, image_views
-from stylegan_metrics.reference import stats_cache_file
+from stylegan_metrics.engine.datasets import dataset_batches, image_views, is_images, open_images
+from stylegan_metrics.reference import features_cache_file, load_cached_features
 
 
 def kept_part(extractor: FeatureExtractor, output: int) -> RowsPart:
@@ -60,25 +58,20 @@ def reference_features(ctx: Context, extractor: FeatureExtractor, output: int, m
     """Output `output` of `extractor` on the reference images (the first `max_real`, or all), [N, D] float32 on
     rank 0 (None elsewhere); cached under $STYLEGAN_METRICS_HOME/stats as .npy and memory-mapped when read."""
     data = ctx.data
-    if data is None or not isinstance(data, (str, Path)) or Path(data).suffix.lower() == ".npz":
-        raise InputError("this metric compares features of single images: the reference must be an image folder "
-                         "or zip (data=..., --data), not statistics")
-    dataset = ImageDataset(data, channels=3, max_items=max_real, strict=True, labels=False)
-    key = {"data": dataset_fingerprint(dataset), "max_items": max_real, "features": extractor.fingerprint,
-           "output": output, "kind": "features"}
-    cache = stats_cache_file(f"{Path(data).stem}-features", key).with_suffix(".npy")
-    if cache.is_file():
-        try:
-            cached = np.load(cache, mmap_mode="r", allow_pickle=False)
-            if cached.ndim == 2 and cached.shape[0] == len(dataset):
-                return cached if ranks.is_main() else None
-        except (OSError, ValueError):
-            pass  # damaged: computed again and replaced
-    consumer = KeptConsumer(extractor, output, len(dataset), folder="")
+    if data is None or not is_images(data):
+        raise InputError("this metric compares features of single images: the reference must be an image folder, "
+                         "a zip or a dataset object (data=..., --data), not statistics")
+    images = open_images(data, max_items=max_real, resolution=ctx.G.img_resolution if ctx.G is not None else None)
+    cache = features_cache_file(images, extractor, output)
+    cached = load_cached_features(cache, len(images))
+    if all(ranks.all_gather_chunks({ranks.rank(): cached is not None}).values()):  # every rank, or none, reads it
+        return cached if ranks.is_main() else None
+    key = {"data": images.fingerprint, "num": len(images), "features": extractor.fingerprint, "output": output}
+    consumer = KeptConsumer(extractor, output, len(images), folder="")
     state_dir = ctx.state_dir / f"{folder}-reference" if ctx.state_dir else None
     states = open_states([consumer], source_key={"run": "reference-features", **key}, state_dir=state_dir,
                          chunk_size=ctx.chunk_size)
-    batches = dataset_batches(dataset, batch_size=ctx.batch_size, workers=ctx.workers, device=ctx.device)
+    batches = dataset_batches(images.dataset, batch_size=ctx.batch_size, workers=ctx.workers, device=ctx.device)
     chunks = run_pass(image_views(batches, ctx.device), [consumer], states, chunk_size=ctx.chunk_size,
                       progress=ctx.progress, desc="reference features")[0]
     rows = all_rows(chunks)
@@ -87,6 +80,7 @@ def reference_features(ctx: Context, extractor: FeatureExtractor, output: int, m
         np.save(buffer, rows)
         with atomic_write(cache) as f:
             f.write(buffer.getvalue())
+    ranks.barrier()  # the cache is there for every rank (FID of the same images reads it next)
     if states[0] is not None:
         states[0].remove()
     return rows
@@ -99,6 +93,7 @@ class KeptFeatures(Metric):
     network: str | None = None   # the registry name of the feature network; None: ctx.features
     output: int = 0              # which output of the network (inception-v3: 0 pool features, 1 logits)
     uses_reference: bool = True
+    prepare_order = -1           # reference features first: FID of the same images then sums them, no second pass
 
     def __init__(self, name: str, *, num: int, max_real: int | None = None, truncation_psi: float = 1.0):
         self.name, self.num, self.max_real, self.truncation_psi = name, num, max_real, truncation_psi

@@ -27,6 +27,7 @@ CPU_MAX_ROWS = 16  # images (pairs) per network call on the CPU: bounds activati
 FEATURE_NETWORKS: dict[str, Callable[[str | os.PathLike | None, torch.device], tuple[nn.Module, str]]] = {
     # one pass gives (pool [N, 2048], unbiased logits [N, 1008]): FID and KID read the first, IS the second
     "inception-v3": functools.partial(build_inception_v3, logits=True),
+    # (stage means [N, 240], hair logits [N, 6]) with the bundled classifier
     "toyfaces": build_toyfaces_features,
     "vgg16-fc2": build_vgg16_fc2,
 }

@@ -39,15 +39,29 @@ def load_toyfaces_classifier(device: str | torch.device = "cpu") -> AttributeCla
     return load_classifier(bundled_path(CLASSIFIER_FILE), device=device)
 
 
+HAIR_STATES = ("Bald", "Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")  # exclusive in toyfaces; else "other"
+
+
 class ToyfacesFeatures(nn.Module):
-    """uint8 images [N, 3, H, W] -> [N, sum(channels)]: the global average of each classifier stage."""
+    """uint8 images [N, 3, H, W] -> features [N, sum(channels)], the global average of each classifier stage; and,
+    when the classifier knows the five hair states, hair logits [N, 6]: the classifier's logits of HAIR_STATES and
+    a zero logit for "other hair" (toyfaces' auburn), whose softmax is a distribution over six exclusive classes
+    (what an Inception Score needs)."""
 
     def __init__(self, classifier: AttributeClassifier):
         super().__init__()
         self.classifier = classifier.eval().requires_grad_(False)
+        names = list(getattr(classifier, "attributes", []))
+        self.hair = [names.index(a) for a in HAIR_STATES] if all(a in names for a in HAIR_STATES) else None
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.cat([f.mean(dim=(2, 3)) for f in self.classifier.stage_outputs(from_uint8(images))], dim=1)
+    def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        stages = self.classifier.stage_outputs(from_uint8(images))
+        features = torch.cat([f.mean(dim=(2, 3)) for f in stages], dim=1)  # [N, D]
+        if self.hair is None:
+            return features
+        pooled = self.classifier.features[-1](stages[-1]).mean(dim=(2, 3))  # the classifier's own last step
+        logits = self.classifier.head(pooled)[:, self.hair]                   # [N, 5]
+        return features, torch.cat([logits, torch.zeros_like(logits[:, :1])], dim=1)  # [N, 6]
 
 
 class ToyfacesLPIPS(nn.Module):

@@ -1,6 +1,6 @@
-"""A metrics run for the distributed and resume tests: FID, PPL and LS by their registry names on a tiny generator
-with small deterministic networks, in one `evaluate` call; run alone, under torchrun, or killed part way. Rank 0
-writes results.json."""
+"""A metrics run for the distributed and resume tests: FID, KID, PPL and LS by their registry names on a tiny
+generator with small deterministic networks, in one `evaluate` call; run alone, under torchrun, or killed part way.
+Rank 0 writes results.json."""
 
 import argparse
 import json
@@ -45,6 +45,19 @@ def squared_l2(a, b):
     return (a - b).square().mean(dim=(1, 2, 3))
 
 
+class NoiseImages(torch.utils.data.Dataset):
+    """40 reference images made in code (image i from seed i), named by their fingerprint."""
+
+    def __len__(self):
+        return 40
+
+    def __getitem__(self, i):
+        return torch.randint(0, 256, (3, 16, 16), generator=torch.Generator().manual_seed(i), dtype=torch.uint8)
+
+    def fingerprint(self):
+        return {"noise_images": 40}
+
+
 def reference() -> ReferenceStats:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(100, 15))
@@ -54,7 +67,7 @@ def reference() -> ReferenceStats:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
-    parser.add_argument("--metrics", default="fid,ppl,ls")
+    parser.add_argument("--metrics", default="fid,ppl,ls", help="families; with kid, images are the reference")
     parser.add_argument("--num", type=int, default=48)
     parser.add_argument("--chunk", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
@@ -75,15 +88,16 @@ def main() -> None:
 def run(args, **options) -> None:
     G = tiny_generator(16)
     names = {"fid": [f"fid{args.num}_full"], "ppl": [f"ppl{args.num}_zfull", f"ppl{args.num}_wfull"],
-             "ls": [f"ls{4 * args.num}"]}
+             "ls": [f"ls{4 * args.num}"], "kid": [f"kid{args.num}_full"]}
     wanted = [name for family in args.metrics.split(",") for name in names[family]]
-    results = evaluate(G, wanted, data=reference(), features=ColourFeatures(args.delay), similarity=squared_l2,
+    data = NoiseImages() if "kid" in args.metrics else reference()
+    results = evaluate(G, wanted, data=data, features=ColourFeatures(args.delay), similarity=squared_l2,
                        classifier=ColourClassifier(), attributes=3, batch_size=5, seed=args.seed, device="cpu",
                        progress=False, chunk_size=args.chunk, state_dir=args.state_dir, **options)
     out = {}
     for r in results:
-        if r.metric.startswith("fid"):
-            out["fid"] = r.value
+        if r.metric.startswith(("fid", "kid")):
+            out[r.metric[:3]] = r.value
         elif r.metric.startswith("ppl"):
             out.setdefault("ppl", {}).update(r.results)
             out.setdefault("ppl_distances", []).extend(r.details["distance"].tolist())

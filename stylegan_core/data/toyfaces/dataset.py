@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from stylegan_core.data.celeba import CELEBA_ATTRIBUTES
 from stylegan_core.errors import InputError
 from stylegan_core.files import atomic_write
-from stylegan_core.data.toyfaces.face import Face, sample_face
+from stylegan_core.data.toyfaces.face import TOYFACES_VERSION, Face, sample_face
 from stylegan_core.data.toyfaces.render import render_face
 
 
@@ -76,6 +76,14 @@ class ToyFaces(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return self.num
+
+    def __repr__(self) -> str:
+        return f"ToyFaces(num={self.num}, resolution={self.resolution}, seed={self.seed}, start={self.start})"
+
+    def fingerprint(self) -> dict:
+        """What fixes every item: the renderer's version, the world, the index range and the size (cache keys)."""
+        return {"toyfaces": TOYFACES_VERSION, "seed": self.seed, "start": self.start, "num": self.num,
+                "resolution": self.resolution}
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not 0 <= i < self.num:
