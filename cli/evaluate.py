@@ -35,12 +35,15 @@ from .options import (batch_option, generator_source, precision_option, run_metr
               help="FID covariance; default NVIDIA's 1/N (biased). unbiased (N - 1, StyleGAN1) adds '_unbiased' to "
                    "the result name.")
 @batch_option
+@click.option("--feature-batch", type=click.IntRange(min=1), default=None,
+              help="Generated images per feature-network call (default: --batch); larger than --batch joins "
+                   "generator batches, which can be faster on a GPU. Results do not depend on it.")
 @seed_option
 @truncation_option
 @precision_option
 @run_options(workers=True)
-def evaluate(ckpt, gen, class_index, names, data, classifier, features, similarity, weights, cov, batch, seed, truncation_psi,
-             precision, device, out, state_dir, chunk_size, workers, no_progress) -> None:
+def evaluate(ckpt, gen, class_index, names, data, classifier, features, similarity, weights, cov, batch, feature_batch,
+             seed, truncation_psi, precision, device, out, state_dir, chunk_size, workers, no_progress) -> None:
     """Several metrics in one call: each generated image is made once for every metric that looks at it."""
     names = [n.strip() for n in names.split(",")]
     if gen and not ckpt:
@@ -50,7 +53,7 @@ def evaluate(ckpt, gen, class_index, names, data, classifier, features, similari
                        gen=gen, class_index=class_index, data=data, classifier=load_classifier(classifier) if classifier else None,
                        features=features, similarity=similarity, weights=parse_weights(weights),
                        batch_size=batch, seed=seed, precision=precision, chunk_size=chunk_size, workers=workers,
-                       progress=not no_progress)
+                       progress=not no_progress, feature_batch_size=feature_batch)
 
 
 def parse_weights(values: tuple[str, ...]):

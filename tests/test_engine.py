@@ -155,3 +155,22 @@ def test_a_registered_metric_runs_through_evaluate_and_the_cli(tmp_path, brightn
 
     r = CliRunner().invoke(main, ["evaluate", "--ckpt", str(ckpt), "--metrics", "brightness24,nope"])
     assert r.exit_code == 2 and "unknown metric 'nope'" in r.output
+
+
+def test_cli_feature_batch_changes_calls_not_numbers(tmp_path, metrics_home):
+    from stylegan_core.data.toyfaces import write_toyfaces
+
+    G = tiny_generator(32, seed=4)
+    ckpt = save_checkpoint(tmp_path / "G.pt", G=G, G_ema=G)
+    data = write_toyfaces(tmp_path / "real.zip", 20, resolution=32, progress=False)
+    lines = {}
+    for extra in ([], ["--feature-batch", "12"]):
+        out = tmp_path / f"m{len(extra)}.jsonl"
+        r = CliRunner().invoke(main, ["evaluate", "--ckpt", str(ckpt), "--metrics", "fid24_full,kid24_full,is24",
+                                      "--data", str(data), "--features", "toyfaces", "--batch", "4", "--device", "cpu",
+                                      "--no-progress", "--out", str(out), *extra])
+        assert r.exit_code == 0, r.output
+        lines[len(extra)] = [json.loads(line)["results"] for line in out.read_text().splitlines()]
+    assert lines[0] == lines[2] and len(lines[0]) == 3  # bit for bit
+    r = CliRunner().invoke(main, ["evaluate", "--ckpt", str(ckpt), "--metrics", "fid24_full", "--feature-batch", "0"])
+    assert r.exit_code == 2 and "--feature-batch" in r.output

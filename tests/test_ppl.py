@@ -124,6 +124,20 @@ def test_same_value_for_batch_sizes_3_and_16():
     assert a.details.shape == (160, 4)
 
 
+def test_non_finite_distances_are_refused_before_a_chunk_is_kept(tmp_path):
+    calls = []
+
+    def nan_in_third_batch(a, b):  # pairs 8..11: the second chunk
+        calls.append(a.shape[0])
+        d = squared_l2(a, b)
+        return d if len(calls) != 3 else d.index_fill(0, torch.tensor([1]), float("nan"))
+
+    with pytest.raises(InputError, match="NaN or Inf distances"):
+        ppl(tiny_generator(16), num_samples=12, batch_size=4, chunk_size=8, similarity=nan_in_third_batch,
+            device="cpu", progress=False, state_dir=tmp_path / "state")
+    assert [p.name for p in (tmp_path / "state").rglob("chunk-*.npz")] == ["chunk-000000.npz"]  # not the NaN's
+
+
 def test_endpoints_share_noise():
     """With a generator whose only input is noise, both endpoints are identical: distance exactly 0."""
     G = tiny_generator(16)

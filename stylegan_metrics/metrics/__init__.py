@@ -81,6 +81,7 @@ def evaluate(
     snapshot_pkl: str | None = None,          # the checkpoint path recorded in the results
     gen=None,                                 # instead of G (None): generated images (folder, zip; FID: statistics)
     class_index: int | None = None,           # a conditional G: this class for every sample (default: data's labels)
+    feature_batch_size: int | None = None,    # generated images per feature-network call (None: batch_size)
 ) -> list[MetricResult]:
     """Several metrics by name (NVIDIA's: 'fid50k_full', 'ppl_wend', 'ls', ...) in one call, one MetricResult each,
     in order. `G` may be None with `gen` a folder or zip of generated images (bare names 'fid', 'kid', 'pr', 'is'
@@ -98,7 +99,7 @@ def evaluate(
                        classifier=classifier, seed=seed, batch_size=batch_size, device=device, progress=progress,
                        state_dir=state_dir, chunk_size=chunk_size, precision=precision, distributed=distributed,
                        workers=workers, cov=cov, truncation_psi=truncation_psi, out=out, snapshot_pkl=snapshot_pkl,
-                       gen=gen, class_index=class_index)
+                       gen=gen, class_index=class_index, feature_batch_size=feature_batch_size)
 
 
 __all__ = ["FAMILIES", "METRICS", "MetricFamily", "build_metric", "evaluate", "register"]

@@ -28,9 +28,9 @@ STREAM_Z0, STREAM_Z1, STREAM_T = 10, 11, 12
 
 
 def pair_distances(G, dist_fn, combos: list[tuple[str, str]], *, seed: int, first: int, n: int, epsilon: float,
-                   crop: bool, downsample: str, device: torch.device) -> list[np.ndarray]:
-    """Distances / epsilon^2, [n] each, of pairs first..first+n-1 for each (space, sampling) in `combos`. Pair i
-    draws z0, z1, t and one noise seed from (seed, i) only; both endpoints share the noise."""
+                   crop: bool, downsample: str, device: torch.device) -> list[torch.Tensor]:
+    """Distances / epsilon^2, float64 [n] each on `device`, of pairs first..first+n-1 for each (space, sampling) in
+    `combos`. Pair i draws z0, z1, t and one noise seed from (seed, i) only; both endpoints share the noise."""
     with torch.inference_mode():
         z0 = latents(seed, first, n, G.z_dim, stream=STREAM_Z0).to(device)
         z1 = latents(seed, first, n, G.z_dim, stream=STREAM_Z1).to(device)
@@ -50,11 +50,18 @@ def pair_distances(G, dist_fn, combos: list[tuple[str, str]], *, seed: int, firs
             if crop:
                 images = crop_face(images)
             images = box_downsample(images, downsample_factor(images.shape[2], G.img_resolution, downsample))
-            d = dist_fn(images[:n], images[n:]).double() / epsilon ** 2
-            if not torch.isfinite(d).all():
-                raise InputError("the similarity network produced NaN or Inf distances")
-            out.append(d.cpu().numpy())
+            out.append(dist_fn(images[:n], images[n:]).double() / epsilon ** 2)  # stays on the device
     return out
+
+
+class DistancesPart(RowsPart):
+    """A chunk's distances, copied from the device once; NaN or Inf is refused before the chunk is kept."""
+
+    def arrays(self) -> Payload:
+        arrays = super().arrays()
+        if not all(np.isfinite(a).all() for a in arrays.values()):
+            raise InputError("the similarity network produced NaN or Inf distances")
+        return arrays
 
 
 class PathLength(Metric):
@@ -100,7 +107,7 @@ class PathLength(Metric):
         return {k: (count,) for k in self.keys}
 
     def new_part(self) -> RowsPart:
-        return RowsPart(self.distances)
+        return DistancesPart(self.distances)
 
     def distances(self, view) -> Payload:
         """Every pair of the view: distance / epsilon^2 per result key, [view.count] each."""
