@@ -88,3 +88,10 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
                            "--seeds", "0", "--out", str(tmp_path / "g.png")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"Error: {tmp_path / 'x.pt'}: no such checkpoint file"
+
+
+def test_every_help_text_renders_without_placeholders():
+    for name, command in main.commands.items():
+        r = CliRunner().invoke(main, [name, "--help"], terminal_width=200)
+        assert r.exit_code == 0, (name, r.output)
+        assert "None" not in r.output, (name, r.output)  # e.g. an unbounded range shown as "x<=None"
