@@ -366,3 +366,17 @@ def test_ls_runs_with_nvidias_classifier_folder(tmp_path):
                                 progress=False)
     assert line["results"] == pytest.approx(alone.results, rel=1e-12)
     assert line["params"]["attributes"] == ["Male", "Smiling"]
+
+
+@pytest.mark.parametrize("load,path", [(load_generator, STYLEGAN1), (load_discriminator, STYLEGAN1),
+                                       (load_discriminator, STYLEGAN2)])
+def test_networks_are_built_within_the_stored_weights_budget(monkeypatch, load, path):
+    """Hyper-parameters are read from the file, so building from them is bounded by the stored weights' bytes (a
+    crafted resolution would otherwise allocate noise buffers of gigabytes): with no budget, nothing is built."""
+    import stylegan_core.limits as limits
+
+    assert load(path) is not None
+    monkeypatch.setattr(limits, "MAX_EXPANSION", 0)
+    monkeypatch.setattr(limits, "SLACK_BYTES", 0)
+    with pytest.raises(CheckpointError, match="unsupported hyper-parameters .*would take more than"):
+        load(path)

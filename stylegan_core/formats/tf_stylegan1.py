@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from stylegan_core.errors import CheckpointError
+from stylegan_core.limits import build_within
 from stylegan_core.formats.nvidia_mapping import infer_channel_layout
 from stylegan_core.formats.tf_record import (FLOAT32, TFNetwork, Unsupported, load_strict, runtime_coef, tf_kernel,
                                             to_tensor)
@@ -118,9 +119,10 @@ def generator_from_g_style(Gs: TFNetwork, where: str) -> Generator:
     img_channels = int(synthesis.take("ToRGB_lod0/weight").shape[3])
     progressive = synthesis.has("ToRGB_lod1/weight")
     try:
-        G = Generator(z_dim=z_dim, w_dim=w_dim, img_resolution=resolution, img_channels=img_channels,
-                      mapping_layers=layers, channel_base=base, channel_max=cmax, arch="stylegan",
-                      progressive=progressive)
+        G = build_within(lambda: Generator(z_dim=z_dim, w_dim=w_dim, img_resolution=resolution,
+                                           img_channels=img_channels, mapping_layers=layers, channel_base=base,
+                                           channel_max=cmax, arch="stylegan", progressive=progressive),
+                         [mapping.variables, synthesis.variables])  # sizes bounded by the stored weights
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: unsupported hyper-parameters ({e})") from None
     state = {**_mapping_state(G, mapping), **_synthesis_state(G, synthesis)}
@@ -164,9 +166,10 @@ def _discriminator(D: TFNetwork, where: str, blur: bool, mbstd_features_kwarg: b
     dense = D.take("4x4/Dense0/weight")
     out = D.take("4x4/Dense1/weight")
     try:
-        net = ProGANDiscriminator(resolution, int(rgb.shape[2]), base, cmax, dense_features=int(dense.shape[1]),
-                                  out_features=int(out.shape[1]), blur=blur,
-                                  mbstd_group_size=group if group > 1 else 0, mbstd_num_features=features)
+        net = build_within(lambda: ProGANDiscriminator(
+            resolution, int(rgb.shape[2]), base, cmax, dense_features=int(dense.shape[1]),
+            out_features=int(out.shape[1]), blur=blur, mbstd_group_size=group if group > 1 else 0,
+            mbstd_num_features=features), D.variables)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: unsupported hyper-parameters ({e})") from None
     state = {}

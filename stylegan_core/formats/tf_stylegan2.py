@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from stylegan_core.errors import CheckpointError
+from stylegan_core.limits import build_within
 from stylegan_core.formats.nvidia_mapping import generator_from_nvidia_state, infer_channel_layout
 from stylegan_core.formats.tf_record import FLOAT32, TFNetwork, Unsupported, load_strict, tf_kernel, to_tensor
 from stylegan_core.networks.generator import Generator
@@ -107,8 +108,10 @@ def residual_from_d_stylegan2(D: TFNetwork, where: str) -> ResidualDiscriminator
         channels[r] = int(D.take(f"{r}x{r}/Conv0/weight").shape[3])
     base, cmax = infer_channel_layout(channels, 2 * int(D.kwarg("fmap_base", 16384)), where)
     try:
-        net = ResidualDiscriminator(resolution, int(rgb.shape[2]), base, cmax, mbstd_group_size=group,
-                                    mbstd_num_features=int(D.kwarg("mbstd_num_features", 1)))
+        net = build_within(lambda: ResidualDiscriminator(resolution, int(rgb.shape[2]), base, cmax,
+                                                         mbstd_group_size=group,
+                                                         mbstd_num_features=int(D.kwarg("mbstd_num_features", 1))),
+                           D.variables)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: unsupported hyper-parameters ({e})") from None
     state = {}
