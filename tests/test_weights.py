@@ -239,3 +239,23 @@ def test_spec_needs_sha_suffix():
     with pytest.raises(ValueError):
         WeightsSpec("x", "no-suffix.pth", "https://example.invalid/x")
     assert W.WeightsSpec("x", "a-b-0123abcd.pth", "u").sha256_prefix == "0123abcd"
+
+
+def test_damaged_or_inflated_weights_files_refused(tmp_path):
+    """An explicit weights path is not hash-checked, so its zip CRCs are: a flipped byte inside a tensor is caught
+    before a wrong feature is computed; a zero-stride view claiming gigabytes from a tiny file is refused."""
+    good = tmp_path / "good.pth"
+    torch.save({"w": torch.arange(4096, dtype=torch.float32)}, good)
+    raw = bytearray(good.read_bytes())
+    at = raw.find(torch.arange(4096, dtype=torch.float32).numpy().tobytes()[4000:4016])
+    assert at > 0
+    raw[at] ^= 0xFF
+    flipped = tmp_path / "flipped.pth"
+    flipped.write_bytes(bytes(raw))
+    with pytest.raises(WeightsError, match=r"flipped\.pth: refused: member .* fails its CRC-32 check"):
+        load_state_dict(flipped)
+    inflated = tmp_path / "inflated.pth"
+    torch.save({"w": torch.zeros(1).expand(60000, 60000)}, inflated)
+    with pytest.raises(WeightsError, match=r"inflated\.pth: refused: its tensors claim 13,733 MiB"):
+        load_state_dict(inflated)
+    assert torch.equal(load_state_dict(good)["w"], torch.arange(4096, dtype=torch.float32))

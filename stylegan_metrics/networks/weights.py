@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from stylegan_core.errors import InputError
 from stylegan_core.files import atomic_write
+from stylegan_core.limits import LimitError, check_tensor_claims, check_torch_zip
 
 _CHUNK = 1 << 20
 _DOWNLOAD_TIMEOUT_S = 60
@@ -96,13 +97,18 @@ def _offline() -> bool:
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """`torch.load(path, map_location='cpu', weights_only=True)`, required to be a non-empty dict of tensors.
-    Files in the zip format are memory-mapped, so tensors nobody uses (VGG16's classifier) are never read."""
+    Files in the zip format are memory-mapped, so tensors nobody uses (VGG16's classifier) are never loaded; their
+    members' declared sizes and CRC-32s are checked first, and tensors may not claim far more than the file holds."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
     try:
+        check_torch_zip(path)  # declared sizes, then every member's CRC-32: torch checks neither
         mmap = zipfile.is_zipfile(path)  # torch.save's format since 1.6; older files cannot be mapped
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        check_tensor_claims(data, path.stat().st_size)
+    except LimitError as e:
+        raise WeightsError(f"{path}: refused: {e}") from None
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         what = f"it references {found.group(1)}" if found else "it holds more than tensors and plain data"
