@@ -76,4 +76,5 @@ def stats(data, out, max_items, batch, features, weights, precision, device, sta
                                      chunk_size=chunk_size, workers=workers)
     if ranks.is_main():
         result.save(out)
-        click.echo(f"wrote {out} ({result.n} images, {result.mu.shape[0]} features)")
+        click.echo(f"wrote {out} ({result.n} images of {result.resolution}x{result.resolution}, "
+                   f"{result.mu.shape[0]} {result.features} features; resized: {result.resize})")

@@ -54,6 +54,14 @@ def test_stats_record_resolution_source_and_resize(tmp_path, metrics_home):
     again = compute_reference_stats(folder, features="toyfaces", device="cpu", progress=False)  # from the cache
     assert (again.resolution, again.source, again.resize) == (16, stats.source, stats.resize)
 
+    from click.testing import CliRunner
+    from stylegan_metrics_cli.main import main
+
+    r = CliRunner().invoke(main, ["stats", "--data", str(folder), "--features", "toyfaces", "--out",
+                                  str(tmp_path / "cli.npz"), "--device", "cpu", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert f"(6 images of 16x16, 240 toyfaces features; resized: {stats.resize})" in r.output  # what was recorded
+
 
 def test_files_without_the_record_load_and_the_digest_covers_it(tmp_path):
     plain = small_stats()
