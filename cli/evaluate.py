@@ -37,7 +37,8 @@ from .options import (batch_option, generator_source, precision_option, run_metr
 @batch_option
 @click.option("--feature-batch", type=click.IntRange(min=1), default=None,
               help="Generated images per feature-network call (default: --batch); larger than --batch joins "
-                   "generator batches, which can be faster on a GPU. Results do not depend on it.")
+                   "generator batches, which can be faster on a GPU. Results do not depend on it on the CPU (on a "
+                   "GPU, kernels chosen by batch shape may change the last bits, as with --batch).")
 @seed_option
 @truncation_option
 @precision_option

@@ -137,6 +137,12 @@ def all_gather_chunks(mine: dict[int, object]) -> dict[int, object]:
     return _merge(parts)
 
 
+def all_agree(flag: bool) -> bool:
+    """Whether `flag` holds on every rank (a collective: every rank must call it). Decisions that lead to collective
+    calls, such as using a cache instead of a pass, are taken together, or a rank that decided alone would wait."""
+    return all(all_gather_chunks({rank(): bool(flag)}).values())
+
+
 def gather_chunks_to_main(mine: dict[int, object]) -> dict[int, object]:
     """Every rank's {chunk index: value} merged on rank 0; other ranks get {}."""
     if world_size() == 1:

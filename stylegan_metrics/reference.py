@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 from stylegan_core import ranks
 from stylegan_core.allocator import keep_freed_memory
 from stylegan_core.errors import InputError, OutputError
-from stylegan_core.files import check_writable
+from stylegan_core.files import atomic_write, check_writable
 
 from .engine.datasets import ReferenceImages, dataset_batches, image_views, open_images
 from .engine.device import resolve_device
@@ -109,23 +110,46 @@ def features_cache_file(images: ReferenceImages, extractor: FeatureExtractor, ou
 
 
 def load_cached_features(path: Path | None, num: int) -> np.ndarray | None:
-    """The cached features in `path`, memory-mapped, if they are a readable [num, D] float32 array; else None."""
+    """The cached features in `path`, memory-mapped, if they are a [num, D] float32 array whose SHA-256 matches the
+    digest written beside them (`save_features`); else None (missing, damaged or edited: computed again)."""
     if path is None or not path.is_file():
         return None
     try:
         rows = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError):
-        return None  # damaged: computed again and replaced
-    return rows if rows.ndim == 2 and rows.shape[0] == num and rows.dtype == np.float32 else None
+        digest = path.with_name(path.name + ".sha256").read_text().strip()
+    except Exception:  # any damage (empty, truncated, another format, no digest) means: compute again
+        return None
+    if not (isinstance(rows, np.ndarray) and rows.ndim == 2 and rows.shape[0] == num and rows.dtype == np.float32):
+        return None
+    return rows if _sha256_of_rows(rows) == digest else None
 
 
-def stats_of_rows(rows: np.ndarray, chunk_size: int) -> FeatureStats:
-    """The statistics a one-process pass with `chunk_size` would sum from these feature rows (the same chunks,
-    merged in the same order), read chunk by chunk from a memory-mapped array."""
+def save_features(path: Path, rows: np.ndarray) -> None:
+    """Write features as .npy, then their SHA-256 beside them (`path.sha256`), each atomically."""
+    rows = np.ascontiguousarray(rows, np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, rows)
+    with atomic_write(path) as f:
+        f.write(buffer.getvalue())
+    with atomic_write(path.with_name(path.name + ".sha256")) as f:
+        f.write(_sha256_of_rows(rows).encode())
+
+
+def _sha256_of_rows(rows: np.ndarray, block: int = 4096) -> str:
+    h = hashlib.sha256(json.dumps([rows.dtype.str, list(rows.shape)]).encode())
+    for start in range(0, rows.shape[0], block):  # a memory-mapped file is read block by block
+        h.update(np.ascontiguousarray(rows[start:start + block]).tobytes())
+    return h.hexdigest()
+
+
+def stats_of_rows(rows: np.ndarray, chunk_size: int, device: torch.device) -> FeatureStats:
+    """The statistics a one-process pass with `chunk_size` on `device` would sum from these feature rows (the same
+    chunks, summed on the same device and merged in the same order), read chunk by chunk from a memory-mapped
+    array."""
     acc = None
     for start in range(0, rows.shape[0], chunk_size):
-        part = FeatureStats(rows.shape[1])
-        part.update(torch.from_numpy(np.array(rows[start:start + chunk_size])))
+        part = FeatureStats(rows.shape[1], device=device)
+        part.update(torch.from_numpy(np.array(rows[start:start + chunk_size])).to(device))
         part = FeatureStats.from_arrays(part.to_arrays())
         acc = part if acc is None else acc.merge(part)
     return acc
@@ -152,24 +176,29 @@ def cached_reference_stats(cache_file: Path | None, extractor: FeatureExtractor,
         if cached is not None and not cached.described():  # cached before statistics recorded their images
             cached = dataclasses.replace(cached, **description)
     consumer = FeatureStatsConsumer(extractor, total, folder="")
-    if all(ranks.all_gather_chunks({ranks.rank(): cached is not None}).values()):
-        if state_dir is not None and state_dir.exists():  # a crashed run's chunks are stale now
+
+    def remove_stale_state() -> None:  # a crashed run's chunks are of no use once the statistics are known
+        if state_dir is not None and state_dir.exists():
             open_states([consumer], source_key=state_key or {}, state_dir=state_dir, chunk_size=chunk_size)[0].remove()
+
+    if ranks.all_agree(cached is not None):
+        remove_stale_state()
         return cached
 
-    rows = load_cached_features(features_file, total)
-    if all(ranks.all_gather_chunks({ranks.rank(): rows is not None}).values()):  # every rank, or none, reads them
-        stats = ReferenceStats.from_accumulator(stats_of_rows(rows, chunk_size), extractor.name,
-                                                extractor.fingerprint, **description)
-        if cache_file is not None and ranks.is_main():
-            stats.save(cache_file)
-        return stats
     if cache_file is not None and ranks.is_main():
         try:
             check_writable(cache_file)  # before the work, not after it
         except OutputError as e:
             raise OutputError(f"{e}: the statistics cache lives under $STYLEGAN_METRICS_HOME ({metrics_home()}); "
                               f"point it at a writable folder") from None
+    rows = load_cached_features(features_file, total)
+    if ranks.all_agree(rows is not None):  # every rank, or none, sums them
+        stats = ReferenceStats.from_accumulator(stats_of_rows(rows, chunk_size, device), extractor.name,
+                                                extractor.fingerprint, **description)
+        if cache_file is not None and ranks.is_main():
+            stats.save(cache_file)
+        remove_stale_state()
+        return stats
     states = open_states([consumer], source_key=state_key or {}, state_dir=state_dir, chunk_size=chunk_size)
     chunks = run_pass(image_views(batches_of, device), [consumer], states, chunk_size=chunk_size, progress=progress,
                       desc=desc)[0]

@@ -69,6 +69,11 @@ class Named(Unnamed):
         return {"zeros": 4}
 
 
+class NumpyFingerprint(Unnamed):
+    def fingerprint(self):
+        return {"count": np.int64(4)}  # not JSON: refused, not a TypeError deep in the cache code
+
+
 def test_what_cannot_be_reference_images_is_refused():
     with pytest.raises(InputError, match="fingerprint"):
         open_images(Unnamed())
@@ -76,7 +81,9 @@ def test_what_cannot_be_reference_images_is_refused():
         open_images(FloatImages())
     images = open_images(Named(), max_items=3)
     assert (len(images), images.resolution, images.stem) == (3, 8, "named")
-    assert images.fingerprint == {"dataset": "Named", "zeros": 4}
+    assert images.fingerprint == {"dataset": f"{__name__}.Named", "fingerprint": {"zeros": 4}}
+    with pytest.raises(InputError, match="plain JSON values"):
+        open_images(NumpyFingerprint())
 
 
 def test_toyfaces_fingerprint_names_everything_that_changes_the_images():
@@ -111,3 +118,29 @@ def test_hair_inception_score_of_real_toyfaces_is_the_exp_entropy_of_their_hair(
     score, _ = inception_score_from_probs(probs, num_splits=1)
     assert score == pytest.approx(exp_entropy, rel=0.03)
     assert 4 < score < 6
+
+
+@pytest.mark.parametrize("damage", ["edited", "truncated", "no digest", "not an array"])
+def test_damaged_feature_cache_is_recomputed_not_trusted(metrics_home, toyfaces_extractor, damage):
+    G = tiny_generator(32, seed=2)
+
+    def run():
+        return [r.value for r in evaluate(G, ["kid12", "fid12"], data=ToyFaces(30, resolution=32),
+                                          features=toyfaces_extractor, batch_size=8, device="cpu", progress=False)]
+
+    first = run()
+    [cache] = (metrics_home / "stats").glob("toyfaces-features-*.npy")
+    for stats in (metrics_home / "stats").glob("toyfaces-*.npz"):
+        stats.unlink()  # so that FID, too, reads the damaged features (or computes them again)
+    rows = np.load(cache)
+    if damage == "edited":
+        np.save(cache, rows + 1)  # finite, right shape: only the digest tells
+    elif damage == "truncated":
+        cache.write_bytes(cache.read_bytes()[:200])
+    elif damage == "no digest":
+        cache.with_name(cache.name + ".sha256").unlink()
+    else:
+        with open(cache, "wb") as f:
+            np.savez(f, rows=rows)  # a zip where a .npy belongs
+    assert run() == first
+    np.testing.assert_array_equal(np.load(cache), rows)  # replaced by the recomputed features

@@ -64,8 +64,13 @@ def open_images(data, *, max_items: int | None = None, resolution: int | None = 
     limited to its first `max_items` images. `resolution`, when given, must be the images' side."""
     if is_image_dataset(data):
         fingerprint = data.fingerprint()
+        try:
+            json.dumps(fingerprint, sort_keys=True)  # it becomes part of cache keys
+        except (TypeError, ValueError):
+            fingerprint = None
         if not isinstance(fingerprint, dict):
-            raise InputError(f"{type(data).__name__}.fingerprint() returned {type(fingerprint).__name__}, not a dict")
+            raise InputError(f"{type(data).__name__}.fingerprint() must return a dict of plain JSON values (str, "
+                             f"int, float, bool, None, lists, dicts) naming the dataset's content")
         total = len(data) if max_items is None else min(len(data), max_items)
         if total < 1:
             raise InputError(f"the reference dataset {data!r} holds no images")
@@ -75,7 +80,8 @@ def open_images(data, *, max_items: int | None = None, resolution: int | None = 
                              f"images of shape {list(getattr(first, 'shape', []))}; expected square uint8 tensors "
                              f"[3, R, R]")
         dataset = data if total == len(data) else torch.utils.data.Subset(data, range(total))
-        images = ReferenceImages(dataset, {"dataset": type(data).__qualname__, **fingerprint}, int(first.shape[-1]),
+        kind = f"{type(data).__module__}.{type(data).__qualname__}"
+        images = ReferenceImages(dataset, {"dataset": kind, "fingerprint": fingerprint}, int(first.shape[-1]),
                                  repr(data), type(data).__name__.lower())
     elif isinstance(data, (str, os.PathLike)):
         dataset = ImageDataset(data, channels=3, max_items=max_items, strict=True, labels=False)

@@ -3,13 +3,11 @@ features computed once per dataset and network, cached as .npy and memory-mapped
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
 from stylegan_core import ranks
 from stylegan_core.errors import InputError
-from stylegan_core.files import atomic_write
+from stylegan_core.files import check_writable
 
 from stylegan_metrics.engine.context import Context
 from stylegan_metrics.engine.metric import Metric
@@ -17,7 +15,7 @@ from stylegan_metrics.engine.passes import RowsPart, open_states, run_pass
 from stylegan_metrics.engine.state import Payload
 from stylegan_metrics.networks.registry import FeatureExtractor
 from stylegan_metrics.engine.datasets import dataset_batches, image_views, is_images, open_images
-from stylegan_metrics.reference import features_cache_file, load_cached_features
+from stylegan_metrics.reference import features_cache_file, load_cached_features, save_features
 
 
 def kept_part(extractor: FeatureExtractor, output: int) -> RowsPart:
@@ -64,8 +62,10 @@ def reference_features(ctx: Context, extractor: FeatureExtractor, output: int, m
     images = open_images(data, max_items=max_real, resolution=ctx.G.img_resolution if ctx.G is not None else None)
     cache = features_cache_file(images, extractor, output)
     cached = load_cached_features(cache, len(images))
-    if all(ranks.all_gather_chunks({ranks.rank(): cached is not None}).values()):  # every rank, or none, reads it
+    if ranks.all_agree(cached is not None):  # every rank, or none, uses it
         return cached if ranks.is_main() else None
+    if ranks.is_main():
+        check_writable(cache)  # before the work, not after it
     key = {"data": images.fingerprint, "num": len(images), "features": extractor.fingerprint, "output": output}
     consumer = KeptConsumer(extractor, output, len(images), folder="")
     state_dir = ctx.state_dir / f"{folder}-reference" if ctx.state_dir else None
@@ -76,10 +76,7 @@ def reference_features(ctx: Context, extractor: FeatureExtractor, output: int, m
                       progress=ctx.progress, desc="reference features")[0]
     rows = all_rows(chunks)
     if ranks.is_main():
-        buffer = io.BytesIO()
-        np.save(buffer, rows)
-        with atomic_write(cache) as f:
-            f.write(buffer.getvalue())
+        save_features(cache, rows)
     ranks.barrier()  # the cache is there for every rank (FID of the same images reads it next)
     if states[0] is not None:
         states[0].remove()

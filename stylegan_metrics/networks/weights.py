@@ -85,6 +85,18 @@ def _sha256_of_file(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+def _check_zip_once(path: Path) -> None:
+    """limits.check_torch_zip (sizes, CRC-32s), remembered per (path, size, mtime) like the SHA-256: resolving a
+    file and then building the network from it reads it once."""
+    st = path.stat()
+    _checked_zip(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _checked_zip(path: str, size: int, mtime_ns: int) -> None:
+    check_torch_zip(path)  # raises on failure: failures are not cached
+
+
 def _guidance(spec: WeightsSpec, searched: list[Path]) -> str:
     places = ", ".join(str(p) for p in searched)
     target = weights_home() / spec.filename
@@ -103,7 +115,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
     try:
-        check_torch_zip(path)  # declared sizes, then every member's CRC-32: torch checks neither
+        _check_zip_once(path)  # declared sizes, then every member's CRC-32: torch checks neither
         mmap = zipfile.is_zipfile(path)  # torch.save's format since 1.6; older files cannot be mapped
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
         check_tensor_claims(data, path.stat().st_size)
