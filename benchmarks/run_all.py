@@ -11,7 +11,7 @@ stylegan_metrics/assets), the same weights files and the same sample counts:
     clean-fid's compute_fid(gen=..., fdir2=folder, mode="clean") gets torch-fidelity's Inception module on the
     same file as its custom feature extractor.
   * PPL: N pairs, Z space, t = 0, epsilon 1e-4, no crop, the same latents and per-pair noise and the same
-    VGG16 / LPIPS files for all, wired exactly as benchmarks/bench_ppl.py wires them (its functions run here).
+    VGG16 / LPIPS files for all, wired exactly as benchmarks/bench_ppl.py wires them (benchmarks/ppl_peers.py).
     clean-fid has no PPL.
   * LS: ours only, with the bundled toyfaces attribute classifier (40 attributes); no peer implements linear
     separability in PyTorch (NVIDIA's reference is TensorFlow 1).
@@ -45,13 +45,9 @@ import time
 T_START = time.perf_counter()  # a worker's wall time counts its imports too
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import platform  # noqa: E402
-import shlex  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -59,7 +55,9 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_fid  # noqa: E402  (puts the repository root on sys.path)
-import bench_ppl  # noqa: E402
+import ppl_peers  # noqa: E402
+from measure import machine_busy_seconds, refuse_internet  # noqa: E402
+from run_all_notes import PEER_NOTES, print_header, scaling_notes  # noqa: E402
 
 TOOLS = {"fid": ("ours", "torch-fidelity", "torchmetrics", "clean-fid"),
          "ppl": ("ours", "torch-fidelity", "torchmetrics"),
@@ -72,19 +70,6 @@ EPSILON, SEED = 1e-4, 0
 
 # ----------------------------------------------------------------------------------------------------------------
 # worker side: one tool, one metric, in a fresh process
-
-
-def refuse_internet() -> None:
-    """Any TCP connection (urllib, requests, torch.hub) raises: nothing may be downloaded silently."""
-    connect = socket.socket.connect
-
-    def guarded(sock, address):
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            raise RuntimeError(f"benchmark worker refused a connection to {address}: everything must be local")
-        return connect(sock, address)
-
-    socket.socket.connect = guarded
-    bench_ppl.forbid_downloads()
 
 
 def generator_path() -> str:
@@ -150,7 +135,7 @@ def fid_clean_fid(args, G) -> float:
 
 
 def ppl_worker(args, G) -> tuple[float, str]:
-    """(value, weights check) of PPL in Z at t = 0, as benchmarks/bench_ppl.py runs each tool."""
+    """(value, weights check) of PPL in Z at t = 0, as benchmarks/bench_ppl.py runs each tool (ppl_peers.py)."""
     if args.tool == "ours" and args.networks == "toyfaces":
         from stylegan_metrics import ppl
 
@@ -159,13 +144,13 @@ def ppl_worker(args, G) -> tuple[float, str]:
                   batch_size=args.batch, seed=SEED, similarity="toyfaces-lpips", device=args.device, progress=False)
         return float(res.results["ppl_zend"]), "bundled toyfaces classifier"
     if args.tool == "ours":
-        out = bench_ppl.run_ours(args, G, "end")
+        out = ppl_peers.run_ours(args, G, "end")
     else:
-        out = {"torch-fidelity": bench_ppl.run_torch_fidelity, "torchmetrics": bench_ppl.run_torchmetrics}[args.tool](
+        out = {"torch-fidelity": ppl_peers.run_torch_fidelity, "torchmetrics": ppl_peers.run_torchmetrics}[args.tool](
             args, G)
     if "lpips" in out:  # the peer's LPIPS module, tensor by tensor against the VGG16 file and lpips' v0.1 heads
-        out["weights"] = bench_ppl.weights_match(out["lpips"], Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints"
-                                                 / bench_ppl.VGG_FILE)
+        out["weights"] = ppl_peers.weights_match(out["lpips"], Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints"
+                                                 / ppl_peers.VGG_FILE)
     return float(out["value"]), out["weights"]
 
 
@@ -211,9 +196,9 @@ def run_job(job: str, num: int, args, files: dict, home: Path, networks: str = "
     if args.threads:  # torch, OpenMP and BLAS threads of every tool alike
         env.update({k: str(args.threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
     print(f"running {job} N={num} ({networks} networks) ...", file=sys.stderr, flush=True)
-    busy0, t0 = bench_ppl.machine_busy_seconds(), time.perf_counter()
+    busy0, t0 = machine_busy_seconds(), time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=bench_fid.ROOT)
-    process_s, busy1 = time.perf_counter() - t0, bench_ppl.machine_busy_seconds()
+    process_s, busy1 = time.perf_counter() - t0, machine_busy_seconds()
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stderr[-4000:])
@@ -240,7 +225,7 @@ def prepare_files(tmp: Path, args, metrics: list[str]) -> dict:
              "torch_home": tmp / "torch_home"}
     if "ppl" in metrics:
         try:
-            bench_ppl.prepare_weights(tmp)
+            ppl_peers.prepare_weights(tmp)
         except ModuleNotFoundError:  # torchmetrics missing: its heads check fails after both files are written
             pass
     return files
@@ -310,84 +295,6 @@ def scaling_table(results: dict, networks: str) -> None:
             per_k = ", ".join(f"{n / 1000:g}k {r['wall_s'] / n * 1000:.2f} s" for n, r in ok)
             rss = [r["peak_rss_mib"] for _, r in ok]
             print(f"{metric.upper()} time per 1k samples: {per_k}; peak RSS max/min = {max(rss) / min(rss):.2f}")
-
-
-PEER_NOTES = {
-    None: [
-        "speed ratio = tool wall / ours wall (>1: ours faster); memory ratio = ours peak RSS / tool peak RSS "
-        "(<1: ours smaller). Ours' own rows show 1.00x.",
-        "wall s: from the worker process's start (imports, generator, networks, for FID the reference statistics) "
-        "to the value; CPU s: user + system time, reaped child processes included; peak RSS: the worker's "
-        "VmHWM (its own address space; not ru_maxrss, which Linux carries over from the parent). DataLoader "
-        "worker processes (torch-fidelity's and clean-fid's reference reading) are not in "
-        "it. other load: CPU time other processes used meanwhile, as a share of all cores (from /proc/stat); "
-        "above ~10% the timings are contended.",
-        "All tools: the bundled toyfaces generator (32 px, z 128), seeded random weights in the upstream file "
-        "formats (the real ones cannot be downloaded here; speed does not depend on the values, so compare the "
-        "values between tools only).",
-    ],
-    "fid": [
-        "FID, same N generated and M reference images (toyfaces world 0 PNGs), batch B, Inception-v3 file for all. "
-        "Differences: latents (ours: a per-index seeded table; torch-fidelity: np.random.RandomState(0); "
-        "torchmetrics and clean-fid: torch.randn after torch.manual_seed(0)); resizing to 299 px (ours, "
-        "torch-fidelity: TF1-compatible bilinear in the network; torchmetrics: its antialiased bilinear; "
-        "clean-fid: PIL bicubic on float images, per image on the CPU, then rounded to uint8 for the Inception "
-        "module); covariance and Frechet formula (ours: unbiased, Cholesky + eigh; torch-fidelity: eigvals; "
-        "torchmetrics: eigvals of S1 S2 in torch; clean-fid: scipy.linalg.sqrtm). So the values differ, by small "
-        "amounts.",
-        "FID reference reading: ours and torch-fidelity read the folder with their own loaders; torchmetrics has "
-        "no folder reader, so its worker opens the PNGs with PIL in file order, B at a time, in the main process; "
-        "clean-fid reads and resizes them in os.cpu_count() DataLoader workers. clean-fid generates "
-        "ceil(N/B) batches of B and keeps the first N features.",
-        "clean-fid: custom_feat_extractor = torch-fidelity's FeatureExtractorInceptionV3 on the same file, so "
-        "clean-fid never builds (or downloads) its own Inception; its statistics downloads are not on the "
-        "gen + fdir2 path, and the worker refuses any internet connection anyway.",
-    ],
-    "ppl": [
-        "PPL: N pairs, Z, slerp, t = 0 (the only setting the peers have: ours sampling='end'), epsilon 1e-4, no "
-        "crop, no resize, the same z0/z1 and per-pair noise, the same VGG16 file and lpips v0.1 heads for all, "
-        "wired by benchmarks/bench_ppl.py's functions (its docstring lists the remaining differences). check: "
-        "the peer's LPIPS module compared tensor by tensor with those files ('ok'), ours: the file it loaded.",
-        "PPL: clean-fid has no perceptual path length, so it has no PPL row.",
-    ],
-    "ls": [
-        "LS: ours only (linear_separability, 40 attributes of the bundled toyfaces classifier, Z and W, "
-        "sklearn LinearSVC, keep 0.5). No peer implements linear separability in PyTorch: torch-fidelity, "
-        "torchmetrics and clean-fid have none, and NVIDIA's reference (stylegan's metrics/linear_separability.py) "
-        "is TensorFlow 1 code with CelebA-HQ classifiers that cannot be downloaded here.",
-    ],
-}
-
-
-def scaling_notes(networks: str, ref: int) -> list[str]:
-    nets = ("Inception-v3 / LPIPS-VGG16 (random-valued files)" if networks == "standard" else
-            "toyfaces (`toyfaces` features, `toyfaces-lpips`; the standard Inception / VGG16 would take hours "
-            "at N = 32000 on a few CPU cores: --scaling-networks standard to run them anyway)")
-    return [
-        f"Scaling: ours only, one fresh process per (metric, N); networks {nets}. FID: N generated images "
-        f"against statistics of the {ref} reference images computed once before the runs (so only the generated "
-        "side scales); PPL: N pairs (Z, t = 0, as above); LS: N samples, the bundled toyfaces classifier "
-        "whatever the networks.",
-        "s per 1k samples = wall / N x 1000: it includes the fixed start-up (imports, networks, about the same "
-        "for every N), so it falls with N; marginal s per 1k = (wall - previous wall) / (N - previous N) x 1000, "
-        "constant when the cost is linear in N. Flat memory: peak RSS max/min near 1.",
-    ]
-
-
-def print_header(args, networks: str) -> None:
-    import torch
-
-    print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"date: {datetime.datetime.now().isoformat(timespec='seconds')}; machine: {platform.machine()}, "
-          f"{platform.processor() or 'cpu'}, os.cpu_count()={os.cpu_count()}, torch {torch.__version__} "
-          f"(threads {args.threads or torch.get_num_threads()}), python {platform.python_version()}, "
-          f"device {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
-    load = os.getloadavg()
-    busy = "other load seen" if load[0] > 0.5 else "machine idle"
-    print(f"load average at start (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} ({busy}; "
-          f"{os.cpu_count()} cores)")
-    print(f"sizes: FID N={args.num} generated, M={args.ref} reference; PPL N={args.num} pairs; LS N={args.ls_num}; "
-          f"batch {args.batch}; scaling N = {', '.join(map(str, args.scaling_sizes))} ({networks} networks)")
 
 
 def parse_args():

@@ -1,4 +1,5 @@
-"""benchmarks/gpu.py in its tiny size on the CPU, without the optional peers: it runs, and its tables parse."""
+"""benchmarks/gpu.py in its tiny size on the CPU, and run_all.py's scaling rows, without the optional peers: they
+run, and their tables parse."""
 
 import math
 import os
@@ -54,3 +55,17 @@ def test_gpu_benchmark_tiny_on_the_cpu(tmp_path):
 
     assert [row["tool"] for row in ppl] == ["ours, noise v2", "ours, noise v1 (before)"]
     assert all(float(row["pairs/s"]) > 0 for row in ppl)
+
+
+def test_run_all_scaling_rows_on_the_cpu(tmp_path):
+    """run_all.py with its helpers (measure.py, ppl_peers.py, run_all_notes.py): ours only, PPL and LS at two
+    small sizes; every row runs in its own worker process and is finite and positive."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick", "--skip-peers",
+                           "--only", "ppl,ls", "--scaling-sizes", "32", "64", "--threads", "1"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [scaling] = markdown_tables(proc.stdout)
+    assert [(row["metric (toyfaces networks)"], row["N"]) for row in scaling] == [
+        ("PPL", "32"), ("PPL", "64"), ("LS", "32"), ("LS", "64")]
+    for row in scaling:
+        assert float(row["wall s"]) > 0 and float(row["peak RSS MiB"]) > 0, row
