@@ -144,3 +144,16 @@ def test_damaged_feature_cache_is_recomputed_not_trusted(metrics_home, toyfaces_
             np.savez(f, rows=rows)  # a zip where a .npy belongs
     assert run() == first
     np.testing.assert_array_equal(np.load(cache), rows)  # replaced by the recomputed features
+
+
+def test_networks_are_checked_before_any_reference_pass(metrics_home, toyfaces_extractor, monkeypatch, tmp_path):
+    """PPL's LPIPS weights are missing (offline): the evaluation fails before KID's reference images are read."""
+    from stylegan_metrics.networks.weights import WeightsError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-home"))
+    read = []
+    monkeypatch.setattr(ToyFaces, "__getitem__", lambda self, i: read.append(i) or pytest.fail("reference read"))
+    with pytest.raises(WeightsError, match="vgg16"):
+        evaluate(tiny_generator(32), ["kid12", "ppl8_wend"], data=ToyFaces(30, resolution=32),
+                 features=toyfaces_extractor, device="cpu", progress=False)
+    assert read == []

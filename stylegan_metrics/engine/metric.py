@@ -28,7 +28,7 @@ class Metric:
     num: int                     # samples read: indices 0..num-1
     source: str = "generated"
     truncation_psi: float = 1.0  # generated images only
-    prepare_order: int = 0       # lower prepares first (metrics that keep reference features: before FID reads them)
+    reference_order: int = 0     # lower reads its reference first (kept reference features: before FID sums them)
 
     @property
     def folder(self) -> str:     # state sub-folder
@@ -42,7 +42,11 @@ class Metric:
         return (self.source, self.truncation_psi) if self.source == "generated" else (self.source, id(self))
 
     def prepare(self, ctx: Context) -> None:
-        """Build networks and read or compute what the metric compares against, before the pass."""
+        """Build the networks and check the options, before any long work: every metric of an evaluation prepares
+        before any reads its reference, so a missing weights file is reported at once."""
+
+    def prepare_reference(self, ctx: Context) -> None:
+        """Read or compute what the metric compares against (reference statistics or features), before the pass."""
 
     def state_key(self) -> dict:
         raise NotImplementedError

@@ -112,10 +112,14 @@ def run_metrics(
                       classifier=classifier, cov=cov, truncation_psi=truncation_psi, gen=gen,
                       class_index=class_index)
         seconds: dict[int, float] = {}
-        for m in sorted(metrics, key=lambda m: getattr(m, "prepare_order", 0)):  # stable: else in the given order
+        for m in metrics:  # networks first: cheap, and a missing file fails before any long reference pass
             start = time.time()
             m.prepare(ctx)
             seconds[id(m)] = time.time() - start
+        for m in sorted(metrics, key=lambda m: getattr(m, "reference_order", 0)):  # stable: else in the given order
+            start = time.time()
+            getattr(m, "prepare_reference", lambda ctx: None)(ctx)
+            seconds[id(m)] += time.time() - start
         generator = module_fingerprint(G) if G is not None else None
         results: dict[int, MetricResult] = {}
         states = []

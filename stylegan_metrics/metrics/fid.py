@@ -71,6 +71,8 @@ class FID(Metric):
 
     def prepare(self, ctx: Context) -> None:
         self.extractor = ctx.feature_extractor()
+
+    def prepare_reference(self, ctx: Context) -> None:
         self.reference = reference_stats(ctx, self.extractor, self.max_real, self.folder)
         self.reference.covariance(self.cov)  # refused now, not after the pass (the biased one needs n)
         self.reference_name = str(ctx.data) if not isinstance(ctx.data, ReferenceStats) else "ReferenceStats"

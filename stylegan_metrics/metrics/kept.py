@@ -90,7 +90,7 @@ class KeptFeatures(Metric):
     network: str | None = None   # the registry name of the feature network; None: ctx.features
     output: int = 0              # which output of the network (inception-v3: 0 pool features, 1 logits)
     uses_reference: bool = True
-    prepare_order = -1           # reference features first: FID of the same images then sums them, no second pass
+    reference_order = -1         # reference features first: FID of the same images then sums them, no second pass
 
     def __init__(self, name: str, *, num: int, max_real: int | None = None, truncation_psi: float = 1.0):
         self.name, self.num, self.max_real, self.truncation_psi = name, num, max_real, truncation_psi
@@ -98,6 +98,8 @@ class KeptFeatures(Metric):
     def prepare(self, ctx: Context) -> None:
         self.extractor = ctx.feature_extractor(self.network)
         self.device, self.seed = ctx.device, ctx.seed
+
+    def prepare_reference(self, ctx: Context) -> None:
         self.real = reference_features(ctx, self.extractor, self.output, self.max_real, self.folder) \
             if self.uses_reference else None
 
