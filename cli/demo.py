@@ -16,7 +16,7 @@ from .options import device_option, no_progress_option
 @device_option
 @no_progress_option
 def demo(out, quick, device, no_progress) -> None:
-    """FID, PPL (Z/W, full/end) and linear separability (Z/W, 40 attributes) of the bundled toyfaces
+    """FID, KID, IS, PPL (Z/W, full/end) and linear separability (Z/W, 40 attributes) of the bundled toyfaces
     generator, with figures: samples, style mixing, truncation, PPL histograms, LS entropies."""
     table = run_demo(out, quick=quick, device=device, progress=not no_progress)
     click.echo(table[["metric", "value", "samples", "seconds"]].to_string(index=False, float_format="%.4g"))
