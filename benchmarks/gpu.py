@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import platform
 import shlex
@@ -135,6 +136,13 @@ def stage_rows(G, args, dev: torch.device, weights: dict) -> list[tuple[str, flo
         add(f"G with our sampling (generate_batches), noise v2, {p}", ours, base=g_alone)
         with v1_noise():
             add(f"G with our sampling, noise v1 (before), {p}", ours, base=g_alone)
+        for mode in args.compile:
+            compiled = compiled_or_error(G, mode)
+
+            def plain_compiled(s, c, p=p, compiled=compiled):
+                with torch.inference_mode(), precision_context(p, dev.type):
+                    compiled(torch.randn(c, G.z_dim, device=dev), noise_mode="random")
+            add_or_fail(rows, f"G(z) alone, torch.compile mode={mode}, {p}", plain_compiled, n, b, dev, g_alone)
     if args.no_features:
         return rows
     images = torch.randint(0, 256, (max(args.feature_batches), 3, G.img_resolution, G.img_resolution),
@@ -146,7 +154,29 @@ def stage_rows(G, args, dev: torch.device, weights: dict) -> list[tuple[str, flo
             base = next((r for r in rows if r[0].startswith(f"{args.features} fp32,")), None)
             rows.append((f"{args.features} {p}, {fb} images per call", rate, cpu_rate,
                          f"{rate / base[1]:.2f}x {base[0]}" if base else "-"))
+        plain_row = len(rows) - len(args.feature_batches)
+        for mode in args.compile:  # static shapes: one compiled graph per call size
+            compiled = dataclasses.replace(extractor, module=compiled_or_error(extractor.module, mode))
+            add_or_fail(rows, f"{args.features} {p}, {args.batch} images per call, torch.compile mode={mode}",
+                        lambda s, c, compiled=compiled: compiled.outputs(images[:c]), max(n, args.batch),
+                        args.batch, dev, plain_row)
     return rows
+
+
+def compiled_or_error(module, mode: str):
+    """torch.compile(module, mode=mode) with static shapes; compilation itself happens at the first call."""
+    return torch.compile(module, mode=mode, dynamic=False)
+
+
+def add_or_fail(rows: list, name: str, step, images: int, batch: int, dev: torch.device, base: int) -> None:
+    """A row measured like the others (the warm-up calls compile), or a row saying why it could not run: a
+    compiler that is missing or fails on one machine must not cost the rest of the table."""
+    try:
+        rate, cpu_rate = throughput(step, images, batch, dev)
+    except Exception as e:  # noqa: BLE001 (any compiler failure is reported, not raised)
+        rows.append((name, float("nan"), float("nan"), f"failed: {type(e).__name__}: {str(e)[:80]}"))
+        return
+    rows.append((name, rate, cpu_rate, f"{rate / rows[base][1]:.2f}x {rows[base][0]}"))
 
 
 def e2e_rows(G, args, dev: torch.device, weights: dict, reference: Path, ckpt: Path) -> list[tuple]:
@@ -249,6 +279,9 @@ def parse_args():
     parser.add_argument("--precisions", help="comma-separated (default fp32,tf32,bf16 on CUDA, fp32 elsewhere)")
     parser.add_argument("--feature-batches", help="comma-separated images per feature call (default: batch, and on "
                         "CUDA also 4 x batch)")
+    parser.add_argument("--compile", help="comma-separated torch.compile modes to measure G and the feature network "
+                        "with (default on CUDA: default,reduce-overhead, the latter with CUDA graphs; elsewhere none; "
+                        "'none' for none)")
     for name in ("resolution", "channel-base", "channel-max", "z-dim", "num", "ref", "batch", "stage-images",
                  "ppl-pairs"):
         parser.add_argument(f"--{name}", type=int, help=f"default {FULL[name.replace('-', '_')]} "
@@ -263,6 +296,8 @@ def parse_args():
     args.feature_batches = [int(x) for x in args.feature_batches.split(",")] if args.feature_batches else \
         [args.batch, 4 * args.batch] if cuda else [args.batch]
     args.e2e_features = "inception-v3" if not args.skip_peers else args.features  # peers compute Inception only
+    compile_modes = args.compile or ("default,reduce-overhead" if cuda else "none")
+    args.compile = [] if compile_modes == "none" else compile_modes.split(",")
     return args
 
 
