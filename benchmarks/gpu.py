@@ -136,7 +136,7 @@ def stage_rows(G, args, dev: torch.device, weights: dict) -> list[tuple[str, flo
         add(f"G with our sampling (generate_batches), noise v2, {p}", ours, base=g_alone)
         with v1_noise():
             add(f"G with our sampling, noise v1 (before), {p}", ours, base=g_alone)
-        for mode in args.compile:
+        for mode in args.compile if p == args.precisions[0] else ():
             compiled = compiled_or_error(G, mode)
 
             def plain_compiled(s, c, p=p, compiled=compiled):
@@ -155,7 +155,7 @@ def stage_rows(G, args, dev: torch.device, weights: dict) -> list[tuple[str, flo
             rows.append((f"{args.features} {p}, {fb} images per call", rate, cpu_rate,
                          f"{rate / base[1]:.2f}x {base[0]}" if base else "-"))
         plain_row = len(rows) - len(args.feature_batches)
-        for mode in args.compile:  # static shapes: one compiled graph per call size
+        for mode in args.compile if p == args.precisions[0] else ():  # static shapes: one graph per call size
             compiled = dataclasses.replace(extractor, module=compiled_or_error(extractor.module, mode))
             add_or_fail(rows, f"{args.features} {p}, {args.batch} images per call, torch.compile mode={mode}",
                         lambda s, c, compiled=compiled: compiled.outputs(images[:c]), max(n, args.batch),
@@ -279,9 +279,9 @@ def parse_args():
     parser.add_argument("--precisions", help="comma-separated (default fp32,tf32,bf16 on CUDA, fp32 elsewhere)")
     parser.add_argument("--feature-batches", help="comma-separated images per feature call (default: batch, and on "
                         "CUDA also 4 x batch)")
-    parser.add_argument("--compile", help="comma-separated torch.compile modes to measure G and the feature network "
-                        "with (default on CUDA: default,reduce-overhead, the latter with CUDA graphs; elsewhere none; "
-                        "'none' for none)")
+    parser.add_argument("--compile", default="none", help="comma-separated torch.compile modes to measure G and the "
+                        "feature network with, in the first of --precisions: default, reduce-overhead (CUDA graphs), "
+                        "max-autotune (default: none; each compilation takes a while)")
     for name in ("resolution", "channel-base", "channel-max", "z-dim", "num", "ref", "batch", "stage-images",
                  "ppl-pairs"):
         parser.add_argument(f"--{name}", type=int, help=f"default {FULL[name.replace('-', '_')]} "
@@ -296,8 +296,7 @@ def parse_args():
     args.feature_batches = [int(x) for x in args.feature_batches.split(",")] if args.feature_batches else \
         [args.batch, 4 * args.batch] if cuda else [args.batch]
     args.e2e_features = "inception-v3" if not args.skip_peers else args.features  # peers compute Inception only
-    compile_modes = args.compile or ("default,reduce-overhead" if cuda else "none")
-    args.compile = [] if compile_modes == "none" else compile_modes.split(",")
+    args.compile = [] if args.compile == "none" else args.compile.split(",")
     return args
 
 
