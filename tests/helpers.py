@@ -1,4 +1,5 @@
-"""Helpers the tests share: tiny CPU-sized generators and small image datasets written on the fly."""
+"""Helpers the tests share: tiny CPU-sized generators, a tiny feature network with reference statistics, and small
+image datasets written on the fly."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from PIL import Image
 
 from stylegan_core import Generator
+from stylegan_metrics.stats import ReferenceStats
 
 FLAT_COLOR = np.array([200, 60, 90])
 
@@ -21,6 +23,25 @@ def tiny_generator(resolution: int = 16, seed: int = 0, **overrides) -> Generato
     kwargs.update(overrides)
     torch.manual_seed(seed)
     return Generator(**kwargs).eval()
+
+
+class Quadrants(torch.nn.Module):
+    """uint8 images -> channel means and 2x2 quadrant means (15-d): a feature network cheap enough for any test."""
+
+    def forward(self, x):
+        x = x.float() / 255
+        return torch.cat([x.mean(dim=(2, 3)), torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)], dim=1)
+
+
+def quadrant_reference(dim: int = 15) -> ReferenceStats:
+    """Statistics of 100 seeded normal rows, named as Quadrants' features (a reference FID can compare against)."""
+    x = np.random.default_rng(0).normal(0.5, 0.1, size=(100, dim))
+    return ReferenceStats(mu=x.mean(0), sigma=np.cov(x, rowvar=False), n=100, features="Quadrants")
+
+
+def mean_squared_l2(a, b):
+    """A perceptual distance stand-in for PPL: the mean squared difference of each pair, [N]."""
+    return (a - b).square().mean(dim=(1, 2, 3))
 
 
 def tiny_stylegan2(resolution: int = 16, seed: int = 0, **overrides) -> Generator:

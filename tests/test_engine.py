@@ -9,20 +9,12 @@ import torch
 from click.testing import CliRunner
 
 from stylegan_core import InputError, save_checkpoint
-from stylegan_metrics import ReferenceStats, evaluate, fid, linear_separability
+from stylegan_metrics import evaluate, fid, linear_separability
 from stylegan_metrics.engine.metric import Metric, MetricFamily, count_name, parse_count
 from stylegan_metrics.engine.sampling import generate_batches
 from stylegan_metrics.metrics import FAMILIES, METRICS, build_metric, register
 from stylegan_metrics_cli.main import main
-from helpers import tiny_generator
-
-
-class Quadrants(torch.nn.Module):
-    """uint8 images -> channel means and 2x2 quadrant means (15-d)."""
-
-    def forward(self, x):
-        x = x.float() / 255
-        return torch.cat([x.mean(dim=(2, 3)), torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)], dim=1)
+from helpers import Quadrants, quadrant_reference, tiny_generator
 
 
 class Colours(torch.nn.Module):
@@ -30,11 +22,6 @@ class Colours(torch.nn.Module):
 
     def forward(self, x):
         return x.mean(dim=(2, 3)) * 8 + x[:, :, 0, 0] * 4
-
-
-def random_reference(dim: int = 15) -> ReferenceStats:
-    x = np.random.default_rng(0).normal(0.5, 0.1, size=(100, dim))
-    return ReferenceStats(mu=x.mean(0), sigma=np.cov(x, rowvar=False), n=100, features="Quadrants")
 
 
 @pytest.mark.parametrize("name,expected", [
@@ -68,7 +55,7 @@ def test_name_rules():
 
 def test_fid_and_ls_share_one_generation_pass():
     """fid200_full + ls200 generate 200 images, not 400, and equal the two metrics run alone."""
-    G, C, ref = tiny_generator(16, seed=1), Colours(), random_reference()
+    G, C, ref = tiny_generator(16, seed=1), Colours(), quadrant_reference()
     features = Quadrants()
     seen = []
     hook = G.synthesis.register_forward_hook(lambda module, args, out: seen.append(out.shape[0]))

@@ -21,33 +21,16 @@ from PIL import Image
 from stylegan_core import InputError, save_checkpoint
 from stylegan_core.errors import OutputError
 from stylegan_core.files import append_atomically
-from stylegan_metrics import ReferenceStats, evaluate, fid
+from stylegan_metrics import evaluate, fid
 from stylegan_metrics.reference import compute_reference_stats
 from stylegan_metrics.report import read_results
 from stylegan_metrics.networks.toyfaces_nets import CLASSIFIER_FILE, bundled_path
 from stylegan_metrics_cli.main import main
-from helpers import tiny_generator, write_disc_images
+from helpers import Quadrants, mean_squared_l2, quadrant_reference, tiny_generator, write_disc_images
 
 ROOT = Path(__file__).parent.parent
 ENV = dict(os.environ, OMP_NUM_THREADS="1", STYLEGAN_METRICS_OFFLINE="1")
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class Quadrants(torch.nn.Module):
-    """uint8 images -> channel means and 2x2 quadrant means (15-d)."""
-
-    def forward(self, x):
-        x = x.float() / 255
-        return torch.cat([x.mean(dim=(2, 3)), torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)], dim=1)
-
-
-def quadrant_reference() -> ReferenceStats:
-    x = np.random.default_rng(0).normal(0.5, 0.1, size=(100, 15))
-    return ReferenceStats(mu=x.mean(0), sigma=np.cov(x, rowvar=False), n=100, features="Quadrants")
-
-
-def l2(a, b):
-    return (a - b).square().mean(dim=(1, 2, 3))
 
 
 @pytest.fixture
@@ -188,7 +171,7 @@ def test_generator_output_must_be_finite_and_as_declared(change, message):
     with pytest.raises(InputError, match=message):
         fid(G, quadrant_reference(), features=Quadrants(), num_gen=16, batch_size=16, device="cpu", progress=False)
     with pytest.raises(InputError, match=message):  # PPL: 8 pairs, 16 endpoints in one call
-        evaluate(G, ["ppl8_wend"], similarity=l2, batch_size=8, device="cpu", progress=False)
+        evaluate(G, ["ppl8_wend"], similarity=mean_squared_l2, batch_size=8, device="cpu", progress=False)
 
 
 def test_generate_refuses_a_generator_that_draws_nan(tmp_path):
@@ -302,7 +285,7 @@ def test_a_folder_as_output_is_refused_before_the_work(tmp_path):
     calls = []
     G.synthesis.register_forward_hook(lambda *args: calls.append(1))
     with pytest.raises(OutputError, match="it is a folder"):
-        evaluate(G, ["ppl8_wend"], similarity=l2, device="cpu", progress=False, out=tmp_path)
+        evaluate(G, ["ppl8_wend"], similarity=mean_squared_l2, device="cpu", progress=False, out=tmp_path)
     assert calls == []
 
 

@@ -26,7 +26,8 @@ from stylegan_metrics.reference import compute_reference_stats
 from stylegan_metrics_cli.main import main
 from helpers import tiny_generator, tiny_stylegan2, write_disc_images, write_zip_dataset
 from test_nvidia_pickle import Record, nvidia_generator_record, nvidia_modules  # noqa: F401 (a fixture)
-from test_safety import Quadrants, one_line_error
+from helpers import Quadrants
+from test_safety import one_line_error
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

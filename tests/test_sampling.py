@@ -3,23 +3,23 @@ and refused once per call, and feature networks fed more images per call than th
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from stylegan_core import InputError
-from stylegan_metrics import ReferenceStats, evaluate, fid
+from stylegan_metrics import evaluate, fid
 from stylegan_metrics.engine import runner
 from stylegan_metrics.engine.sampling import SAMPLING_VERSION, GeneratedBatch, generate_batches, grouped, to_device
-from helpers import tiny_generator
+import helpers
+from helpers import mean_squared_l2, quadrant_reference, tiny_generator
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread of a shared CPU
 
 
-class Quadrants(torch.nn.Module):
-    """uint8 images -> channel means and 2x2 quadrant means (15-d); counts its calls, and with `fail_at` set fails
-    once that many calls have been made (a crash in the middle of a run)."""
+class Quadrants(helpers.Quadrants):
+    """helpers.Quadrants that counts its calls, and with `fail_at` set fails once that many calls have been made (a
+    crash in the middle of a run)."""
 
     calls, fail_at = 0, None
 
@@ -27,24 +27,14 @@ class Quadrants(torch.nn.Module):
         if Quadrants.fail_at is not None and Quadrants.calls >= Quadrants.fail_at:
             raise RuntimeError("crash")
         Quadrants.calls += 1
-        x = x.float() / 255
-        return torch.cat([x.mean(dim=(2, 3)), torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)], dim=1)
-
-
-def reference() -> ReferenceStats:
-    x = np.random.default_rng(0).normal(0.5, 0.1, size=(100, 15))
-    return ReferenceStats(mu=x.mean(0), sigma=np.cov(x, rowvar=False), n=100, features="Quadrants")
-
-
-def l2(a, b):
-    return (a - b).square().mean(dim=(1, 2, 3))
+        return super().forward(x)
 
 
 def test_version_is_2_and_in_every_result():
     assert SAMPLING_VERSION == 2
     G = tiny_generator(16)
-    results = evaluate(G, ["fid16_full", "ppl8_wend"], data=reference(), features=Quadrants(), similarity=l2,
-                       batch_size=8, device="cpu", progress=False)
+    results = evaluate(G, ["fid16_full", "ppl8_wend"], data=quadrant_reference(), features=Quadrants(),
+                       similarity=mean_squared_l2, batch_size=8, device="cpu", progress=False)
     assert [r.params["sampling_version"] for r in results] == [2, 2]
     assert results[0].params["generator_precision"] == "fp32"
 
@@ -56,13 +46,13 @@ def test_saved_chunks_of_another_sampling_version_are_never_used(tmp_path, monke
     monkeypatch.setattr(Quadrants, "fail_at", 1)
     monkeypatch.setattr(runner, "SAMPLING_VERSION", 1)  # a run of the old scheme that crashes after its first chunk
     with pytest.raises(RuntimeError, match="crash"):
-        fid(G, reference(), features=Quadrants(), **kwargs)
+        fid(G, quadrant_reference(), features=Quadrants(), **kwargs)
     monkeypatch.setattr(Quadrants, "fail_at", None)
     [manifest] = tmp_path.glob("*/manifest.json")
     assert json.loads(manifest.read_text())["sampling_version"] == 1
     monkeypatch.setattr(runner, "SAMPLING_VERSION", 2)
     with pytest.raises(InputError, match="sampling_version: 1 there, 2 now"):
-        fid(G, reference(), features=Quadrants(), **kwargs)
+        fid(G, quadrant_reference(), features=Quadrants(), **kwargs)
 
 
 def nan_first_row(module, args, out):
@@ -100,13 +90,13 @@ def test_feature_batches_larger_than_the_generators_give_the_same_fid():
     for feature_batch in (None, 12):
         Quadrants.calls = 0
         [results[feature_batch]] = runner.run_metrics(
-            G, [_fid24()], data=reference(), features=Quadrants(), batch_size=4, device="cpu", progress=False,
+            G, [_fid24()], data=quadrant_reference(), features=Quadrants(), batch_size=4, device="cpu", progress=False,
             feature_batch_size=feature_batch)
         results[feature_batch] = (results[feature_batch].value, Quadrants.calls)
     assert results[None][1] == 6 and results[12][1] == 2  # 24 images: 4 per call, then 12 per call
     assert results[None][0] == results[12][0]  # bit for bit on the CPU
     with pytest.raises(InputError, match="feature batch size"):
-        runner.run_metrics(G, [_fid24()], data=reference(), features=Quadrants(), device="cpu", progress=False,
+        runner.run_metrics(G, [_fid24()], data=quadrant_reference(), features=Quadrants(), device="cpu", progress=False,
                            feature_batch_size=0)
 
 
