@@ -4,6 +4,7 @@ cached under $STYLEGAN_METRICS_HOME/stats keyed by everything that changes them,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -79,12 +80,18 @@ class FeatureStatsConsumer:
         return StatsPart(self.extractor)
 
 
+def merged(payloads: Iterable[Payload]) -> FeatureStats | None:
+    """Chunk sums added in the order given (None for none): the one order every path sums chunks in."""
+    acc = None
+    for payload in payloads:
+        part = FeatureStats.from_arrays(payload)
+        acc = part if acc is None else acc.merge(part)
+    return acc
+
+
 def sum_over_ranks(chunks: dict[int, Payload]) -> FeatureStats:
     """This rank's chunk sums merged in chunk order, then summed over the ranks (float64 all-reduce)."""
-    acc = None
-    for c in sorted(chunks):
-        part = FeatureStats.from_arrays(chunks[c])
-        acc = part if acc is None else acc.merge(part)
+    acc = merged(chunks[c] for c in sorted(chunks))
     if ranks.world_size() == 1:
         return acc
     dims = [d for d in ranks.all_gather_chunks({ranks.rank(): acc and acc.num_features}).values() if d]
@@ -121,7 +128,15 @@ def load_cached_features(path: Path | None, num: int) -> np.ndarray | None:
         return None
     if not (isinstance(rows, np.ndarray) and rows.ndim == 2 and rows.shape[0] == num and rows.dtype == np.float32):
         return None
-    return rows if _sha256_of_rows(rows) == digest else None
+    st = path.stat()
+    return rows if _digest_matches(str(path.resolve()), st.st_size, st.st_mtime_ns, digest) else None
+
+
+@functools.lru_cache(maxsize=16)
+def _digest_matches(path: str, size: int, mtime_ns: int, digest: str) -> bool:
+    """Whether the .npy at `path` hashes to `digest`, remembered per file version: KID and then FID of the same
+    reference read the file once (another size, mtime or digest is checked again)."""
+    return _sha256_of_rows(np.load(path, mmap_mode="r", allow_pickle=False)) == digest
 
 
 def save_features(path: Path, rows: np.ndarray) -> None:
@@ -146,13 +161,11 @@ def stats_of_rows(rows: np.ndarray, chunk_size: int, device: torch.device) -> Fe
     """The statistics a one-process pass with `chunk_size` on `device` would sum from these feature rows (the same
     chunks, summed on the same device and merged in the same order), read chunk by chunk from a memory-mapped
     array."""
-    acc = None
-    for start in range(0, rows.shape[0], chunk_size):
+    def chunk_sums(start: int) -> Payload:
         part = FeatureStats(rows.shape[1], device=device)
         part.update(torch.from_numpy(np.array(rows[start:start + chunk_size])).to(device))
-        part = FeatureStats.from_arrays(part.to_arrays())
-        acc = part if acc is None else acc.merge(part)
-    return acc
+        return part.to_arrays()
+    return merged(chunk_sums(start) for start in range(0, rows.shape[0], chunk_size))
 
 
 def cached_reference_stats(cache_file: Path | None, extractor: FeatureExtractor,

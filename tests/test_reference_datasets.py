@@ -157,3 +157,19 @@ def test_networks_are_checked_before_any_reference_pass(metrics_home, toyfaces_e
         evaluate(tiny_generator(32), ["kid12", "ppl8_wend"], data=ToyFaces(30, resolution=32),
                  features=toyfaces_extractor, device="cpu", progress=False)
     assert read == []
+
+
+def test_cached_features_are_hashed_once_per_file_version(metrics_home, toyfaces_extractor, monkeypatch):
+    """KID reads the cached reference features and FID sums the same file: its digest is checked once."""
+    import stylegan_metrics.reference as reference
+
+    G = tiny_generator(32, seed=2)
+    names = ["kid12", "fid12"]
+    evaluate(G, names, data=ToyFaces(30, resolution=32), features=toyfaces_extractor, device="cpu", progress=False)
+    for stats in (metrics_home / "stats").glob("toyfaces-*.npz"):
+        stats.unlink()  # FID must read the features again
+    reference._digest_matches.cache_clear()
+    hashed, sha = [], reference._sha256_of_rows
+    monkeypatch.setattr(reference, "_sha256_of_rows", lambda rows: hashed.append(rows.shape) or sha(rows))
+    evaluate(G, names, data=ToyFaces(30, resolution=32), features=toyfaces_extractor, device="cpu", progress=False)
+    assert len(hashed) == 1
