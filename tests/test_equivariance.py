@@ -82,7 +82,9 @@ def test_transform_functions_reproduce_nvidias_sums_on_nvidias_images(name):
             shift = apply_integer_translation if kind == "eqt_int" else apply_fractional_translation
             ref, mask = shift(orig, params[0], params[1])
         sums = np.array([float(((ref - img).square() * mask).double().sum()), float(mask.double().sum())])
-        np.testing.assert_allclose(sums, want[f"parts_{kind}_sums"], rtol=1e-5, err_msg=kind)
+        # the squared error is a residual of float32 rounding (~1e-6 for EQ-R), whose last digits follow the CPU's
+        # vector kernels; 1e-4 of it is 4e-4 dB of PSNR
+        np.testing.assert_allclose(sums, want[f"parts_{kind}_sums"], rtol=1e-4, err_msg=kind)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
