@@ -52,10 +52,12 @@ def ls(ckpt, classifier, attributes, space, num, keep, svm, details_path, batch,
 @click.command("train-classifier")
 @click.option("--data", required=True, type=click.Path(), help="Image folder or zip.")
 @click.option("--labels", required=True, type=click.Path(dir_okay=False),
-              help="list_attr_celeba.txt (-1/1) or dataset.json with per-image label lists.")
+              help="list_attr_celeba.txt (-1/1), a dataset.json with a list of values per image (> 0 = present), "
+                   "or NVIDIA's dataset.json with an integer class per image (attributes class0, class1, ...).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Classifier checkpoint to write.")
 @attributes_option
-@click.option("--resolution", type=click.IntRange(min=8), default=64, show_default=True)
+@click.option("--resolution", type=click.IntRange(min=16), default=64, show_default=True,
+              help="Side the images are centre-cropped and resized to (at least 16: four 2x poolings).")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--batch", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--lr", type=FiniteFloat(), default=1e-3, show_default=True)

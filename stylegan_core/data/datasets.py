@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import warnings
@@ -11,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from stylegan_core.errors import DatasetError
 from stylegan_core.limits import MAX_IMAGE_BYTES
 
-GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+from .decoding import GRAYSCALE_MODES, has_alpha, open_header, to_uint8_array
+
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 
 
@@ -25,11 +25,7 @@ def _is_image_name(name: str) -> bool:
     return Path(name).suffix.lower() in IMAGE_EXTENSIONS and not any(p.startswith(("__MACOSX", ".")) for p in parts)
 
 
-def _has_alpha(img: Image.Image) -> bool:
-    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
-
-
-def _square_resize(img: Image.Image, resolution: int) -> Image.Image:
+def _square_resize(img: Image.Image, resolution: int) -> Image.Image:  # training's --resolution, never metrics
     """Centre-crop to a square, then resize with Lanczos when the size differs."""
     w, h = img.size
     if w != h:
@@ -41,13 +37,39 @@ def _square_resize(img: Image.Image, resolution: int) -> Image.Image:
     return img
 
 
+def check_labels(values: list, files: list[str], where: str) -> np.ndarray:
+    """dataset.json's labels of `files` as an array: [N] int64 classes (integers >= 0) or [N, K] float32 vectors
+    (finite numbers); anything else is refused naming the first bad entry."""
+    try:
+        labels = np.array(values)
+    except ValueError:
+        labels = np.array([], dtype=object)
+    if labels.dtype.kind not in "iubf" or labels.ndim > 2 or len(labels) != len(files):
+        raise DatasetError(f"{where}: the labels are not numbers of one shape (an integer class or a vector of "
+                           f"numbers per image)")
+    if labels.ndim == 1:
+        as_float = labels.astype(np.float64)
+        bad = ~np.isfinite(as_float) | (as_float < 0) | (as_float >= 2**31) | (as_float != np.floor(as_float))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DatasetError(f"{where}: the label of {files[i]} is {values[i]!r}; a class label must be an "
+                               f"integer >= 0 (or give every image a vector of numbers)")
+        return labels.astype(np.int64)
+    bad_rows = ~np.isfinite(labels.astype(np.float64)).all(axis=1)
+    if bad_rows.any():
+        i = int(np.argmax(bad_rows))
+        raise DatasetError(f"{where}: the label of {files[i]} is {values[i]!r}; label vectors must hold finite numbers")
+    return labels.astype(np.float32)
+
+
 class ImageDataset(torch.utils.data.Dataset):
     """uint8 images [C, R, R] from a folder or zip; item i >= len(files) is the x-flip of i - len(files)."""
 
     def __init__(
         self,
         path: str | os.PathLike,          # Image folder (searched recursively) or .zip file.
-        resolution: int | None = None,    # Output side; None = the first image's (shorter) side.
+        resolution: int | None = None,    # Output side, images centre-cropped and resized to it (unless strict);
+                                          # None = the first image's, which must be square, every image that size.
         channels: int = 3,                # 3 = RGB, 1 = grayscale.
         xflip: bool = False,              # Double the dataset with mirrored copies.
         max_items: int | None = None,     # Use only the first this many files (sorted by name).
@@ -80,8 +102,13 @@ class ImageDataset(torch.utils.data.Dataset):
         if not self.files:
             raise DatasetError(f"{self.path}: no images found (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
         self.labels = self._read_labels("dataset.json" in names) if labels else None
+        self._fixed_size = resolution is None or strict  # other sizes refused, not resized
+        self._size_of_first = resolution is None
         if resolution is None:
-            resolution = min(self._open_image(self.files[0]).size)
+            w, h = self._open_image(self.files[0]).size  # the header only
+            if w != h:
+                raise DatasetError(f"{self.path}: {self.files[0]} is {w}x{h}; images must be square")
+            resolution = w
         self.resolution = int(resolution)
 
     def _open_zip(self) -> zipfile.ZipFile:
@@ -109,12 +136,8 @@ class ImageDataset(torch.utils.data.Dataset):
             raise DatasetError(f"{self.path}: cannot read {name} ({e})") from None
 
     def _open_image(self, name: str) -> Image.Image:
-        try:
-            img = Image.open(io.BytesIO(self._read_bytes(name)))
-            img.load()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-            raise DatasetError(f"{self.path}: cannot read image {name} ({e})") from None
-        return img
+        """The image `name`, opened lazily: its header is read and checked, no pixel decoded."""
+        return open_header(self._read_bytes(name), f"{self.path}: {name}")
 
     def _read_labels(self, has_json: bool) -> np.ndarray | None:
         if not has_json:
@@ -132,14 +155,7 @@ class ImageDataset(torch.utils.data.Dataset):
         missing = [f for f in self.files if f not in table]
         if missing:
             raise DatasetError(f"{self.path}: dataset.json has no label for {missing[0]} ({len(missing)} images unlabelled)")
-        try:
-            labels = np.array([table[f] for f in self.files])
-        except ValueError:
-            labels = np.array([], dtype=object)
-        if labels.dtype.kind not in "iubf" or labels.ndim > 2:
-            raise DatasetError(f"{self.path}: dataset.json's labels are not numbers of one shape (an integer class "
-                               f"or a vector per image)")
-        return labels.astype(np.int64 if labels.dtype.kind in "iub" else np.float32)
+        return check_labels([table[f] for f in self.files], self.files, f"{self.path}: dataset.json")
 
     def __len__(self) -> int:
         return len(self.files) * (2 if self.xflip else 1)
@@ -152,20 +168,21 @@ class ImageDataset(torch.utils.data.Dataset):
         flip = index >= n
         name = self.files[index % n]
         img = self._open_image(name)
-        if self.strict:
-            if img.size != (self.resolution, self.resolution):
-                raise DatasetError(f"{self.path}: {name} is {img.size[0]}x{img.size[1]}, expected "
-                                   f"{self.resolution}x{self.resolution} like the other images")
-            if self.channels == 3 and img.mode in GRAYSCALE_MODES:
-                raise DatasetError(f"{self.path}: {name} is grayscale ({img.mode}); RGB images are needed")
-        if self.channels == 3 and not self._alpha_warned and _has_alpha(img):
+        where = f"{self.path}: {name}"
+        if self._fixed_size and img.size != (self.resolution, self.resolution):
+            like = f" like the first image, {self.files[0]}" if self._size_of_first else ""
+            raise DatasetError(f"{where} is {img.size[0]}x{img.size[1]}, expected {self.resolution}x{self.resolution}"
+                               f"{like} (images are never resized to match)")
+        if self.strict and self.channels == 3 and img.mode in GRAYSCALE_MODES:
+            raise DatasetError(f"{where} is grayscale ({img.mode}); RGB images are needed")
+        if self.channels == 3 and not self._alpha_warned and has_alpha(img):
             self._alpha_warned = True
             warnings.warn(f"{self.path}: {name} (and maybe others) has an alpha channel, which is dropped: images "
                           f"are read as RGB", stacklevel=2)
-        img = img.convert("RGB" if self.channels == 3 else "L")
-        arr = np.asarray(_square_resize(img, self.resolution))
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
+        arr = to_uint8_array(img, self.channels, where)  # [H, W, C]
+        if arr.shape[:2] != (self.resolution, self.resolution):
+            resized = _square_resize(Image.fromarray(arr[:, :, 0] if self.channels == 1 else arr), self.resolution)
+            arr = np.asarray(resized).reshape(self.resolution, self.resolution, self.channels)
         if flip:
             arr = arr[:, ::-1]
         image = torch.from_numpy(arr.transpose(2, 0, 1).copy())

@@ -101,15 +101,41 @@ def _image_of(item):
     return item[0] if isinstance(item, (tuple, list)) else item
 
 
+class _Images(torch.utils.data.Dataset):
+    """A dataset's images alone; an InputError while decoding one becomes the item, so that it crosses from a
+    DataLoader worker as itself (one line) rather than as the worker's traceback."""
+
+    def __init__(self, dataset, indices: range):
+        self.dataset, self.indices = dataset, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        try:
+            return _image_of(self.dataset[self.indices[i]])
+        except InputError as e:
+            return e
+
+
+def _collate(items: list):
+    """uint8 [B, C, H, W], or the first InputError among the items."""
+    return next((x for x in items if isinstance(x, InputError)), None) or torch.utils.data.default_collate(items)
+
+
 def dataset_batches(dataset, *, batch_size: int, workers: int | None, device: torch.device):
     """(start, count) -> uint8 batches [B, C, H, W] of those images of a dataset (ImageDataset or an object
-    `open_images` accepts), decoded by `workers` DataLoader processes (default `default_workers(device)`)."""
+    `open_images` accepts), decoded by `workers` DataLoader processes (default `default_workers(device)`). An image
+    that cannot be decoded stops the batches with its InputError, from whichever process decoded it."""
     num_workers = default_workers(device) if workers is None else workers
 
     def batches_of(start: int, count: int):
-        subset = torch.utils.data.Subset(dataset, range(start, start + count))
-        yield from (_image_of(batch) for batch in torch.utils.data.DataLoader(
-            subset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"))
+        for batch in torch.utils.data.DataLoader(
+                _Images(dataset, range(start, start + count)), batch_size=batch_size, shuffle=False,
+                num_workers=num_workers, collate_fn=_collate, pin_memory=device.type == "cuda"):
+            if isinstance(batch, InputError):
+                raise batch
+            yield batch
     return batches_of
 
 

@@ -43,12 +43,18 @@ def generated_source(ctx: Context, truncation_psi: float, num: int, *, precision
         if ctx.class_index is not None:
             key["class"] = ctx.class_index
         return generated_views(ctx, truncation_psi, precision=precision, feature_batch_size=feature_batch_size), key
-    dataset = ImageDataset(ctx.gen, channels=3, labels=False)
+    dataset = generated_images(ctx.gen)
     if len(dataset) < num:
         raise InputError(f"{ctx.gen} holds {len(dataset):,} images, fewer than the {num:,} the metrics ask for "
                          f"(name a smaller count, e.g. fid{len(dataset)}_full)")
     batches = dataset_batches(dataset, batch_size=ctx.batch_size, workers=ctx.workers, device=ctx.device)
     return image_views(batches, ctx.device), {"gen": dataset_fingerprint(dataset)}
+
+
+def generated_images(gen) -> ImageDataset:
+    """A folder or zip of generated images, read by the rule of reference images (`open_images`): RGB, square,
+    one size (never resized to match), 16-bit or float pixels scaled exactly or refused."""
+    return ImageDataset(gen, channels=3, strict=True, labels=False)
 
 
 def gen_is_statistics(gen) -> bool:
@@ -64,7 +70,7 @@ def gen_count(gen) -> int:
         if n < 2:
             raise InputError(f"{gen} does not say how many images it summarises (no n): name the count, e.g. fid50k_full")
         return n
-    return len(ImageDataset(gen, channels=3, labels=False))
+    return len(generated_images(gen))
 
 
 def reference_resolution(data) -> int:
@@ -93,7 +99,7 @@ def warn_if_sizes_differ(ctx: Context, metrics: list) -> None:
             compared.setdefault(extractor.name, []).append(m.name)
     if ctx.gen is None or not compared:
         return
-    gen = ImageDataset(ctx.gen, channels=3, labels=False).resolution
+    gen = generated_images(ctx.gen).resolution
     ref = reference_resolution(ctx.data)
     if ref and gen != ref:
         rules = "; ".join(f"{network} ({', '.join(names)}): {resize_rule(network)}"

@@ -14,7 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from stylegan_core.formats.checkpoint import build_module, load_checkpoint, save_checkpoint
-from stylegan_core.data.datasets import ImageDataset
+from stylegan_core.data.datasets import ImageDataset, check_labels
 from stylegan_core.errors import CheckpointError, InputError
 from stylegan_core.data.images import from_uint8
 
@@ -88,38 +88,68 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu")
     return model.eval().requires_grad_(False).to(device)
 
 
+MAX_CLASSES = 1000  # class labels become one attribute per class (ImageNet has 1000)
+
+
 def read_attribute_labels(labels: str | os.PathLike, files: list[str]) -> tuple[list[str], np.ndarray]:
-    """Labels [len(files), K] bool and the K names from CelebA's list_attr_celeba.txt (-1/1, matched by
-    file name) or a dataset.json ({"labels": [[file, [v, ...]], ...]}, optional "attributes": names)."""
+    """Labels [len(files), K] bool and the K names from CelebA's list_attr_celeba.txt (-1/1, matched by file
+    name) or a dataset.json: {"labels": [[file, [v, ...]], ...]} (value > 0 = present; optional "attributes":
+    names), or NVIDIA's integer classes {"labels": [[file, 3], ...]}, read as attributes class0, class1, ...
+    (present for the image's class only)."""
     path = Path(labels)
     if not path.is_file():
         raise InputError(f"{path}: no such labels file")
     text = path.read_text()
-    if path.suffix.lower() == ".json":
-        try:
-            meta = json.loads(text)
-            table = {str(name).replace("\\", "/"): v for name, v in meta["labels"]}
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            raise InputError(f"{path}: not a dataset.json with labels ({type(e).__name__})") from None
-        by_key = lambda f: table.get(f)  # noqa: E731
-        first = next(iter(table.values()), [])
-        names = meta.get("attributes") or CELEBA_ATTRIBUTES[:len(first)]
-    else:
-        lines = [line.split() for line in text.splitlines() if line.strip()]
-        if len(lines) < 3 or not lines[0][0].isdigit():
-            raise InputError(f"{path}: not in list_attr_celeba.txt format (count, names, then one row per image)")
-        names = lines[1]
-        table = {row[0]: row[1:] for row in lines[2:]}
-        by_key = lambda f: table.get(f, table.get(Path(f).name))  # noqa: E731
+    names, values = (_json_labels if path.suffix.lower() == ".json" else _celeba_labels)(path, text, files)
+    return names, values > 0
+
+
+def _json_labels(path: Path, text: str, files: list[str]) -> tuple[list[str], np.ndarray]:
+    """Names and [N, K] values of a dataset.json, checked by the rule of dataset labels (`check_labels`)."""
+    try:
+        meta = json.loads(text)
+        table = {str(name).replace("\\", "/"): v for name, v in meta["labels"]}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, RecursionError) as e:
+        raise InputError(f"{path}: not a dataset.json with labels ({type(e).__name__})") from None
+    missing = next((f for f in files if f not in table), None)
+    if missing is not None:
+        raise InputError(f"{path}: no labels for image {missing}")
+    values = check_labels([table[f] for f in files], files, str(path))  # [N] classes or [N, K]
+    if values.ndim == 1:
+        count = int(values.max()) + 1
+        if count > MAX_CLASSES:
+            raise InputError(f"{path}: class labels up to {count - 1}; train-classifier takes at most {MAX_CLASSES} "
+                             f"classes (one attribute each)")
+        return [f"class{k}" for k in range(count)], (values[:, None] == np.arange(count)).astype(np.float32)
+    names = meta.get("attributes") or CELEBA_ATTRIBUTES[:values.shape[1]]
+    if not isinstance(names, list) or len(names) != values.shape[1] or not all(isinstance(n, str) for n in names):
+        raise InputError(f"{path}: each image has {values.shape[1]} labels, but there are {len(names)} attribute "
+                         f"names (give \"attributes\": [names] in the file)")
+    return list(names), values
+
+
+def _celeba_labels(path: Path, text: str, files: list[str]) -> tuple[list[str], np.ndarray]:
+    """Names and [N, K] values of list_attr_celeba.txt (count, names, then `file v1 v2 ...` per image)."""
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    if len(lines) < 3 or not lines[0][0].isdigit():
+        raise InputError(f"{path}: not in list_attr_celeba.txt format (count, names, then one row per image)")
+    names = lines[1]
+    table = {row[0]: row[1:] for row in lines[2:]}
     rows = []
     for f in files:
-        row = by_key(f)
+        row = table.get(f, table.get(Path(f).name))
         if row is None:
             raise InputError(f"{path}: no labels for image {f}")
         if len(row) != len(names):
             raise InputError(f"{path}: image {f} has {len(row)} labels, expected {len(names)}")
-        rows.append([float(v) for v in row])
-    return list(names), np.array(rows) > 0
+        try:
+            values = [float(v) for v in row]
+        except ValueError:
+            values = [float("nan")]
+        if not np.isfinite(values).all():
+            raise InputError(f"{path}: the labels of image {f} are not all numbers ({' '.join(row)})")
+        rows.append(values)
+    return list(names), np.array(rows)
 
 
 def train_classifier(
