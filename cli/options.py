@@ -83,10 +83,13 @@ def run_metric_command(ckpt: str | None, metrics, *, device: str | None, out: st
     engine (results appended to `out` before the saved state goes), print them; returns the results."""
     from stylegan_core.formats.checkpoint import load_generator
     from stylegan_metrics.engine.runner import run_metrics
+    from stylegan_metrics.result import check_results_file
 
     dev = join_process_group(device)  # each rank on its own GPU before G is loaded
     if (ckpt is None) == (gen is None):
         raise click.UsageError("give --ckpt (a generator) or --gen (generated images), one of them")
+    if out is not None and ranks.is_main():
+        check_results_file(out)  # before the generator is loaded: a file of other content is refused as it is
     G = load_generator(ckpt, device=dev) if ckpt is not None else None
     results = run_metrics(G, metrics, device=dev, out=out, snapshot_pkl=str(ckpt or gen), state_dir=state_dir,
                           gen=gen, **options)
