@@ -55,7 +55,8 @@ no_progress_option = click.option("--no-progress", is_flag=True, help="Hide prog
 weights_option = click.option("--weights", type=click.Path(dir_okay=False), default=None,
                               help="Weights file of the feature network (default: cache or download).")
 out_jsonl_option = click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
-                                help="Append the result as one JSON line to this file.")
+                                help="Append the result as one JSON line to this file (new, empty, or holding only "
+                                     "result lines; checked before the work).")
 precision_option = click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32",
                                 show_default=True, help="Arithmetic of the feature/similarity network (fp32: "
                                 "comparable numbers; tf32, bf16: faster on GPUs, see the README's deviations).")
