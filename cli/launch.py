@@ -27,7 +27,7 @@ gpus_option = click.option("--gpus", type=click.IntRange(min=1), default=1, show
                                 "Under torchrun, leave it out.")
 state_dir_option = click.option("--state-dir", type=click.Path(file_okay=False), default=None,
                                 help="Save finished chunks here and resume from them when the same command runs "
-                                     "again (default with --out: beside it, OUT's name + '.<command>-<hash of the "
+                                     "again (default with --out a file: beside it, OUT's name + '.<command>-<hash of the "
                                      "options>-state').")
 chunk_size_option = click.option("--chunk-size", type=click.IntRange(min=1), default=DEFAULT_CHUNK, show_default=True,
                                  help="Samples per chunk, the unit of sharding and of saved state. With many GPUs "
@@ -43,11 +43,11 @@ NOT_IN_STATE_KEY = {"out", "state_dir", "no_progress", "gpus", "device", "batch"
 
 
 def state_dir_for(state_dir: str | None, out: str | None, command: str) -> Path | None:
-    """`--state-dir`, else (with `--out`) a folder beside OUT named by the command and a hash of its other options,
-    so that two evaluations appending to one results file never share state."""
+    """`--state-dir`, else (with `--out` a regular file or a new one) a folder beside OUT named by the command and a
+    hash of its other options, so that two evaluations appending to one results file never share state."""
     if state_dir:
         return Path(state_dir)
-    if not out:
+    if not out or (os.path.exists(out) and not os.path.isfile(out)):  # none beside a device (/dev/null) or pipe
         return None
     params = click.get_current_context().params
     key = {name: _canonical(value) for name, value in params.items() if name not in NOT_IN_STATE_KEY}

@@ -163,6 +163,10 @@ def test_dev_full_says_the_file_and_every_value(tmp_path, ckpt):
                    f"the saved chunks in {tmp_path / 'state'} are kept")
     said = re.search(r"ppl_wend = ([^;]+);", r.output).group(1)
     assert float(said) > 0 and repr(float(said)) == said  # every digit: it reads back as the same float
+    r = invoke("ppl", "--ckpt", ckpt, "--similarity", "toyfaces-lpips", "--num", "8", "--device", "cpu",
+               "--out", "/dev/full", "--no-progress")
+    one_line_error(r, "cannot write /dev/full: No space left on device", f"ppl_wend = {said}; nothing was appended")
+    assert not list(Path("/dev").glob("full.*-state"))  # no default state folder beside a device
 
 
 # ---- several processes appending to one file ----------------------------------------------------------------------
