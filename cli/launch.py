@@ -1,5 +1,5 @@
-"""`--gpus N` and `--state-dir`: start N processes of this same command as torchrun would, wait for them;
-where a run keeps its resumable state."""
+"""`--gpus N` and `--state-dir`: start N processes of this same command as torchrun would, wait for them (they
+end with the launcher, even when it is killed); where a run keeps its resumable state."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ gpus_option = click.option("--gpus", type=click.IntRange(min=1), default=1, show
                                 "Under torchrun, leave it out.")
 state_dir_option = click.option("--state-dir", type=click.Path(file_okay=False), default=None,
                                 help="Save finished chunks here and resume from them when the same command runs "
-                                     "again (default with --out: beside it, OUT's name + '.<command>-<hash of the "
+                                     "again (default with --out a file: beside it, OUT's name + '.<command>-<hash of the "
                                      "options>-state').")
 chunk_size_option = click.option("--chunk-size", type=click.IntRange(min=1), default=DEFAULT_CHUNK, show_default=True,
                                  help="Samples per chunk, the unit of sharding and of saved state. With many GPUs "
@@ -34,17 +35,19 @@ chunk_size_option = click.option("--chunk-size", type=click.IntRange(min=1), def
                                       "chunk's state file holds 2048x2048 float64 sums: 32 MiB).")
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # SIGINT reaches the workers from the terminal itself
 STOP_GRACE_SECONDS = 30  # workers still running this long after the signal are killed
+LAUNCHER_PIPE = "STYLEGAN_METRICS_LAUNCHER_FD"  # a worker's end of a pipe that reads end-of-file once the launcher is gone
+PR_SET_PDEATHSIG = 1  # Linux prctl: a signal sent to this process when its parent ends
 
 # Options that never change a result: a rerun with other values resumes the same state.
 NOT_IN_STATE_KEY = {"out", "state_dir", "no_progress", "gpus", "device", "batch", "workers"}
 
 
 def state_dir_for(state_dir: str | None, out: str | None, command: str) -> Path | None:
-    """`--state-dir`, else (with `--out`) a folder beside OUT named by the command and a hash of its other options,
-    so that two evaluations appending to one results file never share state."""
+    """`--state-dir`, else (with `--out` a regular file or a new one) a folder beside OUT named by the command and a
+    hash of its other options, so that two evaluations appending to one results file never share state."""
     if state_dir:
         return Path(state_dir)
-    if not out:
+    if not out or (os.path.exists(out) and not os.path.isfile(out)):  # none beside a device (/dev/null) or pipe
         return None
     params = click.get_current_context().params
     key = {name: _canonical(value) for name, value in params.items() if name not in NOT_IN_STATE_KEY}
@@ -80,12 +83,17 @@ def launch(num: int, device: str | None) -> int:
     procs: list[subprocess.Popen] = []
     previous = {sig: signal.signal(sig, _stop) for sig in FORWARDED_SIGNALS}  # before any worker exists
     status, forward = 0, signal.SIGTERM
+    lifeline, kept = os.pipe()  # we hold the write end (never inherited) until the workers are gone
     try:
         for rank in range(num):
             env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(num),
-                       LOCAL_WORLD_SIZE=str(num), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+                       LOCAL_WORLD_SIZE=str(num), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                       **{LAUNCHER_PIPE: str(lifeline)})
             env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // num)))  # as torchrun does
-            procs.append(subprocess.Popen([sys.executable, "-m", "stylegan_metrics_cli", *argv], env=env))
+            procs.append(subprocess.Popen([sys.executable, "-m", "stylegan_metrics_cli", *argv], env=env,
+                                          pass_fds=(lifeline,)))
+        os.close(lifeline)
+        lifeline = -1
         while procs and not status:
             for p in list(procs):
                 code = p.poll()
@@ -110,7 +118,38 @@ def launch(num: int, device: str | None) -> int:
                 p.wait()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        for fd in (lifeline, kept):
+            if fd >= 0:
+                os.close(fd)
     return 128 - status if status < 0 else status  # killed by a signal: the shell's 128 + signal number
+
+
+def die_with_launcher() -> None:
+    """In a worker that `launch` started: end this process (SIGTERM, then SIGKILL after STOP_GRACE_SECONDS) once
+    the launcher is gone, even when it was SIGKILLed, so no orphan finishes the run and writes its results
+    alone. A thread waits for end-of-file on the launcher's pipe (any POSIX); on Linux the kernel also sends
+    SIGTERM when the parent ends (PR_SET_PDEATHSIG)."""
+    fd = os.environ.pop(LAUNCHER_PIPE, None)
+    if fd is None:
+        return
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the pipe still works
+    threading.Thread(target=_end_at_end_of_file, args=(int(fd),), name="launcher-lifeline", daemon=True).start()
+
+
+def _end_at_end_of_file(fd: int) -> None:
+    try:
+        while os.read(fd, 1):  # the launcher never writes: b"" once its end is closed
+            pass
+    except OSError:
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(STOP_GRACE_SECONDS)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 class _Stopped(BaseException):
@@ -129,6 +168,7 @@ def distributable(command):
     @gpus_option
     @functools.wraps(command)
     def wrapper(*args, gpus: int, **kwargs):
+        die_with_launcher()
         if gpus > 1 and not ranks.launched_by_torchrun():
             sys.exit(launch(gpus, kwargs.get("device")))
         return command(*args, **kwargs)

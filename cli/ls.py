@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+import pandas as pd
 
 from stylegan_core import ranks
-from stylegan_core.files import atomic_write
+from stylegan_core.errors import InputError, OutputError
+from stylegan_core.files import atomic_write, check_writable
 from stylegan_metrics.metrics.ls import LinearSeparability
 from stylegan_metrics.networks.classifier import load_classifier, train_classifier as run_classifier_training
 
@@ -29,24 +33,46 @@ attributes_option = click.option("--attributes", default="40", show_default=True
 @click.option("--svm", type=click.Choice(["sklearn", "torch"]), default="sklearn", show_default=True,
               help="SVM back end: scikit-learn LinearSVC (reference) or the batched torch solver.")
 @click.option("--details", "details_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the per-attribute table to this CSV file.")
+              help="Write the per-attribute table to this CSV file (its name ends in .csv; checked before the work).")
 @batch_option
 @seed_option
 @run_options()
 def ls(ckpt, classifier, attributes, space, num, keep, svm, details_path, batch, seed, device, out, state_dir,
        chunk_size, no_progress):
     """Linear separability (StyleGAN1): attribute classifier, linear SVMs, conditional entropy."""
+    if details_path:
+        check_details_file(details_path)  # before the work, not after it
     metric = LinearSeparability("ls", num=num or 200_000, keep=keep, attributes=attributes, space=space, svm=svm)
     [result] = run_metric_command(ckpt, [metric], device=device, out=out, state_dir=state_dir_for(state_dir, out, "ls"),
                                   classifier=load_classifier(classifier), batch_size=batch, seed=seed,
                                   progress=not no_progress, chunk_size=chunk_size)
     if not ranks.is_main():
         return
-    if details_path:
-        with atomic_write(details_path) as f:
-            result.details.to_csv(f, index=False)
     table = result.details.pivot(index="attribute", columns="space", values="entropy_bits")
     click.echo(table.loc[result.params["attributes"]].to_string(float_format=lambda v: f"{v:.4f}"))
+    if details_path:
+        write_details(details_path, result.details, out=out)
+
+
+def check_details_file(path: str) -> None:
+    """`--details` names a .csv file that can be written: atomic_write replaces whatever is there, so another
+    kind of file (`--details dataset.json`) is refused, as `stats --out` refuses all but .npz."""
+    if Path(path).suffix.lower() != ".csv":
+        raise InputError(f"{path}: --details writes a CSV table and its name must end in .csv (refusing to replace "
+                         f"another kind of file)")
+    check_writable(path)
+
+
+def write_details(path: str, details: pd.DataFrame, *, out: str | None) -> None:
+    """The per-attribute table to `path`; when that still fails (a full disk), the table goes to stdout as CSV
+    and the error line says so, so nothing computed is lost."""
+    try:
+        with atomic_write(path) as f:
+            details.to_csv(f, index=False)
+    except OutputError as e:
+        click.echo(details.to_csv(index=False), nl=False)
+        line = f"; the result line was appended to {out}" if out else ""
+        raise OutputError(f"{e}; the per-attribute table is printed above as CSV{line}") from None
 
 
 @click.command("train-classifier")

@@ -55,7 +55,8 @@ no_progress_option = click.option("--no-progress", is_flag=True, help="Hide prog
 weights_option = click.option("--weights", type=click.Path(dir_okay=False), default=None,
                               help="Weights file of the feature network (default: cache or download).")
 out_jsonl_option = click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
-                                help="Append the result as one JSON line to this file.")
+                                help="Append the result as one JSON line to this file (new, empty, or holding only "
+                                     "result lines; checked before the work).")
 precision_option = click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32",
                                 show_default=True, help="Arithmetic of the feature/similarity network (fp32: "
                                 "comparable numbers; tf32, bf16: faster on GPUs, see the README's deviations).")
@@ -83,10 +84,13 @@ def run_metric_command(ckpt: str | None, metrics, *, device: str | None, out: st
     engine (results appended to `out` before the saved state goes), print them; returns the results."""
     from stylegan_core.formats.checkpoint import load_generator
     from stylegan_metrics.engine.runner import run_metrics
+    from stylegan_metrics.result import check_results_file
 
     dev = join_process_group(device)  # each rank on its own GPU before G is loaded
     if (ckpt is None) == (gen is None):
         raise click.UsageError("give --ckpt (a generator) or --gen (generated images), one of them")
+    if out is not None and ranks.is_main():
+        check_results_file(out)  # before the generator is loaded: a file of other content is refused as it is
     G = load_generator(ckpt, device=dev) if ckpt is not None else None
     results = run_metrics(G, metrics, device=dev, out=out, snapshot_pkl=str(ckpt or gen), state_dir=state_dir,
                           gen=gen, **options)

@@ -1,5 +1,5 @@
-"""Safe file writes: atomic replacement (temporary file, fsync, rename), all-or-nothing appends, and early checks
-that an output can be written; failures are OutputError, and a SIGTERM or SIGHUP leaves no temporary file."""
+"""Safe file writes: atomic replacement (temporary file, fsync, rename), all-or-nothing locked appends, and early
+checks that an output can be written; failures are OutputError, and a SIGTERM or SIGHUP leaves no temporary file."""
 
 from __future__ import annotations
 
@@ -7,10 +7,17 @@ import errno
 import os
 import secrets
 import signal
+import stat
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None
 
 from stylegan_core.errors import OutputError
 
@@ -19,6 +26,7 @@ from stylegan_core.errors import OutputError
 FILE_SYSTEM_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
 CLEANUP_SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s)
 
+LOCK_TIMEOUT_SECONDS = 60  # the longest an append waits for another process's append to the same file
 _pending: set[str] = set()  # temporary files of writes in progress, removed when a signal ends the process
 
 
@@ -63,39 +71,105 @@ def atomic_write(
         raise
 
 
-def append_atomically(path: str | os.PathLike, data: bytes) -> Path:
-    """Append `data` (e.g. JSON lines) to `path`, all or nothing: on any failure (a full disk part way through)
-    the file is truncated back to its old length, or removed when this call created it. A file whose last line
-    lacks its newline gets one first, so a new line never joins an old one."""
+def append_atomically(
+    path: str | os.PathLike,                       # A regular file (created if missing), or a device such as /dev/null.
+    data: bytes,                                   # Whole lines, each ending in a newline.
+    *,
+    check: Callable[[Path], None] | None = None,   # Run under the lock before writing; raises to refuse the file.
+) -> Path:
+    """Append `data` to `path`, all or nothing, beside other processes appending to the same file.
+
+    An exclusive lock (flock) is held from before the old length is read until the new lines are on disk, so a
+    failed write (a full disk part way through) truncates the file back to its old length, removing this call's
+    bytes only (or removes the file when this call created it). A file whose last line lacks its newline gets
+    one first, so a new line never joins an old one. Any OSError raises OutputError naming `path`."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        existed = path.exists()
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+        fd, created = _open_locked(path)
     except OSError as e:
         raise output_error(path, e) from None
     size = None
     try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            data = b"\n" + data
+        if check is not None:
+            check(path)
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException as e:
         if size is not None:
-            os.ftruncate(fd, size)
-        if not existed:
-            path.unlink(missing_ok=True)
+            os.fsync(fd)  # devices and pipes cannot be synced (EINVAL)
+    except BaseException as e:
+        _undo_append(fd, path, size, created)
         if isinstance(e, OSError):
             raise output_error(path, e) from None
         raise
     finally:
-        os.close(fd)
+        os.close(fd)  # releases the lock
     return path
+
+
+def _open_locked(path: Path) -> tuple[int, bool]:
+    """A descriptor of `path` for appending (locked when it is a regular file) and whether this call created it.
+    Retries when the file it locked was removed or replaced meanwhile (by a failed append that created it)."""
+    deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+    while True:
+        try:
+            fd, created = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o666), True
+        except FileExistsError:
+            try:
+                regular = stat.S_ISREG(os.stat(path).st_mode)
+                fd, created = os.open(path, (os.O_RDWR if regular else os.O_WRONLY) | os.O_APPEND), False
+            except FileNotFoundError:
+                continue
+        try:
+            own = os.fstat(fd)
+            if not stat.S_ISREG(own.st_mode):
+                return fd, created
+            _lock(fd, path, deadline)
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+            if now is not None and (now.st_dev, now.st_ino) == (own.st_dev, own.st_ino):
+                return fd, created
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _lock(fd: int, path: Path, deadline: float) -> None:
+    """An exclusive flock on `fd`, waiting up to LOCK_TIMEOUT_SECONDS for another process to release it."""
+    if fcntl is None:  # no flock on this system
+        return
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise OutputError(f"cannot write {path}: another process has held its lock for "
+                                  f"{LOCK_TIMEOUT_SECONDS} s") from None
+            time.sleep(0.01)
+
+
+def _undo_append(fd: int, path: Path, size: int | None, created: bool) -> None:
+    """After a failed append: back to the old length (a regular file, still locked), the file gone if this call
+    made it; a failure here (a device cannot be truncated) leaves the first error to be reported."""
+    if size is None:
+        return
+    try:
+        os.ftruncate(fd, size)
+        if created and size == 0:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def check_writable(path: str | os.PathLike) -> None:
@@ -104,6 +178,10 @@ def check_writable(path: str | os.PathLike) -> None:
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder")
+    if path.exists() and not path.is_file():  # a device (/dev/null) or a pipe: written in place, no file beside it
+        if not os.access(path, os.W_OK):
+            raise OutputError(f"cannot write {path}: Permission denied")
+        return
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent

@@ -3,6 +3,7 @@ metric that looks at it), results with parameters and timing, state removed once
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from pathlib import Path
@@ -14,10 +15,9 @@ from torch import nn
 from stylegan_core import ranks
 from stylegan_core.allocator import keep_freed_memory
 from stylegan_core.errors import InputError, OutputError
-from stylegan_core.files import append_atomically, check_writable
 
 from stylegan_metrics.networks.registry import FeatureExtractor, module_fingerprint
-from stylegan_metrics.result import MetricResult
+from stylegan_metrics.result import MetricResult, append_results, check_results_file
 
 from .context import Context, WeightsOption
 from .device import resolve_device
@@ -29,15 +29,22 @@ from .state import DEFAULT_CHUNK
 
 
 def write_results(out: str | os.PathLike, results: list[MetricResult], state_dir: Path | None) -> None:
-    """Append every result line to `out` in one all-or-nothing write; on failure the error says the results
-    (so they are never lost) and the state stays for a rerun to write them."""
+    """Append every result line to `out` in one all-or-nothing write; on any failure (a full disk, a device that
+    refuses, a value JSON cannot hold) the error names `out` and says every value with all its digits (so they
+    are never lost), and the state stays for a rerun to write them."""
     try:
-        append_atomically(out, "".join(r.to_json_line() for r in results).encode("utf-8"))
-    except OutputError as e:
+        append_results(out, results)
+    except (OutputError, OSError) as e:
         kept = (f"the saved chunks in {state_dir} are kept: rerun the same command to write them"
                 if state_dir is not None else "nothing was appended")
-        values = ", ".join(f"{k} = {v!r}" for r in results for k, v in r.results.items())
-        raise OutputError(f"{e}; the results were {values}; {kept}") from None
+        values = ", ".join(f"{k} = {_all_digits(v)}" for r in results for k, v in r.results.items())
+        reason = str(e) if str(out) in str(e) else f"cannot write {out}: {e}"
+        raise OutputError(f"{reason}; the results were {values}; {kept}") from None
+
+
+def _all_digits(value) -> str:
+    """The shortest text that reads back as the same float (repr), for any real number type."""
+    return repr(float(value)) if isinstance(value, numbers.Real) else repr(value)
 
 
 def generator_precision(m: Metric) -> str:
@@ -101,7 +108,7 @@ def run_metrics(
     for m in metrics:
         check_truncation(m.truncation_psi)
     if out is not None and ranks.is_main():
-        check_writable(out)  # before the work, not after it
+        check_results_file(out)  # before the work, not after it
     with ranks.alone(not distributed):
         dev = ranks.init_from_env(resolve_device(device))  # each rank on its own GPU
         keep_freed_memory()

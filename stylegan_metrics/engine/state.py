@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -23,6 +24,8 @@ STATE_VERSION = 1
 DEFAULT_CHUNK = 4096  # samples per chunk: the unit of sharding and of checkpointing
 Payload = dict[str, np.ndarray]
 RUN, DIGEST = "_run", "_digest"  # a chunk's marker (the run's parameter hash) and the hash of its contents
+CHUNK_NAME = re.compile(r"chunk-\d{6,}\.npz")
+TEMPORARY_NAME = re.compile(r"\.(chunk-\d{6,}\.npz|manifest\.json)\.[0-9a-f]{12}\.tmp")  # atomic_write's
 
 
 class RunState:
@@ -128,19 +131,36 @@ class RunState:
             f.write(buffer.getvalue())
 
     def remove(self) -> None:
-        """After the result is computed: our files go (rank 0, once every rank is done with them), and the
-        folder too when nothing else is in it."""
+        """After the result is computed (rank 0, once every rank is done with them): the files this run wrote go
+        (the manifest, chunks carrying this run's marker, our temporary files); any other file stays, and then
+        the folder stays too, with a warning naming what is in it."""
         ranks.barrier()
-        if not ranks.is_main():
+        if not ranks.is_main() or not self.folder.is_dir():
             return
-        for path in [*self.folder.glob("chunk-*.npz"), *self.folder.glob(".chunk-*"), *self.folder.glob(".manifest.json.*"),
-                     self.manifest]:
-            if path.is_file():
+        for path in sorted(self.folder.iterdir()):
+            if self._wrote(path):
                 path.unlink(missing_ok=True)
-        try:
+        others = sorted(p.name for p in self.folder.iterdir())
+        if not others:
             self.folder.rmdir()
-        except OSError:  # the user keeps other files there
-            pass
+            return
+        warnings.warn(f"{self.folder} is kept: it holds {len(others)} file(s) this tool did not write "
+                      f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); the run's own files are "
+                      f"removed", stacklevel=2)
+
+    def _wrote(self, path: Path) -> bool:
+        """A file of this run: the manifest with this run's parameters, a chunk with this run's marker, or a
+        temporary file of an atomic write (`.chunk-NNNNNN.npz.<hex>.tmp`, `.manifest.json.<hex>.tmp`)."""
+        if not path.is_file() or path.is_symlink():
+            return False
+        if path == self.manifest:
+            try:
+                return self._read_manifest() == self.key
+            except InputError:
+                return False
+        if CHUNK_NAME.fullmatch(path.name):
+            return _marker(path) == self.digest
+        return TEMPORARY_NAME.fullmatch(path.name) is not None
 
 
 def payload_digest(arrays: Payload) -> str:
@@ -155,11 +175,21 @@ def payload_digest(arrays: Payload) -> str:
 
 def _is_our_chunk(path: Path) -> bool:
     """A chunk file this tool wrote: a zip holding the run marker (its contents are checked on load)."""
+    return _marker(path) is not None
+
+
+def _marker(path: Path) -> str | None:
+    """The run marker stored in a chunk file, or None when it has none (not a zip, no marker, not a short
+    string)."""
     try:
         with zipfile.ZipFile(path) as zf:
-            return f"{RUN}.npy" in zf.namelist()
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
-        return False
+            info = zf.getinfo(f"{RUN}.npy")
+            if info.file_size > 1024:
+                return None
+            array = np.lib.format.read_array(io.BytesIO(zf.read(info)), allow_pickle=False)
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+    return str(array) if array.dtype.kind == "U" and array.ndim == 0 else None
 
 
 def _short(value) -> str:
