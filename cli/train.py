@@ -40,11 +40,15 @@ from .options import FiniteFloat, device_option, no_progress_option, resolve_dev
               help="Ramp the EMA half-life up as rampup * kimg seen (stylegan2-ada); off by default.")
 @click.option("--mirror", "xflip", is_flag=True, help="Add x-flipped copies of the data.")
 @click.option("--snap", "snap_kimg", type=FiniteFloat(min=0, min_open=True), default=50, show_default=True,
-              help="Snapshot interval in kimg.")
+              help="Snapshot interval in kimg. Snapshots are named by whole kimg (network-snapshot-000004.pt), with "
+              "the images past it when a snapshot of that kimg exists (network-snapshot-000004_512.pt); none is "
+              "ever replaced.")
 @click.option("--tick", "tick_kimg", type=FiniteFloat(min=0, min_open=True), default=4, show_default=True,
-              help="Status line (stdout, log.txt) and stats.jsonl record every this many kimg.")
+              help="Status line (stdout, log.txt) and stats.jsonl record every this many kimg; without a progress "
+              "bar also a progress line (kimg, img/s, ETA) whenever 30 s pass without a line.")
 @click.option("--metrics", default="", help="Metrics computed at every snapshot, comma-separated NVIDIA names "
-              "(fid50k_full, kid50k_full, ppl_wend, ...), each appended to OUT/metric-NAME.jsonl [default: none].")
+              "(fid50k_full, kid50k_full, ppl_wend, ...), each appended to OUT/metric-NAME.jsonl; names, networks, "
+              "weights and reference are checked before training [default: none].")
 @click.option("--metrics-data", type=click.Path(), default=None,
               help="Reference data of --metrics: image folder, zip or statistics .npz [default: --data].")
 @click.option("--metrics-features", default="inception-v3", show_default=True,
