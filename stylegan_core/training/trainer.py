@@ -28,7 +28,8 @@ from stylegan_core.networks.generator import Generator
 from stylegan_core.networks.residual_discriminator import ResidualDiscriminator
 from stylegan_core.training.data_order import IndexStream, step_seed
 from stylegan_core.training.lazy_regularization import make_optimizers, stylegan2_phases
-from stylegan_core.training.logs import LOSS_COLUMNS, STATUS_SEC, Heartbeat, Tick, TrainingLog, status_line
+from stylegan_core.training import logs
+from stylegan_core.training.logs import LOSS_COLUMNS, Heartbeat, Tick, TrainingLog, status_line
 from stylegan_core.training.options import TrainingOptions
 from stylegan_core.training.progressive import Phase, check_minibatches, new_level, process_reals, training_phase
 from stylegan_core.training.snapshots import (find_latest_snapshot, grid_name, publish, remove_stale_staged,
@@ -224,7 +225,7 @@ class Trainer:
         # them to zero during training is what GPUs do anyway. Switched back off when training ends.
         self._flush_denormal = self.device.type == "cpu" and torch.set_flush_denormal(True)
         keep_freed_memory()
-        beat = Heartbeat(STATUS_SEC if status_sec is None else status_sec, self.images_seen, total_images,
+        beat = Heartbeat(logs.STATUS_SEC if status_sec is None else status_sec, self.images_seen, total_images,
                          clock()) if ranks.is_main() and bar.disable else None
         try:
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
