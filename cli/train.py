@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 
@@ -39,11 +40,15 @@ from .options import FiniteFloat, device_option, no_progress_option, resolve_dev
               help="Ramp the EMA half-life up as rampup * kimg seen (stylegan2-ada); off by default.")
 @click.option("--mirror", "xflip", is_flag=True, help="Add x-flipped copies of the data.")
 @click.option("--snap", "snap_kimg", type=FiniteFloat(min=0, min_open=True), default=50, show_default=True,
-              help="Snapshot interval in kimg.")
+              help="Snapshot interval in kimg. Snapshots are named by whole kimg (network-snapshot-000004.pt), with "
+              "the images past it when a snapshot of that kimg exists (network-snapshot-000004_512.pt); none is "
+              "ever replaced.")
 @click.option("--tick", "tick_kimg", type=FiniteFloat(min=0, min_open=True), default=4, show_default=True,
-              help="Status line (stdout, log.txt) and stats.jsonl record every this many kimg.")
+              help="Status line (stdout, log.txt) and stats.jsonl record every this many kimg; without a progress "
+              "bar also a progress line (kimg, img/s, ETA) whenever 30 s pass without a line.")
 @click.option("--metrics", default="", help="Metrics computed at every snapshot, comma-separated NVIDIA names "
-              "(fid50k_full, kid50k_full, ppl_wend, ...), each appended to OUT/metric-NAME.jsonl [default: none].")
+              "(fid50k_full, kid50k_full, ppl_wend, ...), each appended to OUT/metric-NAME.jsonl; names, networks, "
+              "weights and reference are checked before training [default: none].")
 @click.option("--metrics-data", type=click.Path(), default=None,
               help="Reference data of --metrics: image folder, zip or statistics .npz [default: --data].")
 @click.option("--metrics-features", default="inception-v3", show_default=True,
@@ -95,6 +100,9 @@ def train(data, run_dir, resume, device, workers, no_progress, metrics, metrics_
         if options[name] is not None:
             options[name] = parse_per_resolution(options[name], kind, flag)
     names = [n.strip() for n in metrics.split(",") if n.strip()]
+    if names:  # everything the first snapshot's evaluation would refuse, refused before the first step
+        check_snapshot_metrics(names, data=metrics_data or data, features=metrics_features, weights=metrics_weights,
+                               resolution=resolution, run_dir=Path(run_dir))
     on_snapshot = snapshot_metrics(names, data=metrics_data or data, features=metrics_features, weights=metrics_weights,
                                    progress=not no_progress) if names else None
     try:
@@ -112,12 +120,7 @@ def snapshot_metrics(names: list[str], *, data: str, features: str, weights: str
     """The trainer's snapshot hook: evaluate `names` on G_ema (sharded over the ranks) and append each result to
     OUT/metric-<name>.jsonl with `snapshot_pkl` relative to OUT, as NVIDIA's train.py does."""
     import stylegan_metrics
-    from stylegan_metrics.metrics import build_metric
 
-    for name in names:
-        build_metric(name)  # an unknown name fails now, not after the first snapshot
-    if not Path(data).exists():
-        raise InputError(f"--metrics-data {data}: no such file or folder")
     evaluate = stylegan_metrics.evaluate
 
     def on_snapshot(path: Path, G_ema, kimg: float) -> dict[str, float]:
@@ -132,3 +135,65 @@ def snapshot_metrics(names: list[str], *, data: str, features: str, weights: str
         return values
 
     return on_snapshot
+
+
+def check_snapshot_metrics(names: list[str], *, data: str, features: str, weights: str | None, resolution: int,
+                           run_dir: Path) -> None:
+    """InputError, before training, for what `snapshot_metrics` would meet at the first snapshot: names (unknown,
+    twice), the networks (unknown feature network, missing weights), LS (train takes no classifier), a generator
+    property the metric needs (equivariance), the reference (missing; images of another size than `resolution`;
+    statistics of another feature network, width or image size; statistics where images are needed) and every
+    OUT/metric-<name>.jsonl (writable). Uses the metric engine's own checks; networks are built on the CPU and
+    dropped."""
+    import torch
+
+    from stylegan_core.files import check_writable
+    from stylegan_metrics.engine.context import Context
+    from stylegan_metrics.engine.datasets import is_images, open_images
+    from stylegan_metrics.engine.metric import Metric
+    from stylegan_metrics.metrics import build_metric
+    from stylegan_metrics.metrics.ls import LinearSeparability
+    from stylegan_metrics.stats import ReferenceStats
+
+    if len(set(names)) != len(names):
+        raise InputError(f"--metrics names a metric twice: {','.join(names)}")
+    for name in names:
+        _as_metric_option(name, build_metric, name)
+    metrics = [build_metric(name) for name in names]
+    for m in metrics:
+        if isinstance(m, LinearSeparability):
+            raise InputError(f"--metrics {m.name}: linear separability needs an attribute classifier, which train does "
+                             f"not take; run `stylegan-metrics ls` on the snapshots")
+        _as_metric_option(m.name, check_writable, run_dir / f"metric-{m.name}.jsonl")
+    if not Path(data).exists():
+        raise InputError(f"--metrics-data {data}: no such file or folder")
+    # what the engine reads of a generator before sampling: the one the options describe, not yet built
+    G = SimpleNamespace(img_resolution=resolution, img_channels=3, c_dim=0)
+    ctx = Context(G, torch.device("cpu"), data=data, features=features, weights=weights, progress=False)
+    for m in metrics:
+        _as_metric_option(m.name, m.prepare, ctx)  # networks and their weights; what the generator must offer
+    readers = [m for m in metrics
+               if type(m).prepare_reference is not Metric.prepare_reference and getattr(m, "uses_reference", True)]
+    if readers and is_images(data):
+        _as_metric_option(readers[0].name, open_images, data, resolution=resolution)  # the engine's size rule
+    elif readers:
+        stats = ReferenceStats.load(data)
+        if stats.resolution and stats.resolution != resolution:
+            raise InputError(f"--metrics-data {data}: statistics of {stats.resolution}x{stats.resolution} images, "
+                             f"but the generator makes {resolution}x{resolution}")
+        for m in readers:  # statistics: the engine reads and checks them now (no images to go through)
+            _as_metric_option(m.name, m.prepare_reference, ctx)
+            extractor = getattr(m, "extractor", None)
+            if extractor is not None:
+                width = extractor(torch.zeros(1, 3, resolution, resolution, dtype=torch.uint8)).shape[1]
+                if width != stats.mu.shape[0]:
+                    raise InputError(f"--metrics {m.name}: the statistics in {data} have {stats.mu.shape[0]} "
+                                     f"features, {extractor.name} gives {width}")
+
+
+def _as_metric_option(name: str, check, *args, **kwargs) -> None:
+    """Run an engine check; its refusal names the metric it concerns (and train's name of the weights option)."""
+    try:
+        check(*args, **kwargs)
+    except InputError as e:
+        raise type(e)(f"--metrics {name}: {e}".replace("--weights PATH", "--metrics-weights PATH")) from None

@@ -18,7 +18,7 @@ from stylegan_core.files import atomic_write
 
 FORMATS = ("csv", "parquet", "json", "markdown", "html", "latex")
 META_COLUMNS = ("num_gpus", "total_time", "timestamp")
-_KIMG = re.compile(r"network-snapshot-(\d+)")
+_KIMG = re.compile(r"network-snapshot-(\d+)(?:_(\d{3}))?")  # _FFF: images past the whole kimg (training docs)
 
 
 def read_results(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.DataFrame:
@@ -32,8 +32,8 @@ def read_results(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.D
       `num_gpus` and `timestamp` are the last line's). A bare snapshot name (NVIDIA writes
       `network-snapshot-025000.pkl`) is taken relative to the folder of its jsonl file, so runs in different
       folders never merge. Lines without a snapshot each make their own row.
-    - `kimg` is parsed from `network-snapshot-<digits>` names, else NaN. Rows are ordered by kimg (NaN
-      last), then snapshot, then first appearance.
+    - `kimg` is parsed from `network-snapshot-<digits>` names (`network-snapshot-000001_504`: 1.504), else NaN.
+      Rows are ordered by kimg (NaN last), then snapshot, then first appearance.
     - Nested params flatten with dots, lists become JSON text. A param to which two metrics of one snapshot
       give different values becomes `params.<metric>.<name>` for every metric, in every row.
     """
@@ -201,7 +201,7 @@ def _record(obj: Any, where: str, folder: Path) -> dict:
 
 def _kimg(snapshot: str | None) -> float:
     match = _KIMG.search(os.path.basename(snapshot)) if snapshot else None
-    return float(match.group(1)) if match else math.nan
+    return int(match.group(1)) + int(match.group(2) or 0) / 1000 if match else math.nan
 
 
 def _flatten(params: dict, prefix: str = "") -> dict[str, Any]:

@@ -1,12 +1,12 @@
 """What a run tells its user, as NVIDIA's train.py: a status line per tick on stdout and in log.txt, one
-stats.jsonl record per tick, TensorBoard events; resumed runs continue the same files without repeats."""
+stats.jsonl record per tick, TensorBoard events; resumed runs continue the same files without repeats. Without a
+progress bar, a progress line on stdout whenever STATUS_SEC passed without a line."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import re
 import resource
 import sys
 import time
@@ -18,12 +18,13 @@ from tqdm.auto import tqdm
 
 from stylegan_core.files import atomic_write
 from stylegan_core.timefmt import format_time
+from stylegan_core.training.snapshots import snapshot_images
 from stylegan_core.training.training_stats import scalar
 
 STATS_FILE = "stats.jsonl"
 LOG_FILE = "log.txt"
 METRIC_FILES = "metric-*.jsonl"
-SNAPSHOT_KIMG = re.compile(r"network-snapshot-(\d+)\.\w+$")
+STATUS_SEC = 30.0  # without a progress bar: longest time without a line on stdout (a progress line fills it)
 # Loss columns of the status line: label -> stats.jsonl key; shown when the term is active in the run.
 LOSS_COLUMNS = {"G": "Loss/G/loss", "D": "Loss/D/loss", "r1": "Loss/r1_penalty", "pl": "Loss/pl_penalty"}
 
@@ -166,6 +167,7 @@ class TrainingLog:
     ):
         self.run_dir, self.enabled = Path(run_dir), enabled
         self.next_tick, self.prior_sec = 0, 0.0
+        self.echoed = 0  # lines printed to stdout so far
         self._log = self._tensorboard = None
         if not enabled:
             return
@@ -174,8 +176,8 @@ class TrainingLog:
         if ticks:
             self.next_tick = int(ticks[-1]["Progress/tick"]["mean"]) + 1
             self.prior_sec = float(ticks[-1]["Timing/total_sec"]["mean"])
-        for path in sorted(self.run_dir.glob(METRIC_FILES)):
-            _keep_lines(path, lambda r: _snapshot_kimg(r) <= images_seen // 1000)
+        for path in sorted(self.run_dir.glob(METRIC_FILES)):  # every later snapshot name is new (snapshots.py)
+            _keep_lines(path, lambda r: _snapshot_images(r) <= images_seen)
         self._log = open(self.run_dir / LOG_FILE, "a", encoding="utf-8")
         if tensorboard:
             try:
@@ -190,9 +192,15 @@ class TrainingLog:
         if not self.enabled:
             return
         if echo:
-            tqdm.write(line, file=sys.stdout)
+            self.echo(line)
         self._log.write(line + "\n")
         self._log.flush()
+
+    def echo(self, line: str) -> None:
+        """A line on stdout only (above a progress bar if there is one)."""
+        if self.enabled:
+            tqdm.write(line, file=sys.stdout)
+            self.echoed += 1
 
     def record(self, stats: dict, step_kimg: int) -> None:
         """One tick: its stats.jsonl line (the stats plus a timestamp) and TensorBoard scalars at step `step_kimg`."""
@@ -227,7 +235,41 @@ def _images(record: dict) -> float:
         return math.inf
 
 
-def _snapshot_kimg(record: dict) -> int:
-    """The kimg in the name of a metric line's snapshot; -1 (kept) when it names none."""
-    match = SNAPSHOT_KIMG.search(str(record.get("snapshot_pkl") or ""))
-    return int(match.group(1)) if match else -1
+def _snapshot_images(record: dict) -> int:
+    """Images shown at a metric line's snapshot, from its name (snapshots.snapshot_images); -1 (kept) when it
+    names none."""
+    images = snapshot_images(str(record.get("snapshot_pkl") or ""))
+    return -1 if images is None else images
+
+
+@dataclass
+class Heartbeat:
+    """Progress lines for a run without a progress bar (off a terminal, or --no-progress): whenever `interval`
+    seconds of `now` (a monotonic clock) pass without a line on stdout, one with the kimg, rate and ETA."""
+
+    interval: float      # seconds
+    start_images: int    # images shown when this start began
+    total_images: int    # images shown at the end of the run
+    start: float         # clock at this start
+    last: float = field(init=False)
+    seen: int = field(default=0, init=False)  # stdout lines counted when `last` was set
+
+    def __post_init__(self):
+        self.last = self.start
+
+    def beat(self, log: "TrainingLog", images_seen: int, now: float) -> None:
+        """Call after every step: print a progress line when one is due (any other line resets the wait)."""
+        if log.echoed != self.seen:
+            self.seen, self.last = log.echoed, now
+        elif now - self.last >= self.interval:
+            log.echo(progress_line(images_seen, self.total_images, images_seen - self.start_images, now - self.start))
+            self.seen, self.last = log.echoed, now
+
+
+def progress_line(images_seen: int, total_images: int, images_done: int, seconds: float) -> str:
+    """'progress: kimg 1.504 of 4, 312.4 img/s, ETA 8s': `images_done` in `seconds` since this start give the rate,
+    the rate the time left."""
+    rate = images_done / seconds if seconds > 0 else 0.0
+    left = max(total_images - images_seen, 0)
+    eta = format_time(left / rate) if rate > 0 else "unknown"
+    return f"progress: kimg {images_seen / 1e3:.3f} of {total_images / 1e3:g}, {rate:.1f} img/s, ETA {eta}"

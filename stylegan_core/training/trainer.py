@@ -1,13 +1,13 @@
 """The StyleGAN training loop: per step the architecture's updates and the generator EMA (with progressive growing:
-the schedule's level of detail first), per tick a status line and stats.jsonl record, snapshots (with a hook for
-metrics), exact resume, and a clear stop when training diverges."""
+the schedule's level of detail first), per tick a status line and stats.jsonl record (without a progress bar also
+progress lines between them), snapshots that never replace a file (with a hook for metrics), exact resume, and a
+clear stop when training diverges."""
 
 from __future__ import annotations
 
 import copy
 import math
 import os
-import re
 import time
 import warnings
 from pathlib import Path
@@ -28,9 +28,12 @@ from stylegan_core.networks.generator import Generator
 from stylegan_core.networks.residual_discriminator import ResidualDiscriminator
 from stylegan_core.training.data_order import IndexStream, step_seed
 from stylegan_core.training.lazy_regularization import make_optimizers, stylegan2_phases
-from stylegan_core.training.logs import LOSS_COLUMNS, Tick, TrainingLog, status_line
+from stylegan_core.training import logs
+from stylegan_core.training.logs import LOSS_COLUMNS, Heartbeat, Tick, TrainingLog, status_line
 from stylegan_core.training.options import TrainingOptions
 from stylegan_core.training.progressive import Phase, check_minibatches, new_level, process_reals, training_phase
+from stylegan_core.training.snapshots import (find_latest_snapshot, grid_name, publish, remove_stale_staged,
+                                              snapshot_stem, staged_path)
 from stylegan_core.training.stylegan1_step import stylegan_step
 from stylegan_core.training.training_stats import TickStats, TrainingDiverged, nonfinite_weights, scalar
 from stylegan_core.training.updates import ema_beta, sample_ws, update_ema
@@ -38,15 +41,10 @@ from stylegan_core.training.updates import ema_beta, sample_ws, update_ema
 __all__ = ["IndexStream", "Trainer", "TrainingDiverged", "TrainingOptions", "ema_beta", "find_latest_snapshot",
            "sample_ws", "step_seed", "train"]
 
-SNAPSHOT_PATTERN = re.compile(r"network-snapshot-(\d+)\.pt$")
 DISCRIMINATORS = {"stylegan": Discriminator, "stylegan2": ResidualDiscriminator}  # arch -> D class
 # on_snapshot(snapshot path, G_ema, kimg) -> {result name: value} or None; called on every rank.
 SnapshotHook = Callable[[Path, Generator, float], "dict[str, float] | None"]
-
-
-def find_latest_snapshot(run_dir: Path) -> Path | None:
-    snaps = [(int(m.group(1)), p) for p in run_dir.glob("network-snapshot-*.pt") if (m := SNAPSHOT_PATTERN.search(p.name))]
-    return max(snaps)[1] if snaps else None
+clock: Callable[[], float] = time.monotonic  # the progress lines' clock (tests replace it)
 
 
 class Trainer:
@@ -75,6 +73,8 @@ class Trainer:
         self.G_opt, self.D_opt = make_optimizers(self.G, self.D, options)
         self.pl_mean = torch.zeros([], device=self.device)  # running mean path length (stylegan2)
         self.resumed_from: Path | None = None
+        self.last_snapshot: Path | None = None       # the newest snapshot of the run: written or resumed from
+        self._snapshot_images: int | None = None     # images shown at it (names the next one: snapshots.py)
         self.stats = TickStats()  # per-sample loss statistics of the current tick
         self._last_minibatch = options.batch  # images in the latest step (reported per tick in progressive runs)
         self._flush_denormal = False  # set while train() flushes denormals to zero (CPU)
@@ -104,25 +104,34 @@ class Trainer:
         self.D_opt.load_state_dict(data["D_opt"])
         self.step = int(data["step"])
         self.images_seen = int(data["images_seen"])
-        self.resumed_from = path
+        self.resumed_from = self.last_snapshot = path
+        self._snapshot_images = self.images_seen
 
     def save_snapshot(self) -> Path:
-        """Checkpoint + sample grid of G_ema, both written atomically (by rank 0 of a multi-process run)."""
-        kimg = self.images_seen // 1000
-        path = self.run_dir / f"network-snapshot-{kimg:06d}.pt"
+        """Checkpoint + sample grid of G_ema, both written atomically under names no file of the run has
+        (`snapshots.snapshot_stem`; by rank 0 of a multi-process run, the others get the path). OutputError,
+        and nothing replaced, when the name is taken (another process writing into the run folder)."""
+        if self.last_snapshot is not None and self._snapshot_images == self.images_seen:
+            return self.last_snapshot  # these networks are saved already
+        stem = snapshot_stem(self.images_seen, self._snapshot_images)
+        path = self.run_dir / f"{stem}.pt"
         if not ranks.is_main():
+            self.last_snapshot, self._snapshot_images = path, self.images_seen
             return path
+        staged = staged_path(path)  # complete before it takes its name, which it never takes from another file
         save_checkpoint(
-            path,
+            staged,
             config={"G": self.G.config, "D": self.D.config, "training": self.options.to_dict()},
             G=self.G, G_ema=self.G_ema, D=self.D, G_opt=self.G_opt, D_opt=self.D_opt,
             step=self.step, images_seen=self.images_seen,
             pl_mean=self.pl_mean, world_size=ranks.world_size(),
             **({"lod": float(self.G.synthesis.lod)} if self.options.progressive else {}),
         )
+        publish(staged, path)
+        self.last_snapshot, self._snapshot_images = path, self.images_seen
         with torch.no_grad():
             images = self.G_ema(self.grid_z.to(self.device), noise_mode="const")
-        atomic_save_png(make_grid(to_uint8(images)), self.run_dir / f"fakes{kimg:06d}.png")
+        atomic_save_png(make_grid(to_uint8(images)), self.run_dir / grid_name(stem))
         return path
 
     # ---- the algorithm -----------------------------------------------------------------------
@@ -174,10 +183,14 @@ class Trainer:
         self.step += 1
         self.images_seen += batch
 
-    def train(self, *, progress: bool = True, on_snapshot: SnapshotHook | None = None, tensorboard: bool = False) -> Path:
+    def train(self, *, progress: bool = True, on_snapshot: SnapshotHook | None = None, tensorboard: bool = False,
+              status_sec: float | None = None) -> Path:
         """Run until `kimg` thousand images: a status line and stats.jsonl record every `tick_kimg`, a snapshot every
         `snap_kimg` and at the end, each followed by `on_snapshot(path, G_ema, kimg)` on every rank (its returned
-        values are logged). Raises TrainingDiverged when a loss or weight turns NaN or Inf. Returns the last snapshot."""
+        values are logged). Without a progress bar (off a terminal, or `progress=False`) a progress line whenever
+        `status_sec` seconds (None: logs.STATUS_SEC, 30) pass without a line. Raises TrainingDiverged when a loss
+        or weight turns NaN or Inf. Returns the last snapshot (a run already at `kimg` trains nothing and returns
+        the one it resumed from)."""
         opt = self.options
         rank, world = ranks.rank(), ranks.world_size()
         if opt.progressive:  # minibatch and snapshots follow the images shown
@@ -194,6 +207,12 @@ class Trainer:
                                              pin_memory=self.device.type == "cuda")
         log = TrainingLog(self.run_dir, images_seen=self.images_seen, enabled=ranks.is_main(), tensorboard=tensorboard)
         log.print(self._start_line(total_steps))
+        if ranks.is_main():
+            remove_stale_staged(self.run_dir)
+        if self._finished(total_steps):  # e.g. --resume with a --kimg the run has reached: nothing new to write
+            log.print(f"nothing to train: kimg {self.images_seen / 1e3:g} reached, --kimg {opt.kimg:g}")
+            log.close()
+            return self.save_snapshot()
         start = time.time()
         tick = Tick(ranks.broadcast_from_main(log.next_tick), self.images_seen, start, one_batch=True)
         self.G.train()
@@ -206,6 +225,8 @@ class Trainer:
         # them to zero during training is what GPUs do anyway. Switched back off when training ends.
         self._flush_denormal = self.device.type == "cpu" and torch.set_flush_denormal(True)
         keep_freed_memory()
+        beat = Heartbeat(logs.STATUS_SEC if status_sec is None else status_sec, self.images_seen, total_images,
+                         clock()) if ranks.is_main() and bar.disable else None
         try:
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 for real, _ in loader:
@@ -220,6 +241,8 @@ class Trainer:
                         tick = self._end_tick(tick, log, bar, started=start, last=last)
                     if done or self._snapshot_due(before):
                         last = self._snapshot(tick, log, on_snapshot, last)
+                    if beat is not None:
+                        beat.beat(log, self.images_seen, clock())
         finally:
             bar.close()
             if self._flush_denormal:
@@ -330,10 +353,12 @@ def train(
     progress: bool = True,
     on_snapshot: SnapshotHook | None = None,
     tensorboard: bool = False,
+    status_sec: float | None = None,
 ) -> Path:
     """Train on an image folder or zip into `run_dir`; with `resume`, continue its newest snapshot.
     Under torchrun (or `--gpus N`) each process trains on its share of every batch, gradients averaged.
-    `on_snapshot(path, G_ema, kimg)` runs after every snapshot on every rank (e.g. to compute metrics)."""
+    `on_snapshot(path, G_ema, kimg)` runs after every snapshot on every rank (e.g. to compute metrics).
+    `status_sec`: see Trainer.train."""
     device = ranks.init_from_env(torch.device(device))
     run_dir = Path(run_dir)
     found = find_latest_snapshot(run_dir) if ranks.is_main() and run_dir.is_dir() else None
@@ -344,4 +369,4 @@ def train(
     trainer = Trainer(options, dataset, run_dir, device=device, workers=workers)
     if latest is not None:
         trainer.resume(latest)
-    return trainer.train(progress=progress, on_snapshot=on_snapshot, tensorboard=tensorboard)
+    return trainer.train(progress=progress, on_snapshot=on_snapshot, tensorboard=tensorboard, status_sec=status_sec)
