@@ -194,8 +194,8 @@ def deflated_stats(path: Path, d: int, features: str | None) -> Path:
     return path
 
 
-def peak_bytes(fn) -> int:
-    """Peak Python and numpy allocations while fn() raises InputError."""
+def peak_bytes(fn) -> tuple[int, str]:
+    """(peak Python and numpy allocations while fn() raises an InputError, its message)."""
     tracemalloc.start()
     try:
         with pytest.raises(InputError) as e:
