@@ -1,13 +1,16 @@
 """Sane limits on what a file declares, checked before anything is allocated: zip members (declared sizes, CRCs),
-arrays inside .npz files (shapes read from their headers) and tensors that claim more memory than their file holds."""
+arrays inside .npz files (shapes read from their headers), pickle opcodes that declare more bytes than their file
+holds, and tensors (or embedded torch files) that claim more memory than their file holds."""
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
+import pickletools
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 import torch
@@ -20,6 +23,10 @@ MAX_ARRAY_BYTES = 2**29         # one array of a statistics, cache or state file
 
 class LimitError(ValueError):
     """A declared size beyond a limit; callers turn it into their own InputError naming the file."""
+
+
+class PickleLengthError(LimitError):
+    """A pickle that cannot be walked to its STOP within its file: truncated, or not a pickle."""
 
 
 def _mib(n: int) -> str:
@@ -52,8 +59,9 @@ def check_torch_zip(path: str | os.PathLike) -> None:
     """A zip-format torch file (torch.save's default) is checked before torch reads it, which checks neither:
     declared member sizes against the file's size, then every member's CRC-32. LimitError on failure."""
     path = Path(path)
-    if not zipfile.is_zipfile(path):
-        return
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # torch's own test: a pickle that holds a zip is not one
+            return
     try:
         with zipfile.ZipFile(path) as zf:
             check_zip_members(zf, path.stat().st_size)
@@ -62,9 +70,11 @@ def check_torch_zip(path: str | os.PathLike) -> None:
         raise LimitError(f"its zip structure is damaged ({e})") from None
 
 
-def npz_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+def npz_headers(path: str | os.PathLike, *, budget: bool = True) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """{array name: (shape, dtype)} of an .npz, read from each member's .npy header (nothing else is read).
-    LimitError for a member that is not a plain .npy array or whose declared size disagrees with its header."""
+    LimitError for a member that is not a plain .npy array or whose declared size disagrees with its header, and
+    (`budget`; else call check_npz_members once the headers are checked against each other) for members that
+    together declare far more than the file's size: deflated zeros that would inflate to gigabytes."""
     out = {}
     with zipfile.ZipFile(path) as zf:
         for info in zf.infolist():
@@ -86,7 +96,15 @@ def npz_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.
             if info.file_size != header + count * dtype.itemsize:
                 raise LimitError(f"array {name} declares shape {shape} but its member holds {info.file_size} bytes")
             out[name] = (tuple(int(s) for s in shape), dtype)
+        if budget:
+            check_zip_members(zf, os.stat(path).st_size)
     return out
+
+
+def check_npz_members(path: str | os.PathLike) -> None:
+    """LimitError when the members of an .npz declare far more than its size (MAX_EXPANSION x, + SLACK_BYTES)."""
+    with zipfile.ZipFile(path) as zf:
+        check_zip_members(zf, os.stat(path).st_size)
 
 
 def check_array_sizes(headers: dict[str, tuple[tuple[int, ...], np.dtype]], limit: int = MAX_ARRAY_BYTES) -> None:
@@ -129,6 +147,88 @@ def check_tensor_claims(obj: Any, file_size: int) -> None:
     if claimed > MAX_EXPANSION * file_size + SLACK_BYTES:
         raise LimitError(f"its tensors claim {_mib(claimed)} from a file of {_mib(file_size)} (views with zero "
                          "strides or overlapping storage)")
+
+
+class ClaimBudget:
+    """What the storages read from one file may take together: MAX_EXPANSION x the file's size (+ SLACK_BYTES),
+    spent claim by claim, each checked before its bytes are read."""
+
+    def __init__(self, file_size: int):
+        self.file_size, self.claimed = file_size, 0
+
+    def claim(self, nbytes: int, how: str) -> None:
+        """Add `nbytes`; LimitError (saying `how` they are claimed) once the total passes the budget."""
+        self.claimed += nbytes
+        if self.claimed > MAX_EXPANSION * self.file_size + SLACK_BYTES:
+            raise LimitError(f"its tensors claim {_mib(self.claimed)} from a file of {_mib(self.file_size)} ({how})")
+
+
+def check_embedded_torch_zip(data: bytes, budget: ClaimBudget) -> None:
+    """A torch.save zip held as bytes inside another file (a pickled storage), checked before torch reads it: its
+    members' declared sizes are claimed from the outer file's `budget`, then every member's CRC-32 is checked."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            budget.claim(sum(info.file_size for info in zf.infolist()), "the members of an embedded torch file "
+                         "declare that much")
+            check_zip_crc(zf)
+    except zipfile.BadZipFile as e:
+        raise LimitError(f"an embedded torch file's zip structure is damaged ({e})") from None
+
+
+class _Bounded(io.RawIOBase):
+    """A read-only view of a binary file up to `end` that refuses a read asking for more than is left: a length
+    field declaring terabytes is an error, not an allocation."""
+
+    def __init__(self, f: BinaryIO, end: int):
+        super().__init__()
+        self.f, self.end = f, end
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+    def read(self, n: int = -1) -> bytes:
+        left = self.end - self.f.tell()
+        if n is None or n < 0:
+            n = left
+        elif n > left:
+            raise PickleLengthError(f"an opcode at byte {self.f.tell():,} declares {n:,} bytes, more than the "
+                                    f"{max(left, 0):,} left in the file")
+        return self.f.read(n)
+
+    def readline(self, limit: int = -1) -> bytes:
+        left = max(self.end - self.f.tell(), 0)
+        return self.f.readline(left if limit is None or limit < 0 else min(limit, left))
+
+
+def pickle_opcodes(f: BinaryIO, size: int) -> Iterator[tuple[str, Any]]:
+    """(opcode name, argument) of the pickle starting at f's position, up to its STOP, never reading past `size`
+    bytes of the file: PickleLengthError for an opcode (or protocol-4 frame) that declares more bytes than are left,
+    and for anything pickletools cannot decode (a truncated file, an unknown opcode)."""
+    bounded = _Bounded(f, size)
+    try:
+        for op, arg, pos in pickletools.genops(bounded):
+            if op.name == "FRAME" and isinstance(arg, int) and arg > size - f.tell():
+                raise PickleLengthError(f"a frame at byte {pos:,} declares {arg:,} bytes, more than the "
+                                        f"{size - f.tell():,} left in the file")
+            yield op.name, arg
+    except LimitError:
+        raise
+    except (ValueError, EOFError, UnicodeDecodeError, OverflowError, MemoryError) as e:
+        raise PickleLengthError(str(e)) from None
+
+
+def check_pickle_lengths(f: BinaryIO, size: int, *, pickles: int = 1) -> None:
+    """Walks `pickles` consecutive pickles from f's position (stopping early at the file's end between two) without
+    building anything, so that no length an opcode declares exceeds what the file holds; PickleLengthError
+    otherwise."""
+    for _ in range(pickles):
+        if f.tell() >= size:
+            return
+        for _ in pickle_opcodes(f, size):
+            pass
 
 
 def build_within(make: Callable[[], torch.nn.Module], stored: Any) -> torch.nn.Module:

@@ -14,12 +14,15 @@ import torch
 
 from stylegan_core.errors import InputError
 from stylegan_core.files import atomic_write
-from stylegan_core.limits import LimitError, check_array_sizes, npz_headers
+from stylegan_core.limits import LimitError, check_array_sizes, check_npz_members, npz_headers
 
 COVARIANCE_KINDS = ("unbiased", "biased")
 MAX_FEATURES = 8192           # feature dimensions of reference statistics (Inception-v3: 2048)
 SYMMETRY_TOLERANCE = 1e-5     # |sigma - sigma^T| relative to the largest entry (float32 files round)
 PSD_TOLERANCE = 1e-6          # the lowest eigenvalue may be this far below 0, relative to D x the largest entry
+MAX_MAGNITUDE = 1e100         # |mu|, |sigma| entries: beyond this, float64 products in the Fréchet distance overflow
+MAX_FIELD_BYTES = 2**16       # one single-value field of a statistics file (n, features, source, digest, ...)
+FEATURE_WIDTHS = {"inception-v3": 2048, "vgg16-fc2": 4096}  # D of the pretrained networks statistics files name
 
 
 class FeatureStats:
@@ -168,8 +171,9 @@ class ReferenceStats:
         return h.hexdigest()
 
     def check(self, where: str = "reference statistics") -> "ReferenceStats":
-        """InputError unless mu [D] and sigma [D, D] are real, finite, sigma symmetric and positive semi-definite
-        (within rounding), D within MAX_FEATURES, and n (when recorded) at least 2. Returns self."""
+        """InputError unless mu [D] and sigma [D, D] are real, finite and within MAX_MAGNITUDE, sigma symmetric and
+        positive semi-definite (within rounding), D within MAX_FEATURES, and n (when recorded) at least 2. Returns
+        self."""
         mu, sigma = np.asarray(self.mu), np.asarray(self.sigma)
         for name, a in (("mu", mu), ("sigma", sigma)):
             if a.dtype.kind not in "fiu":
@@ -181,6 +185,10 @@ class ReferenceStats:
             raise InputError(f"{where}: sigma has shape {sigma.shape}, but mu has {d} features")
         if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
             raise InputError(f"{where}: the statistics contain NaN or Inf")
+        largest = max(float(np.abs(mu).max()), float(np.abs(sigma).max()))
+        if largest > MAX_MAGNITUDE:
+            raise InputError(f"{where}: the statistics hold values up to {largest:.3g}, beyond {MAX_MAGNITUDE:.0e}; "
+                             f"the Fréchet distance of such numbers overflows float64 (not features of a network)")
         sigma = sigma.astype(np.float64)
         scale = max(float(np.abs(sigma).max()), np.finfo(np.float64).tiny)
         asymmetry = float(np.abs(sigma - sigma.T).max()) / scale
@@ -217,7 +225,7 @@ class ReferenceStats:
         if not path.is_file():
             raise InputError(f"{path}: no such statistics file")
         try:
-            headers = npz_headers(path)
+            headers = npz_headers(path, budget=False)  # the headers against each other first, then the budget
             if "mu" not in headers or "sigma" not in headers:
                 raise KeyError("mu" if "mu" not in headers else "sigma")
             (mu_shape, _), (sigma_shape, _) = headers["mu"], headers["sigma"]
@@ -225,14 +233,19 @@ class ReferenceStats:
             if not 1 <= d <= MAX_FEATURES or sigma_shape != (d, d):
                 raise InputError(f"{path}: mu {mu_shape} and sigma {sigma_shape} are not [D] and [D, D] with "
                                  f"1 <= D <= {MAX_FEATURES}")
-            for name in ("n", "features", "fingerprint", "digest", *cls.DESCRIPTION):
-                if name in headers and headers[name][0] != ():
-                    raise InputError(f"{path}: {name} is an array of shape {headers[name][0]}, not a single value")
-            check_array_sizes(headers)  # e.g. a 'features' string that declares gigabytes
+            fields = {name: headers[name] for name in ("n", "features", "fingerprint", "digest", *cls.DESCRIPTION)
+                      if name in headers}
+            for name, (shape, _) in fields.items():
+                if shape != ():
+                    raise InputError(f"{path}: {name} is an array of shape {shape}, not a single value")
+            check_array_sizes(fields, MAX_FIELD_BYTES)  # e.g. a 'features' string that declares gigabytes
             with np.load(path, allow_pickle=False) as data:
+                features = str(data["features"]) if "features" in headers else "inception-v3"  # a small field
+                _check_width(str(path), features, d)  # before mu and sigma are read
+                check_npz_members(path)  # deflated members that would inflate far beyond the file
+                check_array_sizes(headers)
                 mu, sigma = np.array(data["mu"]), np.array(data["sigma"])
                 n = data["n"].item() if "n" in headers else 0
-                features = str(data["features"]) if "features" in headers else "inception-v3"
                 fingerprint = str(data["fingerprint"]) if "fingerprint" in headers else ""
                 digest = str(data["digest"]) if "digest" in headers else None
                 resolution = data["resolution"].item() if "resolution" in headers else 0
@@ -254,6 +267,15 @@ class ReferenceStats:
             raise InputError(f"{path}: its contents do not match their digest (the file was changed after it was "
                              f"written)")
         return stats
+
+
+def _check_width(where: str, features: str, d: int) -> None:
+    """InputError when statistics named after a network of FEATURE_WIDTHS (a file without a name: inception-v3, as
+    pytorch-fid writes them) have another number of features."""
+    width = FEATURE_WIDTHS.get(features)
+    if width is not None and d != width:
+        raise InputError(f"{where}: mu has {d:,} features but {features} features have {width:,}; not statistics of "
+                         f"that network")
 
 
 def _positive_semidefinite(sigma: np.ndarray, tolerance: float) -> bool:

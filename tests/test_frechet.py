@@ -65,16 +65,19 @@ def test_running_sums_equal_numpy_whatever_the_batching():
 
 
 def test_reference_stats_npz_round_trip_and_pytorch_fid_layout(tmp_path):
-    stats = ReferenceStats(mu=np.arange(3.0), sigma=np.eye(3) * 2, n=10, features="inception-v3")
+    stats = ReferenceStats(mu=np.arange(3.0), sigma=np.eye(3) * 2, n=10, features="Means")
     path = stats.save(tmp_path / "ref.npz")
     with np.load(path) as data:  # what pytorch-fid / clean-fid read
         np.testing.assert_array_equal(data["mu"], stats.mu)
         np.testing.assert_array_equal(data["sigma"], stats.sigma)
     back = ReferenceStats.load(path)
-    assert back.n == 10 and back.features == "inception-v3"
+    assert back.n == 10 and back.features == "Means"
     np.testing.assert_allclose(back.covariance("biased"), np.eye(3) * 2 * 9 / 10)
-    np.savez(tmp_path / "pfid.npz", mu=stats.mu, sigma=stats.sigma)  # a pytorch-fid file: no n, no features
+    np.savez(tmp_path / "pfid.npz", mu=np.zeros(2048), sigma=np.eye(2048))  # a pytorch-fid file: no n, no features
     assert ReferenceStats.load(tmp_path / "pfid.npz").features == "inception-v3"
+    np.savez(tmp_path / "pfid.npz", mu=stats.mu, sigma=stats.sigma)  # ... of 3 features: not inception-v3's
+    with pytest.raises(InputError, match="mu has 3 features but inception-v3 features have 2,048"):
+        ReferenceStats.load(tmp_path / "pfid.npz")
     (tmp_path / "bad.npz").write_bytes(b"junk")
     with pytest.raises(InputError, match="bad.npz"):
         ReferenceStats.load(tmp_path / "bad.npz")

@@ -5,14 +5,16 @@ module (`module_src`), a class name and the object state; a normal `pickle.load`
 source and whatever else the file names. Here a restricted unpickler resolves only:
 
 - torch's tensor rebuilders (`torch._utils._rebuild_tensor_v2`, `_rebuild_parameter[_with_state]`) and
-  `torch.storage._load_from_bytes`, whose bytes are read by `torch.load(weights_only=True)`;
+  `torch.storage._load_from_bytes`, whose bytes are read by `torch.load(weights_only=True)` once what they declare
+  (a zip's member sizes and CRCs) fits the budget of the outer file (`limits.ClaimBudget`);
 - plain containers (`collections.OrderedDict`, `set`, `dnnlib.util.EasyDict` read as a dict), and numpy
   arrays, scalars and dtypes of numeric / bool type (`numpy_data`; StyleGAN3 records hold arrays);
 - `torch_utils.persistence._reconstruct_persistent_obj`, replaced by a function that stores the record
   as data (class name, init kwargs, state): `module_src` is kept as an inert string and never executed.
 
 Every other global (an `os.system` in a crafted file, an unknown class) raises CheckpointError before
-anything is called, so no code from the file runs. The records are then turned into our Generator:
+anything is called, so no code from the file runs. Before unpickling, every opcode's declared length is checked
+against the bytes the file holds (`limits.check_pickle_lengths`). The records are then turned into our Generator:
 StyleGAN2 / ADA records (conditional ones too) as arch='stylegan2' by `nvidia_mapping` (the parameter name
 table lives there), StyleGAN3 records as arch='stylegan3-t' / 'stylegan3-r' by `nvidia_stylegan3`.
 """
@@ -20,6 +22,7 @@ table lives there), StyleGAN3 records as arch='stylegan3-t' / 'stylegan3-r' by `
 from __future__ import annotations
 
 import _compat_pickle
+import functools
 import io
 import pickle
 import warnings
@@ -31,7 +34,8 @@ from typing import Any
 import torch
 
 from stylegan_core.errors import CheckpointError
-from stylegan_core.limits import LimitError, check_tensor_claims
+from stylegan_core.limits import ClaimBudget, LimitError, PickleLengthError, check_embedded_torch_zip, \
+    check_pickle_lengths, check_tensor_claims
 from stylegan_core.networks.generator import Generator
 from stylegan_core.formats.nvidia_mapping import generator_from_nvidia_state
 from stylegan_core.formats.nvidia_stylegan3 import stylegan3_generator
@@ -83,14 +87,21 @@ def _persistent_record(meta: Any) -> PersistentRecord:
     return PersistentRecord(meta["class_name"], meta.get("version"), str(meta.get("module_src", "")), state)
 
 
-def _load_storage(data: Any):
+def _load_storage(data: Any, budget: ClaimBudget | None = None):
+    """A pickled storage: torch.save bytes (legacy format, or a zip whose member sizes are claimed from `budget`
+    and whose CRCs are checked before torch reads it); the storage's own size is claimed too."""
     if not isinstance(data, bytes):
         raise _Refused("a storage record without bytes")
+    budget = budget or ClaimBudget(len(data))
+    if data[:4] == b"PK\x03\x04":
+        check_embedded_torch_zip(data, budget)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TypedStorage deprecation
         storage = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    if not isinstance(storage, torch.storage.TypedStorage):
-        raise _Refused("a storage record that does not hold a storage")
+        if not isinstance(storage, torch.storage.TypedStorage):
+            raise _Refused("a storage record that does not hold a storage")
+        if data[:4] != b"PK\x03\x04":
+            budget.claim(storage.nbytes(), "storages inside the pickle declare that much")
     return storage
 
 
@@ -130,16 +141,22 @@ ALLOWED_GLOBALS = {
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only ALLOWED_GLOBALS (to our own data-only functions); refuses everything else."""
+    """Resolves only ALLOWED_GLOBALS (to our own data-only functions); refuses everything else. Storages are read
+    within `budget` (the outer file's: MAX_EXPANSION x its size, see limits.ClaimBudget)."""
+
+    def __init__(self, file, *, budget: ClaimBudget):
+        super().__init__(file)
+        self.budget = budget
 
     def find_class(self, module: str, name: str):
         if (module, name) in _compat_pickle.NAME_MAPPING:  # protocol 0-2 spell Python 2 names (__builtin__.set)
             module, name = _compat_pickle.NAME_MAPPING[(module, name)]
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         try:
-            return ALLOWED_GLOBALS[(module, name)]
+            found = ALLOWED_GLOBALS[(module, name)]
         except KeyError:
             raise _Refused(f"it references {module}.{name}") from None
+        return functools.partial(_load_storage, budget=self.budget) if found is _load_storage else found
 
     def persistent_load(self, pid):
         raise _Refused("it uses persistent ids (not a plain network pickle)")
@@ -151,10 +168,15 @@ def read_network_pickle(path: str | Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
+        size = path.stat().st_size
         with open(path, "rb") as f:
-            data = RestrictedUnpickler(f).load()
-        check_tensor_claims(data, path.stat().st_size)  # zero-stride views of tiny storages
+            check_pickle_lengths(f, size)  # no opcode may declare more bytes than the file holds
+            f.seek(0)
+            data = RestrictedUnpickler(f, budget=ClaimBudget(size)).load()
+        check_tensor_claims(data, size)  # zero-stride views of tiny storages
         return data
+    except PickleLengthError as e:
+        raise CheckpointError(f"{path}: truncated or not a network pickle ({e})") from None
     except LimitError as e:
         raise CheckpointError(f"{path}: refused: {e}") from None
     except Refused as e:

@@ -90,10 +90,15 @@ def open_images(data, *, max_items: int | None = None, resolution: int | None = 
     else:
         raise InputError(f"reference data of type {type(data).__name__}: give an image folder, a zip, statistics "
                          f"(.npz or ReferenceStats), or a dataset object with a fingerprint() method")
-    if resolution is not None and images.resolution != resolution:
-        raise InputError(f"{images.source}: images are {images.resolution}x{images.resolution} but the generator "
-                         f"makes {resolution}x{resolution}")
+    check_resolution(images.source, images.resolution, resolution)
     return images
+
+
+def check_resolution(source: str, found: int, expected: int | None) -> None:
+    """InputError when reference images (or statistics that record their size) of `found` pixels are compared
+    with a generator of `expected` pixels (None: no generator)."""
+    if expected is not None and found != expected:
+        raise InputError(f"{source}: images are {found}x{found} but the generator makes {expected}x{expected}")
 
 
 def _image_of(item):

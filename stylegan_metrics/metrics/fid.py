@@ -9,12 +9,12 @@ import torch
 from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import Context
-from stylegan_metrics.engine.datasets import is_images
+from stylegan_metrics.engine.datasets import check_resolution, is_images
 from stylegan_metrics.engine.metric import Metric, MetricFamily, check_count, count_name, parse_count
 from stylegan_metrics.engine.runner import run_metrics
 from stylegan_metrics.engine.sources import gen_count, gen_is_statistics
 from stylegan_metrics.engine.state import DEFAULT_CHUNK, Payload
-from stylegan_metrics.formulas.frechet import frechet_distance
+from stylegan_metrics.formulas.frechet import FrechetOverflow, frechet_distance
 from stylegan_metrics.networks.registry import FeatureExtractor
 from stylegan_metrics.reference import STATS_SHAPES, StatsPart, compute_reference_stats, sum_over_ranks
 from stylegan_metrics.result import MetricResult
@@ -25,7 +25,8 @@ from stylegan_metrics.stats import COVARIANCE_KINDS, ReferenceStats
 def reference_stats(ctx: Context, extractor: FeatureExtractor, max_real: int | None, folder: str,
                     data=None) -> ReferenceStats:
     """Statistics of the reference (`ctx.data`, or `data`): given, read from a .npz, or computed (cached) from
-    images. Images of another size than the generator's are refused (a folder on the generated side: any size)."""
+    images. Images of another size than the generator's are refused, and so are statistics that record another
+    size (a folder on the generated side: any size)."""
     data = ctx.data if data is None else data
     if data is None:
         raise InputError("this metric compares against real images: give the reference data (data=..., --data)")
@@ -39,6 +40,9 @@ def reference_stats(ctx: Context, extractor: FeatureExtractor, max_real: int | N
                                       resolution=ctx.G.img_resolution if ctx.G is not None else None,
                                       chunk_size=ctx.chunk_size, workers=ctx.workers,
                                       state_dir=ctx.state_dir / f"{folder}-reference" if ctx.state_dir else None)
+    if ref.resolution and ctx.G is not None:  # statistics that record their images' size (not pytorch-fid's)
+        check_resolution(str(data) if isinstance(data, (str, os.PathLike)) else "reference statistics",
+                         ref.resolution, ctx.G.img_resolution)
     if ref.features != extractor.name:
         raise InputError(f"reference statistics are of {ref.features!r} features, not {extractor.name!r}")
     if ref.fingerprint and ref.fingerprint != extractor.fingerprint:
@@ -103,7 +107,10 @@ class FID(Metric):
             mu, sigma = gen.mean(), gen.covariance(self.cov)
         if mu.shape[0] != ref.mu.shape[0]:
             raise InputError(f"reference statistics have {ref.mu.shape[0]} features, the generated side {mu.shape[0]}")
-        value = frechet_distance(mu, sigma, ref.mu, ref.covariance(self.cov))
+        try:
+            value = frechet_distance(mu, sigma, ref.mu, ref.covariance(self.cov))
+        except FrechetOverflow as e:
+            raise FrechetOverflow(f"{self.reference_name}: {e}") from None
         return {self.name: value}, None
 
     def params(self) -> dict:
