@@ -26,6 +26,9 @@ from .options import (batch_option, check_source, generator_source, precision_op
 @click.option("--classifier", type=click.Path(), default=None,
               help="Attribute classifier (linear separability): a checkpoint, or a folder of NVIDIA's 40 "
                    "celebahq-classifier-XX-*.pkl files.")
+@click.option("--attributes", default="40", show_default=True,
+              help="Linear separability: the first N attributes (in the classifier's order) or a comma-separated list "
+                   "of names.")
 @click.option("--features", type=click.Choice(sorted(FEATURE_NETWORKS)), default="inception-v3", show_default=True,
               help="Feature network of FID.")
 @click.option("--similarity", type=click.Choice(sorted(SIMILARITY_NETWORKS)), default="lpips-vgg16",
@@ -45,11 +48,12 @@ from .options import (batch_option, check_source, generator_source, precision_op
 @truncation_option
 @precision_option
 @run_options(workers=True)
-def evaluate(ckpt, gen, class_index, names, data, classifier, features, similarity, weights, cov, batch, feature_batch,
+def evaluate(ckpt, gen, class_index, names, data, classifier, attributes, features, similarity, weights, cov, batch, feature_batch,
              seed, truncation_psi, precision, device, out, state_dir, chunk_size, workers, no_progress) -> None:
     """Several metrics in one call: each generated image is made once for every metric that looks at it."""
     check_source(ckpt, gen)
-    metrics = build_metrics(names, gen=gen, cov=cov, truncation_psi=truncation_psi)  # as stylegan_metrics.evaluate
+    metrics = build_metrics(names, gen=gen, cov=cov, truncation_psi=truncation_psi,  # as stylegan_metrics.evaluate
+                            attributes=attributes)
     run_metric_command(ckpt, metrics, device=device, out=out, state_dir=state_dir_for(state_dir, out, "evaluate"),
                        gen=gen, class_index=class_index, data=data, classifier=load_classifier(classifier) if classifier else None,
                        features=features, similarity=similarity, weights=parse_weights(weights),

@@ -93,9 +93,6 @@ class LinearSeparability(Metric):
     needs_generator = True  # it keeps z and w
 
     def prepare(self, ctx: Context) -> None:
-        few = few_kept_warning(self.name, self.num, self.keep)
-        if few and ranks.is_main():
-            warnings.warn(few, MetricWarning, stacklevel=2)
         self.classifier = ctx.attribute_classifier()
         available = list(getattr(self.classifier, "attributes", []))
         if not available:
@@ -103,6 +100,9 @@ class LinearSeparability(Metric):
         self.names = select_attributes(self.attributes, available=available)
         self.columns = [available.index(n) for n in self.names]
         self.device = ctx.device
+        few = few_kept_warning(self.name, self.num, self.keep)
+        if few and ranks.is_main():  # before the pass, once the options are known to be good
+            warnings.warn(few, MetricWarning, stacklevel=2)
 
     def state_key(self) -> dict:
         return {"metric": "ls", "classifier": module_fingerprint(self.classifier), "attributes": self.names}
