@@ -73,8 +73,8 @@ def build_metrics(metrics: list[str] | str, *, gen=None, **options) -> list[Metr
     seen: dict[str, str] = {}
     for n, m in zip(names, built):
         if m.name in seen:
-            same = f"{seen[m.name]!r} and {n!r} both name {m.name}" if seen[m.name] != n else f"{n!r} is named twice"
-            raise InputError(f"a metric is named twice: {same}")
+            same = f": {seen[m.name]!r} and {n!r} both name {m.name}" if seen[m.name] != n else f": {n}"
+            raise InputError(f"a metric is named twice{same}")
         seen[m.name] = n
     return built
 

@@ -112,10 +112,10 @@ class PathLength(Metric):
 
     def prepare(self, ctx: Context) -> None:
         self.G, self.seed, self.device = ctx.G, ctx.seed, ctx.device
+        self.labels = conditioning(ctx.G, data=ctx.data, seed=ctx.seed, class_index=ctx.class_index)  # before
+        self.label_key = conditioning_key(ctx.G, data=ctx.data, class_index=ctx.class_index)  # any network loads
         self.dist_fn = ctx.similarity_network()
         self.batch_size = ctx.batch_size
-        self.labels = conditioning(ctx.G, data=ctx.data, seed=ctx.seed, class_index=ctx.class_index)
-        self.label_key = conditioning_key(ctx.G, data=ctx.data, class_index=ctx.class_index)
 
     def batches(self, ctx: Context):
         return index_batches(ctx.batch_size)
