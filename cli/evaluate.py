@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from stylegan_metrics.metrics import build_metric, with_count
+from stylegan_metrics.metrics import build_metrics
 from stylegan_metrics.networks.classifier import load_classifier
 from stylegan_metrics.networks.registry import FEATURE_NETWORKS, SIMILARITY_NETWORKS
 
 from .launch import run_options, state_dir_for
-from .options import (batch_option, generator_source, precision_option, run_metric_command, seed_option,
-                      truncation_option)
+from .options import (batch_option, check_source, generator_source, precision_option, run_metric_command,
+                      seed_option, truncation_option)
 
 
 @click.command()
@@ -18,12 +18,17 @@ from .options import (batch_option, generator_source, precision_option, run_metr
 @click.option("--metrics", "names", required=True,
               help="Comma-separated metric names: fid50k_full, fid50k, kid50k_full, kid50k, pr50k3_full, pr50k3, is50k, "
                    "ppl_zfull, ppl_wfull, ppl_zend, ppl_wend, ppl2_wend, eqt50k_int, eqt50k_frac, eqr50k, ls; counts may "
-                   "change (fid10k_full, ppl2500_wend, ls10k). With --gen, fid, kid, pr and is use all of its images.")
+                   "change (fid10k_full, ppl2500_wend, ls10k), other options take a suffix (fid50k_full_unbiased, "
+                   "ppl100k_wend_sg1down, ls10k_keep0.25; see docs/metrics.md). With --gen, fid, kid, pr and is use "
+                   "all of its images.")
 @click.option("--data", type=click.Path(), default=None,
               help="Reference images (folder or zip) for FID, KID, PR; FID also takes a statistics .npz.")
 @click.option("--classifier", type=click.Path(), default=None,
               help="Attribute classifier (linear separability): a checkpoint, or a folder of NVIDIA's 40 "
                    "celebahq-classifier-XX-*.pkl files.")
+@click.option("--attributes", default="40", show_default=True,
+              help="Linear separability: the first N attributes (in the classifier's order) or a comma-separated list "
+                   "of names.")
 @click.option("--features", type=click.Choice(sorted(FEATURE_NETWORKS)), default="inception-v3", show_default=True,
               help="Feature network of FID.")
 @click.option("--similarity", type=click.Choice(sorted(SIMILARITY_NETWORKS)), default="lpips-vgg16",
@@ -43,13 +48,12 @@ from .options import (batch_option, generator_source, precision_option, run_metr
 @truncation_option
 @precision_option
 @run_options(workers=True)
-def evaluate(ckpt, gen, class_index, names, data, classifier, features, similarity, weights, cov, batch, feature_batch,
+def evaluate(ckpt, gen, class_index, names, data, classifier, attributes, features, similarity, weights, cov, batch, feature_batch,
              seed, truncation_psi, precision, device, out, state_dir, chunk_size, workers, no_progress) -> None:
     """Several metrics in one call: each generated image is made once for every metric that looks at it."""
-    names = [n.strip() for n in names.split(",")]
-    if gen and not ckpt:
-        names = [with_count(n, gen) for n in names]  # 'fid' -> all of the images in --gen
-    metrics = [build_metric(n, cov=cov, truncation_psi=truncation_psi) for n in names]
+    check_source(ckpt, gen)
+    metrics = build_metrics(names, gen=gen, cov=cov, truncation_psi=truncation_psi,  # as stylegan_metrics.evaluate
+                            attributes=attributes)
     run_metric_command(ckpt, metrics, device=device, out=out, state_dir=state_dir_for(state_dir, out, "evaluate"),
                        gen=gen, class_index=class_index, data=data, classifier=load_classifier(classifier) if classifier else None,
                        features=features, similarity=similarity, weights=parse_weights(weights),

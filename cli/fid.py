@@ -10,12 +10,13 @@ from stylegan_core import ranks
 from stylegan_core.errors import InputError
 from stylegan_core.files import check_writable
 from stylegan_metrics.engine.sources import gen_count
-from stylegan_metrics.metrics.fid import FID, fid_name
+from stylegan_metrics.metrics import build_metric
+from stylegan_metrics.metrics.fid import fid_name
 from stylegan_metrics.networks.registry import FEATURE_NETWORKS
 from stylegan_metrics.reference import compute_reference_stats
 
 from .launch import chunk_size_option, distributable, run_options, state_dir_for, state_dir_option
-from .options import (batch_option, device_option, generator_source, no_progress_option, num_option,
+from .options import (batch_option, check_source, device_option, generator_source, no_progress_option, num_option,
                       precision_option, run_metric_command, seed_option, truncation_option, weights_option,
                       workers_option)
 
@@ -41,8 +42,9 @@ def fid(ckpt, gen, class_index, data, num, batch, seed, truncation_psi, cov, fea
         out, state_dir, chunk_size, workers, no_progress) -> None:
     """Fréchet Inception Distance of generated images (a generator's, or a folder's) against every image of a
     dataset, or statistics."""
-    num = num or (gen_count(gen) if gen and not ckpt else 50_000)  # --gen: all of its images
-    metric = FID(fid_name(num, True, cov), num=num, max_real=None, cov=cov, truncation_psi=truncation_psi)
+    check_source(ckpt, gen)
+    num = num or (gen_count(gen) if gen else 50_000)  # --gen: all of its images
+    metric = build_metric(fid_name(num, True, cov), truncation_psi=truncation_psi)  # the registry's name and metric
     run_metric_command(ckpt, [metric], device=device, out=out, state_dir=state_dir_for(state_dir, out, "fid"),
                        gen=gen, class_index=class_index, data=data, batch_size=batch, seed=seed, features=features,
                        weights=weights, progress=not no_progress, precision=precision, chunk_size=chunk_size,

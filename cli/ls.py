@@ -10,7 +10,8 @@ import pandas as pd
 from stylegan_core import ranks
 from stylegan_core.errors import InputError, OutputError
 from stylegan_core.files import atomic_write, check_writable
-from stylegan_metrics.metrics.ls import LinearSeparability
+from stylegan_metrics.metrics import build_metric
+from stylegan_metrics.metrics.ls import ls_name
 from stylegan_metrics.networks.classifier import load_classifier, train_classifier as run_classifier_training
 
 from .launch import run_options, state_dir_for
@@ -23,6 +24,11 @@ attributes_option = click.option("--attributes", default="40", show_default=True
 
 @click.command()
 @ckpt_option
+@click.option("--data", type=click.Path(), default=None,
+              help="Conditional generators: the labelled dataset (dataset.json) whose labels sample i gets, drawn "
+                   "by index as in every metric.")
+@click.option("--class", "class_index", type=click.IntRange(min=0), default=None,
+              help="Conditional generators: this class for every sample (instead of --data).")
 @click.option("--classifier", required=True, type=click.Path(),
               help="Attribute classifier: a checkpoint, or a folder of NVIDIA's celebahq-classifier-XX-*.pkl files.")
 @attributes_option
@@ -37,15 +43,18 @@ attributes_option = click.option("--attributes", default="40", show_default=True
 @batch_option
 @seed_option
 @run_options()
-def ls(ckpt, classifier, attributes, space, num, keep, svm, details_path, batch, seed, device, out, state_dir,
-       chunk_size, no_progress):
-    """Linear separability (StyleGAN1): attribute classifier, linear SVMs, conditional entropy."""
+def ls(ckpt, data, class_index, classifier, attributes, space, num, keep, svm, details_path, batch, seed, device, out,
+       state_dir, chunk_size, no_progress):
+    """Linear separability (StyleGAN1): attribute classifier, linear SVMs, conditional entropy. Results are named
+    as evaluate names the same computation: ls_z, ls_w for 200,000 samples with half kept, ls500_z for --num 500,
+    ls500_keep0.25_z with --keep 0.25."""
     if details_path:
         check_details_file(details_path)  # before the work, not after it
-    metric = LinearSeparability("ls", num=num or 200_000, keep=keep, attributes=attributes, space=space, svm=svm)
+    metric = build_metric(ls_name(num or 200_000, keep), attributes=attributes, space=space, svm=svm)
     [result] = run_metric_command(ckpt, [metric], device=device, out=out, state_dir=state_dir_for(state_dir, out, "ls"),
                                   classifier=load_classifier(classifier), batch_size=batch, seed=seed,
-                                  progress=not no_progress, chunk_size=chunk_size)
+                                  progress=not no_progress, chunk_size=chunk_size, data=data,
+                                  class_index=class_index)
     if not ranks.is_main():
         return
     table = result.details.pivot(index="attribute", columns="space", values="entropy_bits")

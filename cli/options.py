@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
 
 import click
 
 from stylegan_core import ranks
+from stylegan_core.errors import InputError
+from stylegan_metrics.engine.metric import MetricWarning
 from stylegan_metrics.engine.device import resolve_device  # noqa: F401  (re-exported for the commands)
 
 
@@ -78,6 +82,31 @@ def print_results(results) -> None:
             click.echo(str(result))
 
 
+def check_source(ckpt: str | None, gen: str | None) -> None:
+    """One generated side: --ckpt or --gen, one line naming what is missing or conflicting."""
+    if ckpt is None and gen is None:
+        raise InputError("give --ckpt (a generator) or --gen (generated images as a folder or zip): neither was given")
+    if ckpt is not None and gen is not None:
+        raise InputError("give --ckpt (a generator) or --gen (generated images), not both: with --gen the images "
+                         "are the generated side")
+
+
+@contextlib.contextmanager
+def metric_warnings_as_lines():
+    """MetricWarnings (weak scores) printed as one 'warning: ...' line each on stderr, when raised; other warnings
+    as Python prints them."""
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, MetricWarning):
+                click.echo(f"warning: {message}", err=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+        warnings.showwarning = show
+        yield
+
+
 def run_metric_command(ckpt: str | None, metrics, *, device: str | None, out: str | None, state_dir, gen=None,
                        **options):
     """What every metric command does: join the group, load G on this rank's device, run the metrics on the
@@ -86,13 +115,13 @@ def run_metric_command(ckpt: str | None, metrics, *, device: str | None, out: st
     from stylegan_metrics.engine.runner import run_metrics
     from stylegan_metrics.result import check_results_file
 
+    check_source(ckpt, gen)
     dev = join_process_group(device)  # each rank on its own GPU before G is loaded
-    if (ckpt is None) == (gen is None):
-        raise click.UsageError("give --ckpt (a generator) or --gen (generated images), one of them")
     if out is not None and ranks.is_main():
         check_results_file(out)  # before the generator is loaded: a file of other content is refused as it is
     G = load_generator(ckpt, device=dev) if ckpt is not None else None
-    results = run_metrics(G, metrics, device=dev, out=out, snapshot_pkl=str(ckpt or gen), state_dir=state_dir,
-                          gen=gen, **options)
+    with metric_warnings_as_lines():
+        results = run_metrics(G, metrics, device=dev, out=out, snapshot_pkl=str(ckpt or gen), state_dir=state_dir,
+                              gen=gen, **options)
     print_results(results)
     return results

@@ -114,13 +114,13 @@ def ppl_run(state_dir, seed: int = 0):
 
 
 def crashed_ppl_state(tmp_path) -> Path:
-    """A state folder left by a PPL run that crashed in its third chunk (chunks 0 and 1 saved in its `ppl` folder)."""
+    """A state folder left by a PPL run that crashed in its third chunk (chunks 0 and 1 saved in its `ppl40_nocrop` folder)."""
     state = tmp_path / "ppl-state"
     CALLS.update(n=0, fail_at=9)  # 4 calls per chunk of 8 pairs (2 batches x 2 spaces)
     with pytest.raises(Crash):
         ppl_run(state)
     CALLS.update(n=0, fail_at=None)
-    assert sorted(p.name for p in (state / "ppl").glob("chunk-*.npz")) == ["chunk-000000.npz", "chunk-000001.npz"]
+    assert sorted(p.name for p in (state / "ppl40_nocrop").glob("chunk-*.npz")) == ["chunk-000000.npz", "chunk-000001.npz"]
     return state
 
 
@@ -137,12 +137,12 @@ def test_changed_parameters_refuse_the_stale_state(tmp_path):
     state = crashed_ppl_state(tmp_path)
     with pytest.raises(InputError, match=r"other parameters \(seed: 0 there, 1 now\).*--state-dir"):
         ppl_run(state, seed=1)
-    assert (state / "ppl" / "chunk-000001.npz").exists()  # the stale state is left alone
+    assert (state / "ppl40_nocrop" / "chunk-000001.npz").exists()  # the stale state is left alone
 
 
 def test_damaged_chunk_is_recomputed(tmp_path):
     state = crashed_ppl_state(tmp_path)
-    damaged = state / "ppl" / "chunk-000001.npz"
+    damaged = state / "ppl40_nocrop" / "chunk-000001.npz"
     damaged.write_bytes(damaged.read_bytes()[:50])
     with pytest.warns(UserWarning, match="chunk-000001.npz is damaged"):
         resumed = ppl_run(state)
@@ -153,10 +153,10 @@ def test_damaged_chunk_is_recomputed(tmp_path):
 def test_damaged_manifest_refuses_the_folder_as_it_is(tmp_path):
     """A manifest that is not ours may be a user's file: nothing in the folder is touched."""
     state = crashed_ppl_state(tmp_path)
-    (state / "ppl" / "manifest.json").write_text("{not json")
+    (state / "ppl40_nocrop" / "manifest.json").write_text("{not json")
     with pytest.raises(InputError, match=r"manifest.json is not a state manifest of this tool \(unreadable"):
         ppl_run(state)
-    assert CALLS["n"] == 0 and (state / "ppl" / "chunk-000001.npz").exists()
+    assert CALLS["n"] == 0 and (state / "ppl40_nocrop" / "chunk-000001.npz").exists()
 
 
 class FlakyClassifier(torch.nn.Module):

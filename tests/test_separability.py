@@ -137,7 +137,7 @@ def test_linear_separability_end_to_end_and_cli(tmp_path):
     G = tiny_generator(16, seed=1)
     res = linear_separability(G, PixelOracle(), num_samples=300, attributes=3, batch_size=64, device="cpu",
                               progress=False)
-    assert set(res.results) == {"ls_z", "ls_w"} and all(v >= 1 for v in res.results.values())
+    assert set(res.results) == {"ls300_z", "ls300_w"} and all(v >= 1 for v in res.results.values())
     assert res.details.shape[0] == 6 and set(res.details.space) == {"z", "w"}
     again = linear_separability(G, PixelOracle(), num_samples=300, attributes=3, batch_size=7, device="cpu",
                                 progress=False)
@@ -151,7 +151,7 @@ def test_linear_separability_end_to_end_and_cli(tmp_path):
     args = ["ls", "--ckpt", str(ckpt), "--classifier", str(clf_path), "--num", "64", "--device", "cpu", "--no-progress"]
     res = runner.invoke(main, args + ["--attributes", "2", "--details", str(tmp_path / "d.csv")])
     assert res.exit_code == 0, res.output
-    assert "ls_z" in res.output and "Smiling" in res.output
+    assert "ls64_z" in res.output and "Smiling" in res.output
     import pandas as pd
     assert pd.read_csv(tmp_path / "d.csv").shape[0] == 4
     res = runner.invoke(main, args + ["--attributes", "Male,Bald"])

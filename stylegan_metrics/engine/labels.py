@@ -3,6 +3,7 @@ dataset's labels (dataset.json), here by sample index from a seeded table; or on
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +30,18 @@ def label_rows(labels: np.ndarray, c_dim: int) -> torch.Tensor:
     return torch.from_numpy(labels.astype(np.float32))
 
 
+def _label_table(data, c_dim: int) -> torch.Tensor:
+    """The labels of `data`'s dataset.json as rows [L, c_dim], or an InputError naming the option that works."""
+    if data is None or not isinstance(data, (str, Path)) or Path(data).suffix.lower() == ".npz":
+        raise InputError(f"the generator is conditional (c_dim = {c_dim}): give the labelled reference dataset "
+                         f"(--data with dataset.json) to draw labels from, or --class N")
+    labels = ImageDataset(data, channels=3, labels=True).labels
+    if labels is None:
+        raise InputError(f"{data} has no dataset.json labels to draw a conditional generator's labels from; "
+                         f"use --class N")
+    return label_rows(labels, c_dim)
+
+
 def conditioning(G, *, data, seed: int, class_index: int | None = None) -> Callable[[int, int], torch.Tensor] | None:
     """(start, count) -> c [count, c_dim] for a conditional G, None for an unconditional one."""
     c_dim = int(getattr(G, "c_dim", 0) or 0)
@@ -41,17 +54,21 @@ def conditioning(G, *, data, seed: int, class_index: int | None = None) -> Calla
             raise InputError(f"--class {class_index}: the generator has classes 0..{c_dim - 1}")
         one = torch.nn.functional.one_hot(torch.tensor(class_index), c_dim).float()
         return lambda start, count: one.expand(count, c_dim)
-    if data is None or not isinstance(data, (str, Path)) or Path(data).suffix.lower() == ".npz":
-        raise InputError(f"the generator is conditional (c_dim = {c_dim}): give the labelled reference dataset "
-                         f"(--data with dataset.json) to draw labels from, or --class N")
-    labels = ImageDataset(data, channels=3, labels=True).labels
-    if labels is None:
-        raise InputError(f"{data} has no dataset.json labels to draw a conditional generator's labels from; "
-                         f"use --class N")
-    table = label_rows(labels, c_dim)  # [L, c_dim]
+    table = _label_table(data, c_dim)  # [L, c_dim]
 
     def rows(start: int, count: int) -> torch.Tensor:
         index = _table_rows(seed, STREAM_LABEL, start, count,
                             lambda g: torch.randint(0, len(table), (256,), generator=g))
         return table[index]
     return rows
+
+
+def conditioning_key(G, *, data, class_index: int | None = None) -> dict:
+    """What fixes a conditional G's labels, for saved state and results: {} (unconditional), {'class': N}, or
+    {'labels': digest of the dataset's label table}."""
+    if not int(getattr(G, "c_dim", 0) or 0):
+        return {}
+    if class_index is not None:
+        return {"class": int(class_index)}
+    table = _label_table(data, int(G.c_dim))
+    return {"labels": hashlib.sha256(table.numpy().tobytes()).hexdigest()[:16]}

@@ -16,6 +16,11 @@ from .context import Context
 from .state import Payload
 
 
+class MetricWarning(UserWarning):
+    """A result computed as asked but weaker than it looks (too few samples, a degenerate network output); the CLI
+    prints each as one line."""
+
+
 class Metric:
     """One metric of one evaluation. Subclasses set `name`, `num` and `source`, and implement the consumer methods
     (`state_key`, `shapes`, `new_part`: see engine.passes), `finish` and `params`.
@@ -77,10 +82,16 @@ def parse_count(text: str) -> int:
     return check_count(int(text[:-1]) * 1000 if text.endswith("k") else int(text))
 
 
+MAX_COUNT = 10_000_000  # samples a metric may read: 200x NVIDIA's 50k, beyond any published evaluation
+
+
 def check_count(count) -> int:
-    """A metric's sample count: an integer >= 2 (the same message from the API, the CLI and metric names)."""
+    """A metric's sample count: an integer in [2, MAX_COUNT] (the same message from the API, the CLI and metric
+    names), refused before any work: a typo such as fid99999999999999_full would otherwise generate for years."""
     if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 2:
         raise InputError(f"a metric needs at least 2 samples, not {count!r}")
+    if count > MAX_COUNT:
+        raise InputError(f"a metric reads at most {MAX_COUNT:,} samples, not {int(count):,}")
     return int(count)
 
 

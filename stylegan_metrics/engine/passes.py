@@ -4,6 +4,8 @@ the ranks, each chunk computed once for every consumer that still needs it, fini
 from __future__ import annotations
 
 import math
+import sys
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
@@ -152,6 +154,33 @@ def index_batches(batch_size: int) -> Callable[[int, int], Iterator[IndexView]]:
     return batches
 
 
+STATUS_SECONDS = 60.0  # off a terminal (no progress bar): one status line per this many seconds
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class StatusLine:
+    """Where no progress bar shows (stderr not a terminal: a log file, a batch job), one line on stderr every
+    STATUS_SECONDS: samples done, elapsed time and an estimate of the time left."""
+
+    def __init__(self, desc: str, total: int, enabled: bool):
+        self.desc, self.total, self.enabled = desc or "pass", total, enabled
+        self.start = self.last = time.monotonic()
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < STATUS_SECONDS or done <= 0:
+            return
+        self.last = now
+        elapsed = now - self.start
+        left = elapsed * (self.total - done) / done
+        print(f"{self.desc}: {done:,} of {self.total:,} samples ({100 * done / self.total:.1f}%), "
+              f"{_duration(elapsed)} elapsed, about {_duration(left)} left", file=sys.stderr, flush=True)
+
+
 def open_states(consumers: list[Consumer], *, source_key: dict, state_dir: str | Path | None,
                 chunk_size: int) -> list[RunState | None]:
     """Each consumer's state folder, state_dir / consumer.folder, keyed by everything that fixes its payloads
@@ -184,9 +213,15 @@ def run_pass(
     out: dict[int, dict[int, Payload]] = {i: {} for i in range(len(consumers))}
     bar = tqdm(total=num, unit="img", desc=desc, disable=None if progress and ranks.is_main() else True,
                dynamic_ncols=True)
+    status = StatusLine(desc, num, enabled=progress and ranks.is_main() and bool(bar.disable))  # no bar: a log
+    done = 0
 
     def advance(n: int) -> None:  # rank 0's bar stands for all ranks
-        bar.update(min(n * ranks.world_size(), num - bar.n))
+        nonlocal done
+        step = min(n * ranks.world_size(), num - done)
+        done += step
+        bar.update(step)
+        status.update(done)
 
     try:
         for chunk in ranks.my_chunks(math.ceil(num / chunk_size)):

@@ -24,7 +24,7 @@ from .device import resolve_device
 from .metric import Metric
 from .passes import open_states, run_pass
 from .sampling import SAMPLING_VERSION, check_generator, check_truncation
-from .sources import gen_is_statistics, generated_source, warn_if_sizes_differ
+from .sources import gen_count, gen_is_statistics, generated_source, warn_if_sizes_differ
 from .state import DEFAULT_CHUNK
 
 
@@ -45,6 +45,19 @@ def write_results(out: str | os.PathLike, results: list[MetricResult], state_dir
 def _all_digits(value) -> str:
     """The shortest text that reads back as the same float (repr), for any real number type."""
     return repr(float(value)) if isinstance(value, numbers.Real) else repr(value)
+
+
+def check_gen_count(gen, metrics: list[Metric]) -> None:
+    """Generated images given as files hold at least the count each 'generated' metric reads: refused before any
+    network runs (reference features take minutes), not when the pass reaches the end of the folder."""
+    wanted = max((m.num for m in metrics if m.source == "generated"), default=0)
+    if gen is None or gen_is_statistics(gen) or not wanted:
+        return
+    have = gen_count(gen)
+    if have < wanted:
+        name = next(m.name for m in metrics if m.source == "generated" and m.num == wanted)
+        raise InputError(f"{gen} holds {have:,} images, fewer than the {wanted:,} that {name} reads "
+                         f"(name a smaller count, e.g. fid{have}_full)")
 
 
 def generator_precision(m: Metric) -> str:
@@ -107,6 +120,7 @@ def run_metrics(
         raise InputError(f"the seed must be an integer >= 0, not {seed!r}")
     for m in metrics:
         check_truncation(m.truncation_psi)
+    check_gen_count(gen, metrics)
     if out is not None and ranks.is_main():
         check_results_file(out)  # before the work, not after it
     with ranks.alone(not distributed):

@@ -56,6 +56,29 @@ def with_count(name: str, gen) -> str:
     return BARE_NAMES[name].format(n=count_name(gen_count(gen))) if name in BARE_NAMES else name
 
 
+def build_metrics(metrics: list[str] | str, *, gen=None, **options) -> list[Metric]:
+    """The Metrics of a list of names (or one comma-separated string), as `evaluate` and `stylegan-metrics
+    evaluate` run them: bare names ('fid') only with generated images as files (`gen`), each computation once
+    (two names of one computation, 'ppl_wend,ppl50k_wend', are refused like a repeated name). `options`:
+    build_metric's."""
+    names = [n.strip() for n in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise InputError("no metric named")
+    for n in names:
+        if n in BARE_NAMES and gen is None:
+            raise InputError(f"{n!r} without a count means every image of generated images given as files (gen=..., "
+                             f"--gen); with a generator, name the count: "
+                             f"{BARE_NAMES[n].format(n='50k')}, {BARE_NAMES[n].format(n='10k')}, ...")
+    built = [build_metric(with_count(n, gen) if gen is not None else n, **options) for n in names]
+    seen: dict[str, str] = {}
+    for n, m in zip(names, built):
+        if m.name in seen:
+            same = f": {seen[m.name]!r} and {n!r} both name {m.name}" if seen[m.name] != n else f": {n}"
+            raise InputError(f"a metric is named twice{same}")
+        seen[m.name] = n
+    return built
+
+
 def evaluate(
     G,
     metrics: list[str] | str,
@@ -87,14 +110,9 @@ def evaluate(
     in order. `G` may be None with `gen` a folder or zip of generated images (bare names 'fid', 'kid', 'pr', 'is'
     then use all of them). Every generated sample index is made once for all metrics that look at generated images (FID and LS
     share images when neither truncates); PPL draws its own pairs. Results equal the single-metric functions'."""
-    names = [n.strip() for n in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
-    if gen is not None:
-        names = [with_count(n, gen) for n in names]
-    if not names or not all(names):
-        raise InputError("no metric named")
-    if len(set(names)) != len(names):
-        raise InputError("a metric is named twice")
-    built = [build_metric(n, cov=cov, truncation_psi=truncation_psi, attributes=attributes) for n in names]
+    if (G is None) == (gen is None):
+        raise InputError("give either a generator or generated images (gen=..., --gen), not both or neither")
+    built = build_metrics(metrics, gen=gen, cov=cov, truncation_psi=truncation_psi, attributes=attributes)
     return run_metrics(G, built, data=data, features=features, similarity=similarity, weights=weights,
                        classifier=classifier, seed=seed, batch_size=batch_size, device=device, progress=progress,
                        state_dir=state_dir, chunk_size=chunk_size, precision=precision, distributed=distributed,
@@ -102,4 +120,4 @@ def evaluate(
                        gen=gen, class_index=class_index, feature_batch_size=feature_batch_size)
 
 
-__all__ = ["FAMILIES", "METRICS", "MetricFamily", "build_metric", "evaluate", "register"]
+__all__ = ["FAMILIES", "METRICS", "MetricFamily", "build_metric", "build_metrics", "evaluate", "register"]

@@ -120,22 +120,30 @@ class FID(Metric):
 
 
 def fid_name(num: int, full: bool, cov: str) -> str:
-    """NVIDIA's naming: 'fid50k_full' (all reference images, 1/N covariance); the StyleGAN1 TF flavour (N - 1)
-    carries '_unbiased' so that it never passes for NVIDIA's number."""
-    return f"fid{count_name(num)}{'_full' if full else ''}{'_unbiased' if cov == 'unbiased' else ''}"
+    """The one name of an FID computation. NVIDIA's naming: 'fid50k_full' (all reference images, 1/N covariance),
+    'fid50k' (the first 50k reference images); the StyleGAN1 TF flavour (N - 1) carries '_unbiased' so that it
+    never passes for NVIDIA's number."""
+    if cov not in COVARIANCE_KINDS:
+        raise InputError(f"cov must be one of {', '.join(COVARIANCE_KINDS)}, not {cov!r}")
+    return f"fid{count_name(check_count(num))}{'_full' if full else ''}{'_unbiased' if cov == 'unbiased' else ''}"
 
 
 def _make(name: str, groups: dict, *, cov: str | None = None, truncation_psi: float = 1.0, **_) -> FID:
+    """A name's FID; `cov` (evaluate's option) applies to names without '_unbiased' and may not contradict it."""
     num = parse_count(groups["count"])
+    if groups["unbiased"]:
+        if cov not in (None, "unbiased"):
+            raise InputError(f"{name} is the unbiased (N - 1) covariance, but cov={cov!r} was asked for")
+        cov = "unbiased"
     cov = cov or "biased"
     return FID(fid_name(num, bool(groups["full"]), cov), num=num, max_real=None if groups["full"] else num, cov=cov,
                truncation_psi=truncation_psi)
 
 
 FAMILY = MetricFamily(
-    "fid", r"fid{count}(?P<full>_full)?", _make, examples=("fid50k_full", "fid50k"),
+    "fid", r"fid{count}(?P<full>_full)?(?P<unbiased>_unbiased)?", _make, examples=("fid50k_full", "fid50k"),
     description="Fréchet distance of Inception features; _full: against every reference image, else against the "
-                "first N (N = the generated count); covariance 1/N")
+                "first N (N = the generated count); covariance 1/N (_unbiased: N - 1)")
 
 
 def fid(
@@ -172,8 +180,9 @@ def fid(
     if isinstance(G, (str, os.PathLike)):
         G, gen = None, G
         num_gen = gen_count(gen) if num_gen is None else num_gen
-    num_gen = check_count(num_gen)
-    metric = FID(fid_name(num_gen, True, cov), num=num_gen, max_real=None, cov=cov, truncation_psi=truncation_psi)
+    from stylegan_metrics.metrics import build_metric  # the registry: one name per computation
+
+    metric = build_metric(fid_name(num_gen, True, cov), truncation_psi=truncation_psi)
     return run_metrics(G, [metric], gen=gen, data=reference, batch_size=batch_size, seed=seed, features=features,
                        weights=weights, device=device, progress=progress, state_dir=state_dir, chunk_size=chunk_size,
                        precision=precision, distributed=distributed, workers=workers)[0]

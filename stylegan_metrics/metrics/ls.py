@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ from stylegan_core import ranks
 from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import Context
-from stylegan_metrics.engine.metric import Metric, MetricFamily, check_count, count_name, parse_count
+from stylegan_metrics.engine.metric import Metric, MetricFamily, MetricWarning, check_count, count_name, parse_count
 from stylegan_metrics.engine.passes import RowsPart
 from stylegan_metrics.engine.runner import run_metrics
 from stylegan_metrics.networks.batching import batch_invariant
@@ -26,6 +27,28 @@ from stylegan_metrics.networks.registry import module_fingerprint
 from stylegan_metrics.result import MetricResult
 
 SPACES = {"both": ["z", "w"], "z": ["z"], "w": ["w"]}
+MIN_KEPT = 1_000  # kept samples per attribute below which a score comes with a warning (StyleGAN1 keeps 100,000)
+
+
+def few_kept_warning(name: str, num: int, keep: float) -> str | None:
+    """The warning for a run that keeps fewer than MIN_KEPT samples per attribute, else None."""
+    kept = int(round(num * keep))
+    if kept >= MIN_KEPT:
+        return None
+    return (f"{name}: {kept:,} kept samples per attribute (keep {keep} of {num:,}), fewer than {MIN_KEPT:,}: "
+            f"linear SVMs separate so few points easily, so the score looks better than it is and Z and W may "
+            f"rank either way; StyleGAN1 keeps 100,000 (200,000 samples, keep 0.5)")
+
+
+def constant_attributes_warning(name: str, table: pd.DataFrame) -> str | None:
+    """The warning for attributes whose kept samples the classifier puts all in one class (entropy 0 by
+    construction: nothing was measured), else None; `table` is separability_from_arrays's."""
+    constant = table.attribute[(table.positive_rate == 0) | (table.positive_rate == 1)].tolist()
+    if not constant:
+        return None
+    return (f"{name}: the classifier gives one class to every kept sample of {len(constant)} of {len(table)} "
+            f"attributes ({', '.join(map(str, constant))}); each adds 0 bits whatever the latent space, so the score "
+            f"looks better than it is (check the classifier and the generator's images)")
 
 
 def classify(classifier: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -77,6 +100,9 @@ class LinearSeparability(Metric):
         self.names = select_attributes(self.attributes, available=available)
         self.columns = [available.index(n) for n in self.names]
         self.device = ctx.device
+        few = few_kept_warning(self.name, self.num, self.keep)
+        if few and ranks.is_main():  # before the pass, once the options are known to be good
+            warnings.warn(few, MetricWarning, stacklevel=2)
 
     def state_key(self) -> dict:
         return {"metric": "ls", "classifier": module_fingerprint(self.classifier), "attributes": self.names}
@@ -103,6 +129,9 @@ class LinearSeparability(Metric):
                                                         attributes=self.names, device=self.device)
                 results[f"{self.name}_{sp}"] = score
                 tables.append(table.assign(space=sp))
+            constant = constant_attributes_warning(self.name, tables[0])  # the kept samples: the same per space
+            if constant:
+                warnings.warn(constant, MetricWarning, stacklevel=2)
             outcome = results, pd.concat(tables, ignore_index=True)
         return ranks.broadcast_from_main(outcome)
 
@@ -110,13 +139,32 @@ class LinearSeparability(Metric):
         return dict(num_samples=self.num, keep=self.keep, attributes=self.names, space=self.space, svm=self.svm)
 
 
-def _make(name: str, groups: dict, *, attributes: int | str | list[str] = 40, **_) -> LinearSeparability:
-    num = parse_count(groups["count"]) if groups["count"] else 200_000
-    return LinearSeparability(f"ls{count_name(num)}" if groups["count"] else "ls", num=num, attributes=attributes)
+STYLEGAN1_SAMPLES, STYLEGAN1_KEEP = 200_000, 0.5
+
+
+def ls_name(num: int = STYLEGAN1_SAMPLES, keep: float = STYLEGAN1_KEEP) -> str:
+    """The one name of a linear separability computation (results '<name>_z', '<name>_w'): StyleGAN1's 'ls' (200,000
+    samples, the most confident half kept), the count pattern for another count ('ls500'), '_keep<fraction>' for
+    another fraction ('ls500_keep0.25')."""
+    count = "" if check_count(num) == STYLEGAN1_SAMPLES else count_name(num)
+    if isinstance(keep, bool) or not (isinstance(keep, numbers.Real) and 0 < keep <= 1):
+        raise InputError(f"keep must lie in (0, 1], not {keep!r}")
+    return f"ls{count}" + ("" if float(keep) == STYLEGAN1_KEEP else f"_keep{float(keep)!r}")
+
+
+def _make(name: str, groups: dict, *, attributes: int | str | list[str] = 40, space: str = "both",
+          svm: str = "sklearn", **_) -> LinearSeparability:
+    """A name's linear separability (ls_name's inverse); `attributes`, `space` and `svm` are options."""
+    num = parse_count(groups["count"]) if groups["count"] else STYLEGAN1_SAMPLES
+    try:
+        keep = float(groups["keep"]) if groups["keep"] else STYLEGAN1_KEEP
+    except ValueError:
+        raise InputError(f"{name}: {groups['keep']!r} is not a fraction (write e.g. ls10k_keep0.25)") from None
+    return LinearSeparability(ls_name(num, keep), num=num, keep=keep, attributes=attributes, space=space, svm=svm)
 
 
 FAMILY = MetricFamily(
-    "ls", r"ls{count}?", _make, examples=("ls",),
+    "ls", r"ls{count}?(?:_keep(?P<keep>[0-9][0-9.e+-]*))?", _make, examples=("ls",),
     description="linear separability of 40 attributes in Z and W (StyleGAN1: 200k samples, half kept)")
 
 
@@ -136,11 +184,20 @@ def linear_separability(
     state_dir: str | os.PathLike | None = None,  # save finished chunks here; a rerun resumes from them
     chunk_size: int = DEFAULT_CHUNK,      # samples per chunk: the unit of sharding and of checkpointing
     distributed: bool = True,             # False: no sharding even in a torch.distributed group
+    data: str | os.PathLike | None = None,  # a conditional G: labels drawn from this dataset's dataset.json
+    class_index: int | None = None,       # a conditional G: this class for every sample (instead of `data`)
 ) -> MetricResult:
-    """Results `ls_z` and/or `ls_w` (2 ** sum of H(Y|X) bits); `details` has one row per attribute and space.
+    """Results '<name>_z' and/or '<name>_w' (2 ** sum of H(Y|X) bits), the name the registry gives the computation
+    (`ls_name`): 'ls' for StyleGAN1's 200,000 samples with half kept, else e.g. 'ls500', 'ls10k_keep0.25'; `details`
+    has one row per attribute and space. A weak score (few kept samples, a classifier constant on the kept
+    samples of an attribute) comes with a SeparabilityWarning.
 
     z ~ N(0, I), no truncation, random noise; w = ws[:, -1]; images above 256 px are box-downsampled by H // 256
-    before the classifier; only z, w and the logits are kept (never the images)."""
-    metric = LinearSeparability("ls", num=num_samples, keep=keep, attributes=attributes, space=space, svm=svm)
+    before the classifier; only z, w and the logits are kept (never the images). A conditional G draws labels as
+    every metric does (`data`'s dataset.json, or `class_index`)."""
+    from stylegan_metrics.metrics import build_metric  # the registry: one name per computation
+
+    metric = build_metric(ls_name(num_samples, keep), attributes=attributes, space=space, svm=svm)
     return run_metrics(G, [metric], classifier=classifier, batch_size=batch_size, seed=seed, device=device,
-                       progress=progress, state_dir=state_dir, chunk_size=chunk_size, distributed=distributed)[0]
+                       progress=progress, state_dir=state_dir, chunk_size=chunk_size, distributed=distributed,
+                       data=data, class_index=class_index)[0]

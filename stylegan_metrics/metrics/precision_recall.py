@@ -3,7 +3,11 @@ images, distances in blocks (formulas.precision_recall)."""
 
 from __future__ import annotations
 
-from stylegan_metrics.engine.metric import MetricFamily, parse_count
+from stylegan_core.errors import InputError
+
+from stylegan_metrics.engine.context import Context
+from stylegan_metrics.engine.datasets import is_images, open_images
+from stylegan_metrics.engine.metric import MetricFamily, check_count, parse_count
 from stylegan_metrics.formulas.precision_recall import precision_recall_from_arrays
 
 from .kept import KeptFeatures
@@ -18,8 +22,25 @@ class PrecisionRecall(KeptFeatures):
     network = "vgg16-fc2"
 
     def __init__(self, name: str, *, num: int, max_real: int | None, k: int = 3, truncation_psi: float = 1.0):
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InputError(f"{name}: k (the digit after the count, pr50k3 = 50k images, k = 3) must be at least 1, "
+                             f"not {k!r}")
+        check_count(num)
+        if num < k + 1:
+            raise InputError(f"{name}: {num} generated images, but each manifold point needs k = {k} neighbours "
+                             f"besides itself: at least {k + 1} images")
         super().__init__(name, num=num, max_real=max_real, truncation_psi=truncation_psi)
         self.k = k
+
+    def prepare(self, ctx: Context) -> None:
+        """The reference count is checked before any network runs (the VGG16 passes take minutes)."""
+        if ctx.data is not None and is_images(ctx.data):
+            real = len(open_images(ctx.data, max_items=self.max_real,
+                                   resolution=ctx.G.img_resolution if ctx.G is not None else None))
+            if real < self.k + 1:
+                raise InputError(f"{self.name}: the reference holds {real} images, but each manifold point needs "
+                                 f"k = {self.k} neighbours besides itself: at least {self.k + 1} images")
+        super().prepare(ctx)
 
     @property
     def folder(self) -> str:
