@@ -19,7 +19,7 @@ from .options import (batch_option, check_source, generator_source, precision_op
               help="Comma-separated metric names: fid50k_full, fid50k, kid50k_full, kid50k, pr50k3_full, pr50k3, is50k, "
                    "ppl_zfull, ppl_wfull, ppl_zend, ppl_wend, ppl2_wend, eqt50k_int, eqt50k_frac, eqr50k, ls; counts may "
                    "change (fid10k_full, ppl2500_wend, ls10k), other options take a suffix (fid50k_full_unbiased, "
-                   "ppl100k_wend_sg1down, ls10k_keep0.25; see docs/metrics.md). With --gen, fid, kid, pr and is use "
+                   "ppl_wend_eps0.001, ls10k_keep0.25; see docs/metrics.md). With --gen, fid, kid, pr and is use "
                    "all of its images.")
 @click.option("--data", type=click.Path(), default=None,
               help="Reference images (folder or zip) for FID, KID, PR; FID also takes a statistics .npz.")

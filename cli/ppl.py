@@ -35,8 +35,8 @@ from .options import FiniteFloat, ckpt_option, num_option, run_metric_command, s
 def ppl(ckpt, data, class_index, space, sampling, num, epsilon, no_crop, downsample, batch, seed, similarity, weights,
         device, out, state_dir, chunk_size, no_progress):
     """Perceptual path length (LPIPS / epsilon^2, trimmed mean), StyleGAN1 rules (100,000 pairs; results named
-    as evaluate names the same computation: ppl100k_wend_sg1down; NVIDIA's ppl_wend is --num 50000 --downsample
-    ada)."""
+    as evaluate names the same computation: ppl100k_wend, with _sg1down from 512 px where StyleGAN1's downsampling
+    differs; NVIDIA's ppl_wend is --num 50000 --downsample ada)."""
     metric = path_length_metric(space=space, sampling=sampling, num_samples=num or 100_000, epsilon=epsilon,
                                 crop=not no_crop, downsample=downsample)
     run_metric_command(ckpt, [metric], device=device, out=out, state_dir=state_dir_for(state_dir, out, "ppl"),

@@ -23,6 +23,7 @@ from stylegan_metrics.engine.passes import index_batches, run_pass
 from stylegan_metrics.metrics import build_metric, build_metrics
 from stylegan_metrics.metrics.fid import fid_name
 from stylegan_metrics.metrics.ls import MIN_KEPT, constant_attributes_warning, few_kept_warning, ls_name
+from stylegan_metrics.formulas.paths import downsample_rules_agree
 from stylegan_metrics.metrics.ppl import MIN_EPSILON, path_length_metric, ppl_name
 from stylegan_metrics_cli.main import main
 from helpers import Quadrants, mean_squared_l2, quadrant_reference, tiny_generator, write_disc_images, write_zip_dataset
@@ -106,7 +107,7 @@ def test_python_front_ends_name_results_as_evaluate_does():
         [key] = res.results
         [same] = evaluate(G, [key], similarity=mean_squared_l2, batch_size=16, **kw)
         assert same.results == res.results and same.metric == res.metric == key
-    assert ppl(G, num_samples=6, similarity=mean_squared_l2, **kw).metric == "ppl6_wend_sg1down"
+    assert ppl(G, num_samples=6, similarity=mean_squared_l2, **kw).metric == "ppl6_wend"
     both = path_length_metric(space="both", sampling="both", num_samples=100_000)
     assert both.keys == [f"ppl100k_{c}_sg1down" for c in ("zfull", "zend", "wfull", "wend")]
 
@@ -286,3 +287,17 @@ def test_weak_separability_scores_warn(tmp_path):
     assert r.exit_code == 0, r.output
     warned = [line for line in r.stderr.splitlines() if line.startswith("warning: ")]
     assert any("ls64_keep0.04: 3 kept samples per attribute" in line for line in warned), r.stderr
+
+
+def test_stylegan1_downsampling_is_named_only_where_it_changes_the_crop():
+    """The crop of an H-px image has H/2 rows: StyleGAN1 divides them by 256, NVIDIA divides H by 256, so the two rules
+    agree below 512 px (one computation, one name) and differ from 512 px (the suffix stays)."""
+    assert [downsample_rules_agree(r) for r in (16, 128, 256, 512, 1024)] == [True, True, True, False, False]
+    G = tiny_generator(16)
+    kw = dict(similarity=mean_squared_l2, batch_size=4, device="cpu", progress=False)
+    [named] = evaluate(G, ["ppl6_wend_sg1down"], **kw)
+    [plain] = evaluate(G, ["ppl6_wend"], **kw)
+    assert named.metric == plain.metric == "ppl6_wend" and named.results == plain.results
+    assert named.params["downsample"] == "ada"
+    with pytest.raises(InputError, match="ppl6_wend named twice: at 16 px"):
+        evaluate(G, ["ppl6_wend", "ppl6_wend_sg1down"], **kw)

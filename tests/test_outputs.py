@@ -159,13 +159,13 @@ def test_dev_full_says_the_file_and_every_value(tmp_path, ckpt):
         pytest.skip("no /dev/full")
     r = invoke("ppl", "--ckpt", ckpt, "--similarity", "toyfaces-lpips", "--num", "8", "--device", "cpu",
                "--out", "/dev/full", "--state-dir", tmp_path / "state", "--no-progress")
-    one_line_error(r, "cannot write /dev/full: No space left on device", "the results were ppl_wend = ",
+    one_line_error(r, "cannot write /dev/full: No space left on device", "the results were ppl8_wend = ",
                    f"the saved chunks in {tmp_path / 'state'} are kept")
-    said = re.search(r"ppl_wend = ([^;]+);", r.output).group(1)
+    said = re.search(r"ppl8_wend = ([^;]+);", r.output).group(1)
     assert float(said) > 0 and repr(float(said)) == said  # every digit: it reads back as the same float
     r = invoke("ppl", "--ckpt", ckpt, "--similarity", "toyfaces-lpips", "--num", "8", "--device", "cpu",
                "--out", "/dev/full", "--no-progress")
-    one_line_error(r, "cannot write /dev/full: No space left on device", f"ppl_wend = {said}; nothing was appended")
+    one_line_error(r, "cannot write /dev/full: No space left on device", f"ppl8_wend = {said}; nothing was appended")
     assert not list(Path("/dev").glob("full.*-state"))  # no default state folder beside a device
 
 
@@ -253,7 +253,7 @@ def test_ls_details_that_fail_at_the_end_are_printed(tmp_path, ckpt, monkeypatch
     r = invoke(*ls_args(ckpt, "--details", tmp_path / "table.csv", "--out", out))
     one_line_error(r, "No space left on device", "the per-attribute table is printed above as CSV",
                    f"the result line was appended to {out}")
-    assert "attribute,entropy_bits,svm_accuracy" in r.output and json.loads(out.read_text())["metric"] == "ls"
+    assert "attribute,entropy_bits,svm_accuracy" in r.output and json.loads(out.read_text())["metric"] == "ls40"
 
 
 # ---- state folders --------------------------------------------------------------------------------------------------
@@ -300,7 +300,7 @@ def test_workers_end_when_the_launcher_is_sigkilled(tmp_path, ckpt, metrics_home
     workers = []
     try:
         deadline = time.time() + 120
-        manifest = state / "ppl_wend" / "manifest.json"
+        manifest = state / "ppl400_wend" / "manifest.json"
         while not manifest.exists() and launcher.poll() is None and time.time() < deadline:
             time.sleep(0.05)
         workers = children(launcher.pid)

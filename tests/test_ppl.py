@@ -120,7 +120,7 @@ def test_same_value_for_batch_sizes_3_and_16():
             layer.noise.strength.fill_(0.3)
     kw = dict(space="both", sampling="both", num_samples=40, similarity=squared_l2, device="cpu", progress=False)
     a, b = ppl(G, batch_size=3, **kw), ppl(G, batch_size=16, **kw)
-    assert a.results == b.results and set(a.results) == {f"ppl40_{c}_sg1down" for c in ("zfull", "zend", "wfull", "wend")}
+    assert a.results == b.results and set(a.results) == {f"ppl40_{c}" for c in ("zfull", "zend", "wfull", "wend")}
     assert a.details.shape == (160, 4)
 
 
@@ -188,6 +188,6 @@ def test_cli_ppl_both(tmp_path, vgg16_weights, metrics_home):
     assert res.exit_code == 0, res.output
     import json
     line = json.loads(out.read_text())
-    assert set(line["results"]) == {f"ppl4_{c}_sg1down" for c in ("zfull", "zend", "wfull", "wend")}
+    assert set(line["results"]) == {f"ppl4_{c}" for c in ("zfull", "zend", "wfull", "wend")}
     assert all(v > 0 and math.isfinite(v) for v in line["results"].values())
     assert line["params"]["epsilon"] == 1e-4 and line["params"]["crop"] is True

@@ -120,7 +120,7 @@ def test_sigterm_to_the_gpus_launcher_stops_its_workers(tmp_path, ckpt, metrics_
     workers = []
     try:
         deadline = time.time() + 120
-        manifest = state / "ppl1000k_wend_sg1down" / "manifest.json"
+        manifest = state / "ppl1000k_wend" / "manifest.json"
         while not manifest.exists() and launcher.poll() is None and time.time() < deadline:
             time.sleep(0.1)  # both workers are inside the run once the manifest exists
         workers = children(launcher.pid)
@@ -268,15 +268,15 @@ def test_full_disk_keeps_the_file_and_the_state_and_says_the_result(tmp_path, sm
     args = ["ppl", "--ckpt", ckpt, "--similarity", "toyfaces-lpips", "--num", "8", "--device", "cpu", "--out", out,
             "--state-dir", state, "--no-progress"]
     r = invoke(*args)
-    one_line_error(r, f"cannot write {out}: No space left on device", "the results were ppl8_wend_sg1down = ",
+    one_line_error(r, f"cannot write {out}: No space left on device", "the results were ppl8_wend = ",
                    f"the saved chunks in {state} are kept")
-    assert out.read_bytes() == old and (state / "ppl8_wend_sg1down" / "chunk-000000.npz").is_file()
-    said = float(re.search(r"ppl8_wend_sg1down = ([0-9.e+-]+);", r.output).group(1))  # every digit
+    assert out.read_bytes() == old and (state / "ppl8_wend" / "chunk-000000.npz").is_file()
+    said = float(re.search(r"ppl8_wend = ([0-9.e+-]+);", r.output).group(1))  # every digit
     (small_disk / "filler").unlink()
     r = invoke(*args)
     assert r.exit_code == 0, r.output
     lines = out.read_text().splitlines()
-    assert len(lines) == 2 and json.loads(lines[1])["results"]["ppl8_wend_sg1down"] == said
+    assert len(lines) == 2 and json.loads(lines[1])["results"]["ppl8_wend"] == said
     assert not state.exists()
 
 

@@ -137,6 +137,11 @@ def run_metrics(
             start = time.time()
             m.prepare(ctx)
             seconds[id(m)] = time.time() - start
+        names = [m.name for m in metrics]  # prepare may name a computation by G's resolution (PPL's downsampling)
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise InputError(f"{', '.join(twice)} named twice: at {G.img_resolution} px these names are one "
+                             "computation")
         for m in sorted(metrics, key=lambda m: getattr(m, "reference_order", 0)):  # stable: else in the given order
             start = time.time()
             getattr(m, "prepare_reference", lambda ctx: None)(ctx)

@@ -47,6 +47,13 @@ def downsample_factor(cropped_size: int, resolution: int, rule: str) -> int:
     return max(resolution // 256, 1)
 
 
+def downsample_rules_agree(resolution: int) -> bool:
+    """Whether both rules downsample the face crop (4 * (H // 8) rows) of an H-px image by the same factor: true
+    below 512 px, where neither downsamples."""
+    cropped = 4 * (resolution // 8)
+    return downsample_factor(cropped, resolution, "stylegan1") == downsample_factor(cropped, resolution, "ada")
+
+
 def trimmed_mean(distances: np.ndarray) -> float:
     """Mean of the distances between the 1st (lower) and 99th (higher) percentiles, inclusive."""
     lo = np.percentile(distances, 1, method="lower")

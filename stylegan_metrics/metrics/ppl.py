@@ -20,7 +20,8 @@ from stylegan_metrics.engine.passes import RowsPart, index_batches
 from stylegan_metrics.engine.runner import run_metrics
 from stylegan_metrics.engine.sampling import _table_rows, latents, map_latents, noise_seeds, synthesize
 from stylegan_metrics.engine.state import DEFAULT_CHUNK, Payload
-from stylegan_metrics.formulas.paths import (DOWNSAMPLE_RULES, box_downsample, crop_face, downsample_factor, lerp,
+from stylegan_metrics.formulas.paths import (DOWNSAMPLE_RULES, box_downsample, crop_face, downsample_factor,
+                                             downsample_rules_agree, lerp,
                                              slerp, trimmed_mean)
 from stylegan_metrics.result import MetricResult
 
@@ -112,10 +113,18 @@ class PathLength(Metric):
 
     def prepare(self, ctx: Context) -> None:
         self.G, self.seed, self.device = ctx.G, ctx.seed, ctx.device
+        if self.crop and self.downsample == "stylegan1" and downsample_rules_agree(ctx.G.img_resolution):
+            self._same_as_nvidias_downsampling()
         self.labels = conditioning(ctx.G, data=ctx.data, seed=ctx.seed, class_index=ctx.class_index)  # before
         self.label_key = conditioning_key(ctx.G, data=ctx.data, class_index=ctx.class_index)  # any network loads
         self.dist_fn = ctx.similarity_network()
         self.batch_size = ctx.batch_size
+
+    def _same_as_nvidias_downsampling(self) -> None:
+        """Below 512 px neither rule downsamples the crop: one computation, named without '_sg1down'."""
+        self.downsample = "ada"
+        self.name = self.name.replace("_sg1down", "")
+        self.keys = [k.replace("_sg1down", "") for k in self.keys]
 
     def batches(self, ctx: Context):
         return index_batches(ctx.batch_size)
@@ -226,7 +235,8 @@ def _choices(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
 def path_length_metric(*, space: str, sampling: str, num_samples: int, epsilon: float = 1e-4, crop: bool = True,
                        downsample: str = "stylegan1") -> PathLength:
     """The metric `ppl()` and `stylegan-metrics ppl` run, built from registry names (`ppl_name`), so that each
-    result key is what `evaluate` names the same computation: e.g. 'ppl100k_wend_sg1down' for the defaults.
+    result key is what `evaluate` names the same computation: e.g. 'ppl100k_wend_sg1down' for the defaults
+    ('ppl100k_wend' once `prepare` sees a generator below 512 px, where both downsampling rules agree).
     Several spaces or samplings ('both') share one pass; the metric is then named without the space and
     sampling ('ppl100k_sg1down')."""
     from stylegan_metrics.metrics import build_metric  # the registry
@@ -264,7 +274,8 @@ def ppl(
     class_index: int | None = None,       # a conditional G: this class for every pair (instead of `data`)
 ) -> MetricResult:
     """Perceptual path length with the StyleGAN1 paper's defaults (100,000 pairs, StyleGAN1's downsampling).
-    Result keys are the registry's names of the computation (`ppl_name`): 'ppl100k_wend_sg1down' by default,
+    Result keys are the registry's names of the computation (`ppl_name`): 'ppl100k_wend_sg1down' by default
+    ('ppl100k_wend' below 512 px, where both downsampling rules agree),
     NVIDIA's 'ppl_wend' only for its definition (num_samples=50_000, downsample='ada'). `details` holds every
     distance. Every space/sampling shares the pairs, t and noise; results do not depend on the batch size, the
     number of processes (torchrun) or a resume. A conditional G gives pair i the label of sample i, as every metric
