@@ -301,3 +301,35 @@ def test_stylegan1_downsampling_is_named_only_where_it_changes_the_crop():
     assert named.params["downsample"] == "ada"
     with pytest.raises(InputError, match="ppl6_wend named twice: at 16 px"):
         evaluate(G, ["ppl6_wend", "ppl6_wend_sg1down"], **kw)
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashingChannels(Channels):
+    """Channels that raise on the call numbered `fail_at` (1-based): chunks finished before it stay saved."""
+
+    def __init__(self, fail_at=None):
+        super().__init__()
+        self.calls, self.fail_at = 0, fail_at
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise Crash
+        return super().forward(x)
+
+
+@quiet_ls
+def test_saved_generated_samples_are_keyed_by_the_labels_they_were_drawn_from(tmp_path):
+    """A rerun with other dataset.json labels in the same state folder never reuses samples of the old labels."""
+    G = load_generator(CONDITIONAL)
+    images = [np.zeros((16, 16, 3), np.uint8)] * 4
+    old = write_zip_dataset(tmp_path / "old.zip", images, labels=[0, 0, 0, 0])
+    new = write_zip_dataset(tmp_path / "new.zip", images, labels=[3, 3, 3, 3])
+    kw = dict(num_samples=20, attributes=3, batch_size=5, chunk_size=10, device="cpu", progress=False)
+    with pytest.raises(Crash):  # the first chunk (two batches) is saved, drawn with the old labels
+        linear_separability(G, CrashingChannels(fail_at=3), data=old, state_dir=tmp_path / "state", **kw)
+    with pytest.raises(InputError, match="other parameters"):  # refused: the folder holds another run
+        linear_separability(G, CrashingChannels(), data=new, state_dir=tmp_path / "state", **kw)

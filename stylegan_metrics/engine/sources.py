@@ -15,7 +15,7 @@ from stylegan_metrics.networks.resizing import resize_rule
 
 from .context import Context
 from .datasets import dataset_batches, dataset_fingerprint, image_views, is_images, open_images
-from .labels import conditioning
+from .labels import conditioning, conditioning_key
 from .passes import SampleView
 from .sampling import generate_batches, grouped
 
@@ -39,9 +39,8 @@ def generated_source(ctx: Context, truncation_psi: float, num: int, *, precision
                      feature_batch_size: int | None = None) -> tuple[Callable, dict]:
     """(views of samples by (start, count), the key that fixes them) for the metrics of a 'generated' pass."""
     if ctx.G is not None:
-        key = {"generator": module_fingerprint(ctx.G), "seed": ctx.seed, "truncation_psi": truncation_psi}
-        if ctx.class_index is not None:
-            key["class"] = ctx.class_index
+        key = {"generator": module_fingerprint(ctx.G), "seed": ctx.seed, "truncation_psi": truncation_psi,
+               **conditioning_key(ctx.G, data=ctx.data, class_index=ctx.class_index)}  # labels edited: new samples
         return generated_views(ctx, truncation_psi, precision=precision, feature_batch_size=feature_batch_size), key
     dataset = generated_images(ctx.gen)
     if len(dataset) < num:
