@@ -15,7 +15,7 @@ from .options import FiniteFloat, ckpt_option, num_option, run_metric_command, s
 @ckpt_option
 @click.option("--space", type=click.Choice(["w", "z", "both"]), default="w", show_default=True)
 @click.option("--sampling", type=click.Choice(["end", "full", "both"]), default="end", show_default=True)
-@num_option
+@num_option(100_000)
 @click.option("--epsilon", type=FiniteFloat(min=0, min_open=True), default=1e-4, show_default=True)
 @click.option("--no-crop", is_flag=True, help="Measure the whole image instead of the face crop.")
 @click.option("--downsample", type=click.Choice(["stylegan1", "ada"]), default="stylegan1", show_default=True,
