@@ -101,8 +101,8 @@ def readme_offline_commands() -> list[str]:
 
 
 def small_counts(command: str) -> str:
-    """The README's counts scaled down for a test: 2000 images / 2k samples -> 100, 500 pairs -> 40."""
-    return command.replace("--num 2000", "--num 100").replace("2k", "100").replace("ppl500", "ppl40")
+    """The README's counts scaled down for a test: 2000 images / 2k samples -> 64, 500 pairs -> 16."""
+    return command.replace("--num 2000", "--num 64").replace("2k", "64").replace("ppl500", "ppl16")
 
 
 def test_readme_offline_example_runs_without_weights(tmp_path, monkeypatch, metrics_home):
@@ -115,9 +115,9 @@ def test_readme_offline_example_runs_without_weights(tmp_path, monkeypatch, metr
         assert result.exit_code == 0, (command, result.output)
     lines = [json.loads(line) for line in Path("offline.jsonl").read_text().splitlines()]
     values = {k: v for line in lines for k, v in line["results"].items()}
-    assert set(values) == {"fid100_full", "kid100_full", "is100_mean", "is100_std", "ppl40_wend", "ls100_z", "ls100_w"}
+    assert set(values) == {"fid64_full", "kid64_full", "is64_mean", "is64_std", "ppl16_wend", "ls64_z", "ls64_w"}
     assert all(np.isfinite(v) for v in values.values())
-    assert 1 <= values["is100_mean"] <= 6 and values["fid100_full"] > 0
+    assert 1 <= values["is64_mean"] <= 6 and values["fid64_full"] > 0
     assert not list(metrics_home.glob("**/*.pth"))  # nothing downloaded (offline mode would have refused)
 
 
