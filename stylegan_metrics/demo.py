@@ -49,8 +49,9 @@ SHORT = {  # the printed table's column: the same keys, a few words each
     "_w": "separability in W",
 }
 SIMILARITY = "toyfaces-lpips"  # the demo's perceptual distance (PPL)
-TIME_NOTE = ("seconds*: each metric's time includes the generation and feature passes it shares with others "
-             "(FID, KID, IS and LS share one; the four PPL one), so the column sums to more than the run took")
+TIME_NOTE = ("seconds*: each metric's time includes the whole pass it shares with others (FID, KID, IS and LS read "
+             "one set of generated images), and the rows of one metric (IS mean and std, LS in Z and W) repeat it, "
+             "so the column sums to more than the run took")
 
 
 @dataclass(frozen=True)

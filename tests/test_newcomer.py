@@ -340,7 +340,7 @@ def test_demo_table_has_short_meanings_and_says_what_its_seconds_count():
     header, *rows = text.splitlines()
     assert header.split() == ["metric", "value", "samples", "seconds*", "meaning"]
     assert "Inception Score, 6 hair states (max 6)" in text and "separability in Z" in text
-    assert "total 60 s; seconds*: each metric's time includes the generation and feature passes it shares" in text
+    assert "total 60 s; seconds*: each metric's time includes the whole pass it shares with others" in text
     assert all(len(line) <= 100 for line in rows[len(table):])
     assert _meaning("is10k", "is10k_std", SHORT) == "IS spread over 10 splits"
 
