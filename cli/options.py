@@ -23,10 +23,10 @@ class FiniteFloat(click.FloatRange):
         return "" if self.min is None and self.max is None else super()._describe_range()  # no bounds: no "x<=None"
 
     def convert(self, value, param, ctx):
-        value = super().convert(value, param, ctx)
-        if not math.isfinite(value):
-            self.fail(f"{value} is not a finite number.", param, ctx)
-        return value
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):  # before the bounds: inf is "not finite", not "out of range"
+            self.fail(f"{number} is not a finite number.", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 class NetworkFile(click.Path):
