@@ -363,7 +363,8 @@ def test_truncation_sweep_labels_every_column_with_its_psi(captured):
 
 
 def test_ppl_histogram_names_the_similarity_network_and_counts(captured):
-    details = pd.DataFrame(dict(space=["z", "z", "w", "w"], sampling=["full", "end"] * 2, distance=[1.0, 2.0, 3.0, 4.0]))
+    details = pd.DataFrame(dict(space=["z", "z", "w", "w"], sampling=["full", "end"] * 2,
+                                distance=[1.0, 2.0, 3.0, 4.0]))
     values = {"ppl_zfull": 1.0, "ppl_zend": 2.0, "ppl_wfull": 3.0, "ppl_wend": 4.0}
     figures.ppl_histograms(details, values, "p.png", similarity="toyfaces-lpips")
     for ax in captured[0].axes:
