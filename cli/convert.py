@@ -11,18 +11,21 @@ from stylegan_core.formats.checkpoint import load_generator, save_checkpoint
 from stylegan_core.errors import InputError
 from stylegan_core.formats.sources import detect_source
 
+from .options import NetworkFile
+
 SOURCE_NAMES = {"nvidia": "NVIDIA network pickle", "rosinality": "rosinality checkpoint", "native": "stylegan-metrics checkpoint",
                 "tensorflow": "NVIDIA TensorFlow pickle"}
 
 
 @click.command()
-@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("source", type=NetworkFile("generator", dir_okay=False))
 @click.argument("out", type=click.Path(dir_okay=False))
 def convert(source, out) -> None:
     """Convert SOURCE (NVIDIA .pkl, rosinality .pt) into the checkpoint OUT.pt (its G_ema: StyleGAN2 / ADA,
     conditional or not, or StyleGAN3 configs T and R).
 
     The source is read without running code from it; OUT gives the same images with any command's --ckpt.
+    SOURCE `toyfaces` is the bundled toyfaces generator.
     """
     if same_file(source, out):
         raise InputError(f"{out} is the source file itself; write the checkpoint to another file")

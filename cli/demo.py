@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from stylegan_metrics.demo import run_demo
+from stylegan_metrics.demo import printed_table, run_demo
 
 from .options import device_option, no_progress_option
 
@@ -19,5 +19,5 @@ def demo(out, quick, device, no_progress) -> None:
     """FID, KID, IS, PPL (Z/W, full/end) and linear separability (Z/W, 40 attributes) of the bundled toyfaces
     generator, with figures: samples, style mixing, truncation, PPL histograms, LS entropies."""
     table = run_demo(out, quick=quick, device=device, progress=not no_progress)
-    click.echo(table[["metric", "value", "samples", "seconds"]].to_string(index=False, float_format="%.4g"))
+    click.echo(printed_table(table), nl=False)
     click.echo(f"report, figures and metrics.jsonl in {out}/")

@@ -9,8 +9,8 @@ from stylegan_metrics.networks.classifier import load_classifier
 from stylegan_metrics.networks.registry import FEATURE_NETWORKS, SIMILARITY_NETWORKS
 
 from .launch import run_options, state_dir_for
-from .options import (batch_option, check_source, generator_source, precision_option, run_metric_command,
-                      seed_option, truncation_option)
+from .options import (batch_option, check_source, classifier_option, generator_source, parse_weights,
+                      precision_option, run_metric_command, seed_option, truncation_option)
 
 
 @click.command()
@@ -23,9 +23,7 @@ from .options import (batch_option, check_source, generator_source, precision_op
                    "all of its images.")
 @click.option("--data", type=click.Path(), default=None,
               help="Reference images (folder or zip) for FID, KID, PR; FID also takes a statistics .npz.")
-@click.option("--classifier", type=click.Path(), default=None,
-              help="Attribute classifier (linear separability): a checkpoint, or a folder of NVIDIA's 40 "
-                   "celebahq-classifier-XX-*.pkl files.")
+@classifier_option(required=False)
 @click.option("--attributes", default="40", show_default=True,
               help="Linear separability: the first N attributes (in the classifier's order) or a comma-separated list "
                    "of names.")
@@ -59,16 +57,3 @@ def evaluate(ckpt, gen, class_index, names, data, classifier, attributes, featur
                        features=features, similarity=similarity, weights=parse_weights(weights),
                        batch_size=batch, seed=seed, precision=precision, chunk_size=chunk_size, workers=workers,
                        progress=not no_progress, feature_batch_size=feature_batch)
-
-
-def parse_weights(values: tuple[str, ...]):
-    """('a.pth',) -> 'a.pth'; ('inception-v3=a.pth', 'lpips-vgg16=b.pth') -> {name: path}; () -> None."""
-    if not values:
-        return None
-    named = [v.split("=", 1) for v in values if "=" in v and v.split("=", 1)[0] in {**FEATURE_NETWORKS,
-                                                                                     **SIMILARITY_NETWORKS}]
-    if len(values) == 1 and not named:
-        return values[0]
-    if len(named) != len(values):
-        raise click.BadParameter("with several files, name each network: NETWORK=PATH", param_hint="--weights")
-    return dict(named)

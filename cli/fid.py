@@ -27,7 +27,7 @@ features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NE
 @click.command()
 @generator_source
 @click.option("--data", required=True, type=click.Path(), help="Reference: image folder, zip, or statistics .npz.")
-@num_option
+@num_option(None, shown="50,000; with --gen, all of its images")
 @batch_option
 @seed_option
 @truncation_option

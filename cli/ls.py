@@ -15,8 +15,8 @@ from stylegan_metrics.metrics.ls import ls_name
 from stylegan_metrics.networks.classifier import load_classifier, train_classifier as run_classifier_training
 
 from .launch import run_options, state_dir_for
-from .options import (FiniteFloat, batch_option, ckpt_option, device_option, no_progress_option, num_option,
-                      resolve_device, run_metric_command, seed_option)
+from .options import (FiniteFloat, batch_option, ckpt_option, classifier_option, device_option, no_progress_option,
+                      num_option, resolve_device, run_metric_command, seed_option)
 
 attributes_option = click.option("--attributes", default="40", show_default=True,
                                  help="The first N attributes (in the classifier's order) or a comma-separated list of names.")
@@ -29,11 +29,10 @@ attributes_option = click.option("--attributes", default="40", show_default=True
                    "by index as in every metric.")
 @click.option("--class", "class_index", type=click.IntRange(min=0), default=None,
               help="Conditional generators: this class for every sample (instead of --data).")
-@click.option("--classifier", required=True, type=click.Path(),
-              help="Attribute classifier: a checkpoint, or a folder of NVIDIA's celebahq-classifier-XX-*.pkl files.")
+@classifier_option(required=True)
 @attributes_option
 @click.option("--space", type=click.Choice(["z", "w", "both"]), default="both", show_default=True)
-@num_option
+@num_option(200_000)
 @click.option("--keep", type=FiniteFloat(0, 1, min_open=True), default=0.5, show_default=True,
               help="Fraction of most confident samples kept per attribute.")
 @click.option("--svm", type=click.Choice(["sklearn", "torch"]), default="sklearn", show_default=True,

@@ -5,14 +5,15 @@ from __future__ import annotations
 import click
 
 from stylegan_core.data.toyfaces import write_toyfaces
+from stylegan_core.data.toyfaces.dataset import MAX_RESOLUTION, MIN_RESOLUTION
 
 from .options import no_progress_option
 
 
 @click.command()
 @click.option("--num", type=click.IntRange(min=1), required=True, help="Number of images.")
-@click.option("--resolution", type=click.IntRange(min=16), default=64, show_default=True,
-              help="Image side, a power of two >= 16.")
+@click.option("--resolution", type=click.IntRange(MIN_RESOLUTION, MAX_RESOLUTION), default=64, show_default=True,
+              help=f"Image side, a power of two from {MIN_RESOLUTION} to {MAX_RESOLUTION}.")
 @click.option("--out", required=True, type=click.Path(), help="A .zip file, or a new (or empty) folder.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="The toyfaces world: image i depends only on (seed, i).")

@@ -9,7 +9,8 @@ from stylegan_metrics.metrics.fid import fid
 from stylegan_metrics.metrics.ls import linear_separability
 from stylegan_metrics.metrics.ppl import ppl
 from stylegan_metrics.networks.classifier import AttributeClassifier, load_classifier
-from stylegan_metrics.networks.toyfaces_nets import load_toyfaces_classifier, load_toyfaces_generator
+from stylegan_metrics.networks.toyfaces_nets import (bundled_files, load_toyfaces_classifier,
+                                                     load_toyfaces_generator)
 from stylegan_metrics.reference import compute_reference_stats
 from stylegan_metrics.report import plot_results, read_results, write_report
 from stylegan_metrics.result import MetricResult
@@ -18,7 +19,8 @@ from stylegan_metrics.stats import FeatureStats, ReferenceStats
 __version__ = "0.1.0"
 
 __all__ = [
-    "AttributeClassifier", "FeatureStats", "METRICS", "MetricResult", "ReferenceStats", "compute_reference_stats",
+    "AttributeClassifier", "FeatureStats", "METRICS", "MetricResult", "ReferenceStats", "bundled_files",
+    "compute_reference_stats",
     "evaluate", "fid", "frechet_distance", "linear_separability", "load_classifier", "load_toyfaces_classifier",
     "load_toyfaces_generator", "plot_results", "ppl", "read_results", "register", "run_demo",
     "separability_from_arrays", "write_report",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,22 @@ MEANING = {  # the demo's own words for its numbers; any other metric is describ
     "_z": "linear separability of the 40 attributes in Z: 2^(sum of H(Y|X) bits) (lower = more disentangled)",
     "_w": "linear separability of the 40 attributes in W (lower = more disentangled)",
 }
+SHORT = {  # the printed table's column: the same keys, a few words each
+    "fid": "Frechet distance of features (lower = closer)",
+    "kid": "kernel distance of features (lower = closer)",
+    "_std": "IS spread over 10 splits",
+    "is": "Inception Score, 6 hair states (max 6)",
+    "zfull": "path length in Z, full paths (lower = smoother)",
+    "wfull": "path length in W, full paths",
+    "zend": "path length in Z, endpoints",
+    "wend": "path length in W, endpoints",
+    "_z": "separability in Z, 40 attributes (lower = better)",
+    "_w": "separability in W",
+}
+SIMILARITY = "toyfaces-lpips"  # the demo's perceptual distance (PPL)
+TIME_NOTE = ("seconds*: each metric's time includes the whole pass it shares with others (FID, KID, IS and LS read "
+             "one set of generated images), and the rows of one metric (IS mean and std, LS in Z and W) repeat it, "
+             "so the column sums to more than the run took")
 
 
 @dataclass(frozen=True)
@@ -57,8 +74,8 @@ def demo_metrics(sizes: DemoSizes) -> list[str]:
     return [f"fid{count}_full", f"kid{count}_full", f"is{count}", *paths, f"ls{count_name(sizes.ls)}"]
 
 
-def _meaning(metric: str, key: str) -> str:
-    mine = [text for suffix, text in MEANING.items() if key.startswith(suffix) or key.endswith(suffix)]
+def _meaning(metric: str, key: str, words: dict[str, str] = MEANING) -> str:
+    mine = [text for suffix, text in words.items() if key.startswith(suffix) or key.endswith(suffix)]
     if mine:
         return mine[0]
     return next(f.description for f in FAMILIES if f.match(metric) is not None)
@@ -72,9 +89,24 @@ def _samples(r: MetricResult, sizes: DemoSizes) -> str:
 
 
 def _report_table(results: list[MetricResult], sizes: DemoSizes) -> pd.DataFrame:
-    rows = [dict(metric=key, value=value, samples=_samples(r, sizes), seconds=round(r.total_time, 1),
-                 meaning=_meaning(r.metric, key)) for r in results for key, value in r.results.items()]
+    rows = [dict(metric=key, value=value, samples=_samples(r, sizes), seconds_with_shared=round(r.total_time, 1),
+                 short=_meaning(r.metric, key, SHORT), meaning=_meaning(r.metric, key))
+            for r in results for key, value in r.results.items()]
     return pd.DataFrame(rows)
+
+
+def printed_table(table: pd.DataFrame) -> str:
+    """The demo's table for a terminal: metric, value, samples, seconds (with shared passes), a short meaning;
+    numbers right-aligned, text left-aligned; then the total time and what the seconds column counts."""
+    columns = {"metric": table.metric, "value": table.value.map(lambda v: f"{v:.4g}"), "samples": table.samples,
+               "seconds*": table.seconds_with_shared.map(lambda v: f"{v:.1f}"), "meaning": table.short}
+    right = {"value", "seconds*"}
+    widths = {name: max(len(name), *map(len, values)) for name, values in columns.items()}
+    align = lambda name, text: text.rjust(widths[name]) if name in right else text.ljust(widths[name])  # noqa: E731
+    lines = ["  ".join(align(name, name) for name in columns).rstrip()]
+    lines += ["  ".join(align(name, columns[name].iloc[i]) for name in columns).rstrip() for i in range(len(table))]
+    note = f"total {table.attrs.get('seconds', float('nan')):.0f} s; {TIME_NOTE}"
+    return "\n".join(lines + textwrap.wrap(note, 100)) + "\n"
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -102,7 +134,7 @@ def run_demo(
 
     extractor = build_feature_extractor("toyfaces", device=dev)
     reference = ToyFaces(sizes.fid_real, resolution=G.img_resolution, seed=REFERENCE_WORLD)  # rendered on the fly
-    results = evaluate(G, demo_metrics(sizes), data=reference, features=extractor, similarity="toyfaces-lpips",
+    results = evaluate(G, demo_metrics(sizes), data=reference, features=extractor, similarity=SIMILARITY,
                        classifier=classifier, batch_size=250, device=dev, progress=progress, snapshot_pkl=ckpt)
     for r in results:
         r.params["demo"] = "quick" if quick else "full"
@@ -119,23 +151,41 @@ def run_demo(
         ls_result.details.to_csv(f, index=False)
 
     figures.sample_grid(G, out / "samples.png", device=dev)
-    figures.style_mixing_grid(G, out / "style-mixing.png", device=dev)
+    mixing = figures.style_mixing_grid(G, out / "style-mixing.png", device=dev)
     figures.truncation_sweep(G, out / "truncation.png", device=dev)
-    figures.ppl_histograms(ppl_details, ppl_values, out / "ppl-histograms.png")
+    figures.ppl_histograms(ppl_details, ppl_values, out / "ppl-histograms.png", similarity=SIMILARITY)
     figures.ls_entropy(ls_result.details, out / "ls-entropy.png")
 
     table = _report_table(results, sizes)
+    table.attrs["seconds"] = time.time() - start
     with atomic_write(out / "report.csv") as f:
-        table.to_csv(f, index=False)
-    _write_text(out / "report.json", table.to_json(orient="records", indent=1))
-    _write_text(out / "report.md", _markdown(table, time.time() - start, quick, G.img_resolution))
+        table.drop(columns="short").to_csv(f, index=False)
+    _write_text(out / "report.json", table.drop(columns="short").to_json(orient="records", indent=1))
+    notes = _notes(figures.absent_attributes(ls_result.details), mixing)
+    _write_text(out / "report.md", _markdown(table, table.attrs["seconds"], quick, G.img_resolution, notes))
     return table
 
 
-def _markdown(table: pd.DataFrame, seconds: float, quick: bool, resolution: int) -> str:
-    lines = ["| metric | value | samples | meaning |", "| --- | ---: | --- | --- |"]
-    lines += [f"| `{r.metric}` | {r.value:.4g} | {r.samples} | {r.meaning} |" for r in table.itertuples()]
+def _notes(absent: list[str], mixing: dict[str, float]) -> list[str]:
+    """What the table and figures do not say by themselves: attributes that never occur, style-mixing strength."""
+    notes = []
+    if absent:
+        notes.append(f"{len(absent)} attributes never occur in the kept generated samples (positive rate 0): "
+                     f"{', '.join(absent)}. Their H(Y|X) is 0 bits without any separation, so they add "
+                     f"nothing to LS in either space (marked red in ls-entropy.png).")
+    if mixing:
+        notes.append("style-mixing.png: copying one group of B's styles into A changes A's pixels by "
+                     + ", ".join(f"{v:.0f}/255 ({k})" for k, v in mixing.items()) + " on average.")
+    return notes
+
+
+def _markdown(table: pd.DataFrame, seconds: float, quick: bool, resolution: int, notes: list[str]) -> str:
+    lines = ["| metric | value | samples | seconds* | meaning |", "| --- | ---: | --- | ---: | --- |"]
+    lines += [f"| `{r.metric}` | {r.value:.4g} | {r.samples} | {r.seconds_with_shared:.1f} | "
+              f"{r.meaning.replace('|', chr(92) + '|')} |"
+              for r in table.itertuples()]
     head = (f"# stylegan-metrics demo ({'quick' if quick else 'full'})\n\nBundled toyfaces generator ({resolution} px); "
-            f"feature networks `toyfaces` and `toyfaces-lpips` (domain networks: not comparable to Inception-FID "
+            f"feature networks `toyfaces` and `{SIMILARITY}` (domain networks: not comparable to Inception-FID "
             f"or VGG-LPIPS). Total time {seconds:.0f} s.\n\n")
-    return head + "\n".join(lines) + "\n"
+    tail = "\n\n" + TIME_NOTE + ".\n" + "".join(f"\n{note}\n" for note in notes)
+    return head + "\n".join(lines) + tail

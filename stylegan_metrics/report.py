@@ -6,6 +6,8 @@ import json
 import math
 import os
 import re
+import shutil
+import sys
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +21,8 @@ from stylegan_core.files import atomic_write
 FORMATS = ("csv", "parquet", "json", "markdown", "html", "latex")
 META_COLUMNS = ("num_gpus", "total_time", "timestamp")
 _KIMG = re.compile(r"network-snapshot-(\d+)(?:_(\d{3}))?")  # _FFF: images past the whole kimg (training docs)
+MAX_INT = 2**63 - 1   # integers a table column holds (int64)
+MAX_CELL = 32         # characters of one cell in a table fitted to a terminal
 
 
 def read_results(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.DataFrame:
@@ -92,6 +96,58 @@ def write_report(frame: pd.DataFrame, fmt: str, out: str | os.PathLike | None = 
         else:
             f.write(_text(frame, fmt, digits).encode("utf-8"))
     return None
+
+
+def fit_to_width(frame: pd.DataFrame, width: int, *, digits: int | None = None) -> str:
+    """`frame` as a markdown table at most `width` characters wide, for a terminal: a cell longer than MAX_CELL
+    (or than the width) is cut with an ellipsis (a snapshot keeps its end, the file name), columns are kept in
+    order while they fit, and a last line names how many were left out. Every value: `write_report`."""
+    width = max(int(width), 20)
+    cells = {c: [_elide(_cell(v, digits), min(MAX_CELL, width - 4), left=c == "snapshot") for v in frame[c]]
+             for c in frame.columns}
+    shown, used = [], 1
+    for c in frame.columns:
+        need = max([len(c), 3, *map(len, cells[c])]) + 3          # "| " + cell + " "
+        if used + need > width:
+            break
+        shown.append(c)
+        used += need
+    if not shown:  # not even the first column fits: cut it to the width
+        first = frame.columns[0]
+        cells[first] = [_elide(v, width - 4, left=True) for v in cells[first]]
+        shown = [first]
+    numeric = {c: pd.api.types.is_numeric_dtype(frame[c]) for c in shown}
+    sizes = {c: max([len(c), 3, *map(len, cells[c])]) for c in shown}
+    line = lambda values: "| " + " | ".join(values) + " |"  # noqa: E731
+    lines = [line(_elide(c, sizes[c]).ljust(sizes[c]) for c in shown),
+             line(("-" * (sizes[c] - 1) + ":") if numeric[c] else "-" * sizes[c] for c in shown)]
+    lines += [line(cells[c][i].rjust(sizes[c]) if numeric[c] else cells[c][i].ljust(sizes[c]) for c in shown)
+              for i in range(len(frame))]
+    left_out = len(frame.columns) - len(shown)
+    if left_out:
+        lines.append(_elide(f"({left_out} more column{'s' * (left_out > 1)}, --wide shows all: "
+                            f"{', '.join(frame.columns[len(shown):])})", width))
+    return "\n".join(lines) + "\n"
+
+
+def terminal_width() -> int:
+    """Columns of the terminal (COLUMNS, else the terminal's own size, else 80)."""
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def _cell(value: Any, digits: int | None) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, float):
+        return repr(value) if digits is None else f"{value:.{digits}g}"
+    return str(value)
+
+
+def _elide(text: str, size: int, *, left: bool = False) -> str:
+    """`text` cut to `size` characters with an ellipsis: its start kept, or with `left` its end."""
+    if len(text) <= size:
+        return text
+    return "…" + text[len(text) - size + 1:] if left else text[:size - 1] + "…"
 
 
 def plot_results(frame: pd.DataFrame, path: str | os.PathLike, *, dpi: int = 110) -> None:
@@ -170,6 +226,9 @@ def _read_file(item: tuple[Path, bool]) -> list[tuple[Any, dict]]:
             raise InputError(f"{path}:{number}: not a JSON line ({e.msg})") from None
         except RecursionError:
             raise InputError(f"{path}:{number}: JSON nested too deeply") from None
+        except ValueError:  # Python's limit on int <-> str conversion (4300 digits)
+            raise InputError(f"{path}:{number}: an integer with more than {sys.get_int_max_str_digits()} digits; "
+                             f"not a result line") from None
         if not out and not strict and isinstance(obj, dict) and "results" not in obj:
             return []                                  # another kind of JSONL log, e.g. NVIDIA's stats.jsonl
         try:
@@ -187,6 +246,8 @@ def _record(obj: Any, where: str, folder: Path) -> dict:
     for name, value in numbers.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise InputError(f"{where}: {name} is not a number: {value!r}")
+        if isinstance(value, int) and abs(value) > sys.float_info.max:
+            raise InputError(f"{where}: {name} is an integer of {len(str(abs(value)))} digits, beyond any float")
     params = obj.get("params") or {}
     if not isinstance(params, dict):
         raise InputError(f"{where}: 'params' is not a JSON object")
@@ -218,6 +279,8 @@ def _tidy(column: pd.Series, kinds: set[type]) -> pd.Series:
     """Whole-number columns stay integers where some rows lack them (nullable Int64, not 32.0); a column mixing
     types (e.g. 32 and 'auto') becomes text, so every format (parquet) can hold it."""
     if kinds == {int}:
+        if column.map(lambda v: pd.notna(v) and not -MAX_INT <= v <= MAX_INT).any():  # beyond int64: as text
+            return column.map(lambda v: str(v) if pd.notna(v) else None)
         return column.astype("Int64")
     if len(kinds) > 1 and not kinds <= {int, float}:
         return column.map(lambda v: str(v) if pd.notna(v) else None)

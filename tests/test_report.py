@@ -186,7 +186,8 @@ def test_bad_input_is_one_line_exit_2(tmp_path, case):
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
-    assert result.stdout == "" and not (tmp_path / "p.png").exists()
+    assert result.stdout.startswith("| snapshot") if case == "plot_one" else result.stdout == ""  # table, then plot
+    assert not (tmp_path / "p.png").exists()
 
 
 def test_api_errors_are_input_errors(tmp_path):

@@ -109,11 +109,17 @@ def raise_if_non_finite(bad: torch.Tensor | int, count: int) -> None:
                          f"truncation psi and the checkpoint's weights)")
 
 
+MAX_TRUNCATION_PSI = 10.0  # |psi| above it: w far beyond any the mapping makes (the papers use -1..1); 1e308 overflowed
+
+
 def check_truncation(truncation_psi) -> float:
-    """A finite truncation psi (NaN or Inf would make every image NaN)."""
+    """A finite truncation psi with |psi| <= MAX_TRUNCATION_PSI (NaN or Inf would make every image NaN)."""
     if isinstance(truncation_psi, bool) or not isinstance(truncation_psi, numbers.Real) \
             or not math.isfinite(truncation_psi):
         raise InputError(f"the truncation psi must be a finite number, not {truncation_psi!r}")
+    if abs(truncation_psi) > MAX_TRUNCATION_PSI:
+        raise InputError(f"the truncation psi must lie in [-{MAX_TRUNCATION_PSI:g}, {MAX_TRUNCATION_PSI:g}], "
+                         f"not {truncation_psi!r}")
     return float(truncation_psi)
 
 

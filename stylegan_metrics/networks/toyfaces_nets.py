@@ -19,6 +19,7 @@ from stylegan_metrics.networks.weights import sha256_of
 ASSETS = Path(__file__).parent.parent / "assets"
 GENERATOR_FILE = "toyfaces-generator.pt"
 CLASSIFIER_FILE = "toyfaces-classifier.pt"
+BUNDLED_NAME = "toyfaces"  # what `--ckpt toyfaces` and `--classifier toyfaces` name
 
 
 def bundled_path(name: str) -> Path:
@@ -27,6 +28,12 @@ def bundled_path(name: str) -> Path:
     if not path.is_file():
         raise InputError(f"the bundled file {path} is missing; reinstall stylegan-metrics")
     return path
+
+
+def bundled_files() -> dict[str, Path]:
+    """The bundled networks' files: {'generator': ..., 'classifier': ...}, what the name `toyfaces` stands for
+    in the CLI's --ckpt and --classifier (give these paths to load_generator / load_classifier)."""
+    return {"generator": bundled_path(GENERATOR_FILE), "classifier": bundled_path(CLASSIFIER_FILE)}
 
 
 def load_toyfaces_generator(device: str | torch.device = "cpu"):

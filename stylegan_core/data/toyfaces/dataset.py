@@ -22,11 +22,15 @@ from stylegan_core.data.toyfaces.face import TOYFACES_VERSION, Face, sample_face
 from stylegan_core.data.toyfaces.render import render_face
 
 
+MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024  # StyleGAN's range; a 1024-px face takes about 5 s to render
+
+
 def check_resolution(resolution: int) -> int:
-    """The resolution as an int, or an InputError unless it is a power of two >= 16."""
+    """The resolution as an int, or an InputError unless it is a power of two in [16, 1024]."""
     resolution = int(resolution)
-    if resolution < 16 or resolution & (resolution - 1):
-        raise InputError(f"toyfaces resolution {resolution}: use a power of two >= 16")
+    if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION or resolution & (resolution - 1):
+        raise InputError(f"toyfaces resolution {resolution}: use a power of two from {MIN_RESOLUTION} to "
+                         f"{MAX_RESOLUTION}")
     return resolution
 
 
@@ -46,7 +50,7 @@ def render_item(seed: int, index: int, resolution: int) -> tuple[np.ndarray, np.
 def render_toyfaces(
     num: int,                  # Number of images.
     *,
-    resolution: int = 64,      # Side in pixels, a power of two >= 16.
+    resolution: int = 64,      # Side in pixels, a power of two from 16 to 1024.
     seed: int = 0,             # The world: image i depends only on (seed, i).
     start: int = 0,            # Index of the first image.
     progress: bool = False,    # Progress bar.
@@ -67,7 +71,7 @@ class ToyFaces(torch.utils.data.Dataset):
         self,
         num: int,                # Number of items.
         *,
-        resolution: int = 64,    # Side in pixels, a power of two >= 16.
+        resolution: int = 64,    # Side in pixels, a power of two from 16 to 1024.
         seed: int = 0,           # The toyfaces world.
         start: int = 0,          # Item i is face start + i of the world.
     ):
