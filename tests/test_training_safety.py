@@ -208,7 +208,7 @@ def test_bad_snapshot_metrics_are_refused_before_the_first_step(case, flat_folde
     stats_file(tmp_path / "s16.npz", resolution=16)
     stats_file(tmp_path / "s8.npz")
     stats_file(tmp_path / "d15.npz", dim=15)
-    stats_file(tmp_path / "inception.npz", features="inception-v3", dim=16)
+    stats_file(tmp_path / "inception.npz", features="inception-v3", dim=2048)  # as wide as inception-v3 is
     run = tmp_path / "run"
     if case == "metric file not writable":
         (run / "metric-fid32_full.jsonl").mkdir(parents=True)
