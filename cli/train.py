@@ -153,7 +153,6 @@ def check_snapshot_metrics(names: list[str], *, data: str, features: str, weight
     from stylegan_metrics.engine.metric import Metric
     from stylegan_metrics.metrics import build_metric
     from stylegan_metrics.metrics.ls import LinearSeparability
-    from stylegan_metrics.stats import ReferenceStats
 
     if len(set(names)) != len(names):
         raise InputError(f"--metrics names a metric twice: {','.join(names)}")
@@ -176,19 +175,9 @@ def check_snapshot_metrics(names: list[str], *, data: str, features: str, weight
                if type(m).prepare_reference is not Metric.prepare_reference and getattr(m, "uses_reference", True)]
     if readers and is_images(data):
         _as_metric_option(readers[0].name, open_images, data, resolution=resolution)  # the engine's size rule
-    elif readers:
-        stats = ReferenceStats.load(data)
-        if stats.resolution and stats.resolution != resolution:
-            raise InputError(f"--metrics-data {data}: statistics of {stats.resolution}x{stats.resolution} images, "
-                             f"but the generator makes {resolution}x{resolution}")
-        for m in readers:  # statistics: the engine reads and checks them now (no images to go through)
+    else:
+        for m in readers:  # statistics: the engine reads and checks them now (size, network, width)
             _as_metric_option(m.name, m.prepare_reference, ctx)
-            extractor = getattr(m, "extractor", None)
-            if extractor is not None:
-                width = extractor(torch.zeros(1, 3, resolution, resolution, dtype=torch.uint8)).shape[1]
-                if width != stats.mu.shape[0]:
-                    raise InputError(f"--metrics {m.name}: the statistics in {data} have {stats.mu.shape[0]} "
-                                     f"features, {extractor.name} gives {width}")
 
 
 def _as_metric_option(name: str, check, *args, **kwargs) -> None:

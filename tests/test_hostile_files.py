@@ -288,3 +288,18 @@ def test_statistics_that_overflow_float64_are_refused_by_name(tmp_path):
     G = save_checkpoint(tmp_path / "G.pt", G=tiny_generator(16), G_ema=tiny_generator(16))
     one_line_error(invoke("fid", "--ckpt", G, "--data", path, "--features", "toyfaces", "--device", "cpu",
                           "--num", "4", "--cov", "unbiased"), "huge.npz: the statistics hold values up to 1e+160")
+
+
+# ---- statistics of another width ---------------------------------------------------------------------------------
+def test_statistics_of_another_width_are_refused_before_any_image_is_generated(tmp_path):
+    features = Quadrants()  # [N, 15]
+    G = tiny_generator(32)
+    calls = []
+    G.register_forward_hook(lambda *args: calls.append(1))
+    x = np.random.default_rng(0).normal(size=(50, 7))
+    stats = ReferenceStats(mu=x.mean(0), sigma=np.cov(x, rowvar=False), n=50, features="Quadrants")
+    with pytest.raises(InputError, match="^reference statistics: they have 7 features, Quadrants gives 15$"):
+        fid(G, stats, features=features, num_gen=16, device="cpu", progress=False)
+    with pytest.raises(InputError, match="w7.npz: they have 7 features, Quadrants gives 15$"):
+        fid(G, stats.save(tmp_path / "w7.npz"), features=features, num_gen=16, device="cpu", progress=False)
+    assert calls == []  # refused before the pass, not after it

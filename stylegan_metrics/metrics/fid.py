@@ -30,9 +30,10 @@ def reference_stats(ctx: Context, extractor: FeatureExtractor, max_real: int | N
     data = ctx.data if data is None else data
     if data is None:
         raise InputError("this metric compares against real images: give the reference data (data=..., --data)")
+    is_given = isinstance(data, ReferenceStats) or (isinstance(data, (str, os.PathLike)) and not is_images(data))
     if isinstance(data, ReferenceStats):
         ref = data.check()
-    elif isinstance(data, (str, os.PathLike)) and not is_images(data):
+    elif is_given:
         ref = ReferenceStats.load(data)
     else:  # images; open_images refuses anything else
         ref = compute_reference_stats(data, features=extractor, max_items=max_real, batch_size=ctx.batch_size,
@@ -40,15 +41,27 @@ def reference_stats(ctx: Context, extractor: FeatureExtractor, max_real: int | N
                                       resolution=ctx.G.img_resolution if ctx.G is not None else None,
                                       chunk_size=ctx.chunk_size, workers=ctx.workers,
                                       state_dir=ctx.state_dir / f"{folder}-reference" if ctx.state_dir else None)
+    where = str(data) if isinstance(data, (str, os.PathLike)) else "reference statistics"
     if ref.resolution and ctx.G is not None:  # statistics that record their images' size (not pytorch-fid's)
-        check_resolution(str(data) if isinstance(data, (str, os.PathLike)) else "reference statistics",
-                         ref.resolution, ctx.G.img_resolution)
+        check_resolution(where, ref.resolution, ctx.G.img_resolution)
     if ref.features != extractor.name:
         raise InputError(f"reference statistics are of {ref.features!r} features, not {extractor.name!r}")
     if ref.fingerprint and ref.fingerprint != extractor.fingerprint:
         raise InputError(f"reference statistics were computed with other {ref.features} weights "
                          f"({ref.fingerprint}, now {extractor.fingerprint}); recompute them with these weights")
+    if is_given:
+        check_width(where, ref, extractor, resolution=ref.resolution or (ctx.G.img_resolution if ctx.G else 64),
+                    device=ctx.device)
     return ref
+
+
+def check_width(where: str, ref: ReferenceStats, extractor: FeatureExtractor, *, resolution: int,
+                device: torch.device) -> None:
+    """InputError, before any pass, when given statistics have another number of features than `extractor` gives
+    (one black image of `resolution` pixels through it)."""
+    width = extractor(torch.zeros(1, 3, resolution, resolution, dtype=torch.uint8, device=device)).shape[1]
+    if width != ref.mu.shape[0]:
+        raise InputError(f"{where}: they have {ref.mu.shape[0]} features, {extractor.name} gives {width}")
 
 
 class FID(Metric):
