@@ -190,7 +190,7 @@ def linear_separability(
     """Results '<name>_z' and/or '<name>_w' (2 ** sum of H(Y|X) bits), the name the registry gives the computation
     (`ls_name`): 'ls' for StyleGAN1's 200,000 samples with half kept, else e.g. 'ls500', 'ls10k_keep0.25'; `details`
     has one row per attribute and space. A weak score (few kept samples, a classifier constant on the kept
-    samples of an attribute) comes with a SeparabilityWarning.
+    samples of an attribute) comes with a MetricWarning (rank 0 only).
 
     z ~ N(0, I), no truncation, random noise; w = ws[:, -1]; images above 256 px are box-downsampled by H // 256
     before the classifier; only z, w and the logits are kept (never the images). A conditional G draws labels as
