@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from PIL import Image, ImageFile
 
 from stylegan_core import DatasetError, ImageDataset, InputError, load_generator
-from stylegan_core.data.decoding import MAX_IMAGE_SIDE
+from stylegan_core.data.decoding import MAX_IMAGE_SIDE, to_uint8_array
 from stylegan_metrics.engine.datasets import dataset_batches, open_images
 from stylegan_metrics.engine.labels import conditioning
 from stylegan_metrics.engine.sources import generated_images
@@ -298,3 +298,13 @@ def test_train_classifier_cli_with_nvidias_class_labels(tmp_path, layout):
                "16", "--epochs", "1", "--no-progress")
     one_line_error(r, f"{labels}: the label of 00000/img00000000.png is 0.5; a class label must be an integer >= 0")
     assert not (tmp_path / "D.pt").exists()
+
+
+def test_16_bit_grayscale_opened_as_mode_i_by_older_pillow_is_scaled_not_refused():
+    values = np.array([[0, 128, 129, 65535]], np.uint16)
+    img = Image.open(io.BytesIO(png_bytes(Image.fromarray(values))))
+    img._mode = "I"  # how Pillow before 10 opens a 16-bit grayscale PNG (raw mode I;16B decoded to 32-bit ints)
+    assert to_uint8_array(img, 1, "x.png")[:, :, 0].tolist() == [[0, 0, 1, 255]]
+    ints = Image.open(io.BytesIO(tiff_bytes(Image.fromarray(np.array([[0, 70000]], np.int32)))))
+    with pytest.raises(DatasetError, match="32-bit integer pixels"):
+        to_uint8_array(ints, 1, "x.tif")

@@ -49,10 +49,17 @@ def raw_modes(img: Image.Image) -> list[str]:
     return modes
 
 
+def is_gray16(img: Image.Image) -> bool:
+    """16-bit grayscale, as Pillow 10+ opens it (mode I;16...) or as older Pillow does (mode I, raw mode I;16...);
+    call before `load()` (which drops the raw modes)."""
+    raw = raw_modes(img)
+    return img.mode in GRAY16_MODES or (img.mode == "I" and bool(raw) and all(m.startswith("I;16") for m in raw))
+
+
 def check_depth(img: Image.Image, where: str) -> None:
     """Refuse what PIL would not read exactly: colour with 16 bits per channel (PIL keeps the high byte only) and
     32-bit integer pixels (no fixed range). 16-bit grayscale and float pixels are scaled by `to_uint8_array`."""
-    if img.mode in GRAY16_MODES or img.mode == "F":
+    if is_gray16(img) or img.mode == "F":
         return
     if img.mode.startswith("I"):
         raise DatasetError(f"{where}: 32-bit integer pixels (mode {img.mode}) have no fixed range; save the image "
@@ -83,13 +90,14 @@ def to_uint8_array(img: Image.Image, channels: int, where: str) -> np.ndarray:
     """Decode the pixels: uint8 [H, W, channels] (3 = RGB, alpha dropped; 1 = grayscale). 8-bit images go through
     PIL's conversions; 16-bit grayscale and float (0..1) images are scaled exactly (see the functions above)."""
     check_depth(img, where)
+    gray16 = is_gray16(img)
     try:
         img.load()
-        if img.mode not in GRAY16_MODES and img.mode != "F":
+        if not gray16 and img.mode != "F":
             arr = np.asarray(img.convert("RGB" if channels == 3 else "L"))
             return arr if arr.ndim == 3 else arr[:, :, None]
-        values = np.asarray(img)  # [H, W] uint16 or float32
+        values = np.asarray(img)  # [H, W] uint16 (int32 from older Pillow), or float32
     except _READ_ERRORS as e:
         raise DatasetError(f"{where}: cannot read image ({e})") from None
-    gray = gray16_to_uint8(values) if img.mode in GRAY16_MODES else float_to_uint8(values, where)
+    gray = gray16_to_uint8(values) if gray16 else float_to_uint8(values, where)
     return np.repeat(gray[:, :, None], channels, axis=2)
