@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 import sys
 import warnings
@@ -17,10 +16,10 @@ import pandas as pd
 
 from stylegan_core.errors import InputError
 from stylegan_core.files import atomic_write
+from stylegan_core.training.snapshots import snapshot_images
 
 FORMATS = ("csv", "parquet", "json", "markdown", "html", "latex")
 META_COLUMNS = ("num_gpus", "total_time", "timestamp")
-_KIMG = re.compile(r"network-snapshot-(\d+)(?:_(\d{3}))?")  # _FFF: images past the whole kimg (training docs)
 MAX_INT = 2**63 - 1   # integers a table column holds (int64)
 MAX_CELL = 32         # characters of one cell in a table fitted to a terminal
 
@@ -261,8 +260,9 @@ def _record(obj: Any, where: str, folder: Path) -> dict:
 
 
 def _kimg(snapshot: str | None) -> float:
-    match = _KIMG.search(os.path.basename(snapshot)) if snapshot else None
-    return int(match.group(1)) + int(match.group(2) or 0) / 1000 if match else math.nan
+    """kimg of a snapshot by the trainer's naming rule (snapshots.snapshot_images), NaN for other names."""
+    images = snapshot_images(snapshot) if snapshot else None
+    return math.nan if images is None else images / 1000
 
 
 def _flatten(params: dict, prefix: str = "") -> dict[str, Any]:

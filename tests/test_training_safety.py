@@ -277,3 +277,13 @@ def test_a_progress_bar_replaces_progress_lines(flat_folder, tmp_path, monkeypat
     assert "progress:" not in capsys.readouterr().out
     train(flat_folder, tmp_path / "run2", opts, progress=False, status_sec=0)  # no bar: a line after every step
     assert capsys.readouterr().out.count("progress:") == 2  # steps 2 and 3; steps 1 and 4 print ticks
+
+
+def test_reports_read_kimg_by_the_snapshot_naming_rule(tmp_path):
+    path = tmp_path / "metric-fid32_full.jsonl"
+    for name in ("network-snapshot-000001.pt", "network-snapshot-000001_504.pt", "network-snapshot-000002",
+                 "network-snapshot-000001_504-old.pt"):
+        path.open("a").write(json.dumps({"results": {"fid32_full": 1.0}, "snapshot_pkl": name}) + "\n")
+    kimg = dict(zip(read_results(path)["snapshot"].map(os.path.basename), read_results(path)["kimg"]))
+    assert kimg["network-snapshot-000001.pt"] == 1.0 and kimg["network-snapshot-000001_504.pt"] == 1.504
+    assert kimg["network-snapshot-000002"] == 2.0 and np.isnan(kimg["network-snapshot-000001_504-old.pt"])

@@ -13,7 +13,7 @@ from stylegan_core.errors import OutputError
 PREFIX = "network-snapshot-"
 # network-snapshot-KKKKKK[_FFF].pt: KKKKKK the whole kimg (6 digits, NVIDIA's); _FFF the images past it (3 digits),
 # present when an earlier snapshot of the run has that whole kimg (1504 images: network-snapshot-000001_504.pt).
-NAME = re.compile(r"network-snapshot-(\d+)(?:_(\d{3}))?\.(\w+)$")
+NAME = re.compile(r"network-snapshot-(\d+)(?:_(\d{3}))?(?:\.\w+)?$")  # any suffix, or none
 STAGED = ".staged"  # hidden copy of a snapshot written before it takes its name: .NAME.staged
 # errno values of a file system without hard links (then: check, then rename)
 NO_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOSYS, getattr(errno, "ENOTSUP", errno.EPERM),
@@ -36,7 +36,7 @@ def snapshot_stem(images: int, previous: int | None) -> str:
 
 def snapshot_images(name: str) -> int | None:
     """Images shown at a snapshot, from its name: exact for KKKKKK_FFF, the whole kimg (its first possible image
-    count) for KKKKKK; None for a name of another pattern. Works for NVIDIA's .pkl names too."""
+    count) for KKKKKK; None for a name of another pattern. Works for NVIDIA's .pkl names and names without a suffix."""
     match = NAME.search(os.path.basename(name))
     if match is None:
         return None
