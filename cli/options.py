@@ -95,10 +95,10 @@ workers_option = click.option("--workers", type=click.IntRange(min=0), default=N
                               help="Processes decoding reference images (default: up to 8 on a GPU, 0 on the CPU).")
 
 
-def num_option(default: int | None, *, shown: str | None = None):
-    """--num with its default in --help (`shown` when the default depends on other options)."""
+def num_option(default: int | None, *, shown: str | None = None, what: str = "generated samples"):
+    """--num with its default in --help (`shown` when the default depends on other options); `what` it counts."""
     return click.option("--num", type=click.IntRange(min=2), default=default,
-                        help=f"Number of generated samples (default: {shown or f'{default:,}'}).")
+                        help=f"Number of {what} (default: {shown or f'{default:,}'}).")
 
 
 def classifier_option(*, required: bool):

@@ -20,7 +20,7 @@ from .options import FiniteFloat, ckpt_option, num_option, run_metric_command, s
               help="Conditional generators: this class for every pair (instead of --data).")
 @click.option("--space", type=click.Choice(["w", "z", "both"]), default="w", show_default=True)
 @click.option("--sampling", type=click.Choice(["end", "full", "both"]), default="end", show_default=True)
-@num_option(100_000)
+@num_option(100_000, what="interpolated pairs")
 @click.option("--epsilon", type=FiniteFloat(min=0, min_open=True), default=1e-4, show_default=True,
               help="Step along the path; at least 6e-6 (smaller steps are below float32 resolution).")
 @click.option("--no-crop", is_flag=True, help="Measure the whole image instead of the face crop.")

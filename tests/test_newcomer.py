@@ -391,3 +391,9 @@ def test_style_mixing_rows_report_how_much_they_change_a(captured):
     texts = [t.get_text() for ax in captured[0].axes for t in ax.texts]
     assert any(f"from A by {change['coarse']:.0f}/255" in t and "coarse" in t for t in texts)
     assert any("(4-8 px)" in t for t in texts) and any("middle styles\n(16 px)" in t for t in texts)
+
+
+def test_num_help_says_what_it_counts():
+    assert "--num INTEGER RANGE Number of interpolated pairs (default: 100,000)" in " ".join(
+        invoke("ppl", "--help").output.split())
+    assert "Number of generated samples (default: 200,000)" in " ".join(invoke("ls", "--help").output.split())
