@@ -49,7 +49,7 @@ def reference_stats(ctx: Context, extractor: FeatureExtractor, max_real: int | N
     if ref.fingerprint and ref.fingerprint != extractor.fingerprint:
         raise InputError(f"reference statistics were computed with other {ref.features} weights "
                          f"({ref.fingerprint}, now {extractor.fingerprint}); recompute them with these weights")
-    if is_given:
+    if is_given and not gen_is_statistics(ctx.gen):  # both sides statistics: no network runs, they meet each other
         check_width(where, ref, extractor, resolution=ref.resolution or (ctx.G.img_resolution if ctx.G else 64),
                     device=ctx.device)
     return ref
