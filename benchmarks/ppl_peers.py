@@ -89,7 +89,7 @@ def run_ours(args, G, sampling: str) -> dict:
     device = getattr(args, "device", "cpu")  # run_all.py's --device; this script's CLI: CPU
     res = ppl(G, space="z", sampling=sampling, num_samples=args.num, epsilon=args.epsilon, crop=False,
               batch_size=args.batch, seed=args.seed, weights=vgg, device=device, progress=False)
-    return dict(value=res.results[f"ppl_z{sampling}"], raw=res.details["distance"].to_numpy(),
+    return dict(value=res.value, raw=res.details["distance"].to_numpy(),
                 batch=args.batch, weights=f"file sha256 {res.params['similarity_fingerprint'].split(':')[1]}...",
                 settings=f"space=z, sampling={sampling}, crop=False")
 

@@ -40,14 +40,15 @@ def main() -> None:
         with mock.patch("stylegan_metrics.networks.registry.precision_context", forced):  # Similarity's fp32, overridden
             res = ppl(G, space="both", sampling="end", num_samples=args.pairs, similarity="toyfaces-lpips",
                       device=dev, progress=False).results
+        res = {k.split("_")[1]: v for k, v in res.items()}  # 'ppl500_zend' -> 'zend': one column per variant
         rows.append((precision, value, seconds, res))
-    print(f"| precision | FID ({args.num} vs {args.num}) | FID time s | ppl_zend | ppl_wend |")
+    print(f"| precision | FID ({args.num} vs {args.num}) | FID time s | PPL Z end | PPL W end |")
     print("|---|---|---|---|---|")
     for precision, value, seconds, res in rows:
-        print(f"| {precision} | {value:.2f} | {seconds:.1f} | {res['ppl_zend']:.1f} | {res['ppl_wend']:.1f} |")
+        print(f"| {precision} | {value:.2f} | {seconds:.1f} | {res['zend']:.1f} | {res['wend']:.1f} |")
     base = rows[0]
     print(f"\nbf16 vs fp32: FID {abs(rows[1][1] - base[1]) / base[1]:.2%}, time {rows[1][2] / base[2]:.1f}x, "
-          f"ppl_zend {rows[1][3]['ppl_zend'] / base[3]['ppl_zend']:.0f}x, ppl_wend {rows[1][3]['ppl_wend'] / base[3]['ppl_wend']:.0f}x")
+          f"PPL Z end {rows[1][3]['zend'] / base[3]['zend']:.0f}x, PPL W end {rows[1][3]['wend'] / base[3]['wend']:.0f}x")
 
 
 if __name__ == "__main__":

@@ -142,7 +142,7 @@ def ppl_worker(args, G) -> tuple[float, str]:
         # Z, t = 0, no crop: the only setting the peers offer, which no registered name (all cropped) matches
         res = ppl(G, space="z", sampling="end", num_samples=args.num, epsilon=EPSILON, crop=False,
                   batch_size=args.batch, seed=SEED, similarity="toyfaces-lpips", device=args.device, progress=False)
-        return float(res.results["ppl_zend"]), "bundled toyfaces classifier"
+        return float(res.value), "bundled toyfaces classifier"  # one result: Z, end
     if args.tool == "ours":
         out = ppl_peers.run_ours(args, G, "end")
     else:
