@@ -152,6 +152,7 @@ def check_snapshot_metrics(names: list[str], *, data: str, features: str, weight
     from stylegan_metrics.engine.datasets import is_images, open_images
     from stylegan_metrics.engine.metric import Metric
     from stylegan_metrics.metrics import build_metric
+    from stylegan_metrics.metrics.fid import FID, check_width
     from stylegan_metrics.metrics.ls import LinearSeparability
 
     if len(set(names)) != len(names):
@@ -176,8 +177,11 @@ def check_snapshot_metrics(names: list[str], *, data: str, features: str, weight
     if readers and is_images(data):
         _as_metric_option(readers[0].name, open_images, data, resolution=resolution)  # the engine's size rule
     else:
-        for m in readers:  # statistics: the engine reads and checks them now (size, network, width)
+        for m in readers:  # statistics: the engine reads and checks them now (size, network), and their width
             _as_metric_option(m.name, m.prepare_reference, ctx)
+            if isinstance(m, FID):
+                _as_metric_option(m.name, check_width, str(data), m.reference, m.extractor, resolution=resolution,
+                                  device=torch.device("cpu"))
 
 
 def _as_metric_option(name: str, check, *args, **kwargs) -> None:

@@ -49,16 +49,13 @@ def reference_stats(ctx: Context, extractor: FeatureExtractor, max_real: int | N
     if ref.fingerprint and ref.fingerprint != extractor.fingerprint:
         raise InputError(f"reference statistics were computed with other {ref.features} weights "
                          f"({ref.fingerprint}, now {extractor.fingerprint}); recompute them with these weights")
-    if is_given and not gen_is_statistics(ctx.gen):  # both sides statistics: no network runs, they meet each other
-        check_width(where, ref, extractor, resolution=ref.resolution or (ctx.G.img_resolution if ctx.G else 64),
-                    device=ctx.device)
-    return ref
+    return ref  # a width the network does not give is refused in `finish` (train's check runs `check_width`)
 
 
 def check_width(where: str, ref: ReferenceStats, extractor: FeatureExtractor, *, resolution: int,
                 device: torch.device) -> None:
-    """InputError, before any pass, when given statistics have another number of features than `extractor` gives
-    (one black image of `resolution` pixels through it)."""
+    """InputError when given statistics have another number of features than `extractor` gives (one black image of
+    `resolution` pixels through it: for checks outside a metric run, whose networks count every image)."""
     width = extractor(torch.zeros(1, 3, resolution, resolution, dtype=torch.uint8, device=device)).shape[1]
     if width != ref.mu.shape[0]:
         raise InputError(f"{where}: they have {ref.mu.shape[0]} features, {extractor.name} gives {width}")
@@ -119,7 +116,8 @@ class FID(Metric):
             gen = sum_over_ranks(chunks)
             mu, sigma = gen.mean(), gen.covariance(self.cov)
         if mu.shape[0] != ref.mu.shape[0]:
-            raise InputError(f"reference statistics have {ref.mu.shape[0]} features, the generated side {mu.shape[0]}")
+            raise InputError(f"{self.reference_name}: they have {ref.mu.shape[0]} features, {self.extractor.name} gives "
+                             f"{mu.shape[0]}")
         try:
             value = frechet_distance(mu, sigma, ref.mu, ref.covariance(self.cov))
         except FrechetOverflow as e:
