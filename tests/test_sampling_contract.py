@@ -212,3 +212,27 @@ def test_warning_is_given_on_the_main_rank_only(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error", GlobalNoiseWarning)
         images(foreign(3), num=4, batch_size=4)
+
+
+class MethodGenerator:
+    """A generator of foreign code whose synthesis is a method (no module, no noise)."""
+
+    z_dim = w_dim = 16
+    num_ws, img_resolution, img_channels = 2, 4, 1
+
+    def mapping(self, z, c, truncation_psi=1.0, truncation_cutoff=None):
+        return z[:, None, :].repeat(1, self.num_ws, 1)
+
+    def synthesis(self, ws, noise_mode="random"):
+        return ws[:, 0].reshape(-1, 1, 4, 4).tanh()
+
+
+def test_a_synthesis_method_is_named_in_the_warning_and_may_declare():
+    with pytest.warns(GlobalNoiseWarning, match=r"\(test_sampling_contract\.MethodGenerator\.synthesis\)"):
+        first = images(MethodGenerator(), num=6, batch_size=3)
+    declared = type("Declared", (MethodGenerator,), {})
+    declared.synthesis = lambda self, ws, noise_mode="random", noise_seeds=None: MethodGenerator.synthesis(self, ws)
+    declared.synthesis.per_sample_noise = True  # a function's attribute: the bound method reads it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GlobalNoiseWarning)
+        assert supports_noise_seeds(declared()) and torch.equal(images(declared(), num=6, batch_size=3), first)

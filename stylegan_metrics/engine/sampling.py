@@ -88,10 +88,10 @@ _warned: set[str] = set()  # synthesis classes warned about in this process
 
 
 def warn_global_noise(G) -> None:
-    """One warning line per synthesis class and process (main rank only): G's noise comes from the global RNG, so
-    results may depend on the batch size."""
-    cls = type(G.synthesis)
-    name = f"{cls.__module__}.{cls.__qualname__}"
+    """One warning line per synthesis class (or function) and process, on the main rank: G's noise comes from the
+    global RNG, so results may depend on the batch size."""
+    what = G.synthesis if hasattr(G.synthesis, "__qualname__") else type(G.synthesis)  # a method, or a module's class
+    name = f"{getattr(what, '__module__', None) or '?'}.{what.__qualname__}"
     if name in _warned or not ranks.is_main():
         return
     _warned.add(name)
