@@ -51,7 +51,7 @@ def noise_seeds(seed: int, start: int, count: int) -> torch.Tensor:
                        lambda g: torch.randint(0, 2**62, (BLOCK,), generator=g, dtype=torch.int64))
 
 
-NOISE_DECLARATION = "per_sample_noise"  # class or instance attribute of a synthesis network (stylegan_core.networks.noise)
+NOISE_DECLARATION = "per_sample_noise"  # attribute of a synthesis network (see stylegan_core.networks.noise)
 # Where a wrapper keeps the module it wraps: torch.compile's OptimizedModule, DataParallel / DistributedDataParallel,
 # functools' convention. A wrapper that declares NOISE_DECLARATION itself is taken at its word instead.
 WRAPPED_ATTRIBUTES = ("_orig_mod", "module", "__wrapped__")
