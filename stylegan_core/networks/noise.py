@@ -8,6 +8,11 @@ Stafford's 'Mix13' finalizer. All of it is int64 tensor arithmetic: xor, masked 
 pattern) and wrapping products, which the CPU and CUDA compute bit for bit alike. Box-Muller then turns the two
 32-bit halves of each pair's bits into two normals, in float64 (rounded to float32 last, so that the last-bit
 differences between the CPU's and CUDA's log/sin/cos almost never reach the float32 result).
+
+A synthesis network declares that it draws its noise so with the class attribute `per_sample_noise = True`: its
+forward takes `noise_seeds` [N] int, and sample n's 'random' noise depends only on noise_seeds[n] (every synthesis
+network in stylegan_core does, and so every generator the format loaders build). The metric engine reads this
+declaration, never the forward's signature, so wrappers and compiled modules keep it.
 """
 
 from __future__ import annotations

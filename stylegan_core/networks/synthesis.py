@@ -80,6 +80,7 @@ class SynthesisBase(nn.Module):
     """
 
     layer_resolutions: list[int]
+    per_sample_noise = True  # forward takes noise_seeds [N]: sample n's noise from noise_seeds[n] only
 
     def __init__(
         self,

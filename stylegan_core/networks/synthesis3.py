@@ -178,6 +178,8 @@ def layer_specs(img_resolution: int, img_channels: int, channel_base: int, chann
 class AliasFreeSynthesisNetwork(nn.Module):
     """ws [N, num_layers + 2, w_dim] -> images [N, img_channels, R, R]: Fourier input, num_layers layers, ToRGB."""
 
+    per_sample_noise = True  # no noise at all: noise_seeds is accepted and nothing depends on the batch
+
     def __init__(
         self,
         w_dim: int,                          # Width of w.

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
+from stylegan_core import ranks
 from stylegan_core.errors import InputError
 from stylegan_core.data.images import to_uint8
 
 from stylegan_metrics.networks.batching import batch_invariant
 from stylegan_metrics.networks.precision import precision_context
+
+from .metric import MetricWarning
 
 BLOCK = 256  # rows per seeded block of the latent table; any batch size slices the same table
 STREAM_Z, STREAM_NOISE = 0, 1
@@ -48,12 +51,53 @@ def noise_seeds(seed: int, start: int, count: int) -> torch.Tensor:
                        lambda g: torch.randint(0, 2**62, (BLOCK,), generator=g, dtype=torch.int64))
 
 
+NOISE_DECLARATION = "per_sample_noise"  # attribute of a synthesis network (see stylegan_core.networks.noise)
+# Where a wrapper keeps the module it wraps: torch.compile's OptimizedModule, DataParallel / DistributedDataParallel,
+# functools' convention. A wrapper that declares NOISE_DECLARATION itself is taken at its word instead.
+WRAPPED_ATTRIBUTES = ("_orig_mod", "module", "__wrapped__")
+MAX_WRAPPERS = 32  # wrappers followed before giving up (a chain that long, or a cycle, declares nothing)
+
+
+def declares_per_sample_noise(synthesis) -> bool:
+    """Whether `synthesis` declares per-sample noise (`per_sample_noise = True`: its forward takes noise_seeds [N]
+    and sample n's noise depends only on noise_seeds[n]): the first declaration found on it or on the modules it
+    wraps (WRAPPED_ATTRIBUTES, followed in that order); False where none declares. Never reads a signature. A
+    declaration that is not True or False is an InputError."""
+    module, seen = synthesis, set()
+    while module is not None and id(module) not in seen and len(seen) < MAX_WRAPPERS:
+        seen.add(id(module))
+        declared = getattr(module, NOISE_DECLARATION, None)
+        if declared is not None:
+            if not isinstance(declared, bool):
+                raise InputError(f"the synthesis network's {NOISE_DECLARATION} is {declared!r}, not True or False")
+            return declared
+        module = next((w for w in (getattr(module, a, None) for a in WRAPPED_ATTRIBUTES) if w is not None), None)
+    return False
+
+
 def supports_noise_seeds(G) -> bool:
-    fn = getattr(G.synthesis, "forward", G.synthesis)  # an nn.Module's own signature is (*args, **kwargs)
-    try:
-        return "noise_seeds" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
+    """Whether G's synthesis network declares per-sample noise (`declares_per_sample_noise`)."""
+    return declares_per_sample_noise(G.synthesis)
+
+
+class GlobalNoiseWarning(MetricWarning):
+    """The generator does not declare per-sample noise: its noise comes from the global RNG."""
+
+
+_warned: set[str] = set()  # synthesis classes warned about in this process
+
+
+def warn_global_noise(G) -> None:
+    """One warning line per synthesis class (or function) and process, on the main rank: G's noise comes from the
+    global RNG, so results may depend on the batch size."""
+    what = G.synthesis if hasattr(G.synthesis, "__qualname__") else type(G.synthesis)  # a method, or a module's class
+    name = f"{getattr(what, '__module__', None) or '?'}.{what.__qualname__}"
+    if name in _warned or not ranks.is_main():
+        return
+    _warned.add(name)
+    warnings.warn(f"the generator's synthesis network ({name}) does not declare per-sample noise "
+                  f"({NOISE_DECLARATION} = True): its noise comes from the global RNG seeded per batch, so results "
+                  f"may depend on the batch size", GlobalNoiseWarning, stacklevel=3)
 
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -66,8 +110,9 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def synthesize(G, ws: torch.Tensor, seeds: torch.Tensor, noise_mode: str = "random", *, precision: str = "fp32",
                check_finite: bool = True) -> torch.Tensor:
-    """G.synthesis with noise fixed per sample (seeds [N] int on any device); generators without `noise_seeds`
-    (foreign code) get the global RNG seeded from the batch's first seed, deterministic for a fixed batch size only.
+    """G.synthesis with noise fixed per sample (seeds [N] int on any device) where it declares per-sample noise
+    (`supports_noise_seeds`); other generators (foreign code) get the global RNG seeded from the batch's first seed,
+    deterministic for a fixed batch size only, with one warning (`warn_global_noise`).
     `precision`: the generator's arithmetic; fp32 (TF32 off) unless a feature metric asks for tf32 or bf16 (never
     PPL: TF32 convolutions would swamp its epsilon steps). The images are checked (`check_images`): the declared
     shape, and finite values unless `check_finite=False` (the caller counts them, `count_non_finite`)."""
@@ -76,6 +121,7 @@ def synthesize(G, ws: torch.Tensor, seeds: torch.Tensor, noise_mode: str = "rand
             seeds = to_device(seeds, ws.device)
             images = batch_invariant(lambda w, s: G.synthesis(w, noise_mode=noise_mode, noise_seeds=s), ws, seeds)
         else:
+            warn_global_noise(G)
             with torch.random.fork_rng(devices=[ws.device] if ws.device.type == "cuda" else []):
                 torch.manual_seed(int(seeds[0]))
                 images = G.synthesis(ws, noise_mode=noise_mode)
