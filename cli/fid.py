@@ -12,28 +12,23 @@ from stylegan_core.files import check_writable
 from stylegan_metrics.engine.sources import gen_count
 from stylegan_metrics.metrics import build_metric
 from stylegan_metrics.metrics.fid import fid_name
-from stylegan_metrics.networks.registry import FEATURE_NETWORKS
 from stylegan_metrics.reference import compute_reference_stats
 
-from .launch import chunk_size_option, distributable, run_options, state_dir_for, state_dir_option
-from .options import (batch_option, check_source, device_option, generator_source, no_progress_option, num_option,
-                      precision_option, run_metric_command, seed_option, truncation_option, weights_option,
-                      workers_option)
-
-features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NETWORKS)), default="inception-v3",
-                               show_default=True, help="Feature network (toyfaces: the bundled domain network).")
+from .launch import distributable, state_dir_for
+from .options import (batch_option, check_source, chunk_size_option, cov_option, data_option, device_option,
+                      features_option, generator_source, no_progress_option, num_option, precision_option,
+                      run_metric_command, run_options, seed_option, state_dir_option, truncation_option, weights_of,
+                      weights_option, workers_option)
 
 
 @click.command()
 @generator_source
-@click.option("--data", required=True, type=click.Path(), help="Reference: image folder, zip, or statistics .npz.")
+@data_option(required=True)
 @num_option(None, shown="50,000; with --gen, all of its images")
-@batch_option
+@batch_option(32)
 @seed_option
 @truncation_option
-@click.option("--cov", type=click.Choice(["unbiased", "biased"]), default="unbiased", show_default=True,
-              help="Covariance normalisation: unbiased (N - 1, StyleGAN1; result named fidNk_full_unbiased) "
-                   "or biased (1/N, NVIDIA stylegan2-ada; fidNk_full).")
+@cov_option("unbiased")
 @features_option
 @weights_option
 @precision_option
@@ -47,15 +42,15 @@ def fid(ckpt, gen, class_index, data, num, batch, seed, truncation_psi, cov, fea
     metric = build_metric(fid_name(num, True, cov), truncation_psi=truncation_psi)  # the registry's name and metric
     run_metric_command(ckpt, [metric], device=device, out=out, state_dir=state_dir_for(state_dir, out, "fid"),
                        gen=gen, class_index=class_index, data=data, batch_size=batch, seed=seed, features=features,
-                       weights=weights, progress=not no_progress, precision=precision, chunk_size=chunk_size,
+                       weights=weights_of(weights, features, "--features"), progress=not no_progress, precision=precision, chunk_size=chunk_size,
                        workers=workers)
 
 
 @click.command()
-@click.option("--data", required=True, type=click.Path(), help="Image folder or zip.")
+@data_option(required=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Statistics file to write (.npz).")
 @click.option("--max-items", type=click.IntRange(min=2), default=None, help="Use only the first N images.")
-@batch_option
+@batch_option(32)
 @features_option
 @weights_option
 @precision_option
@@ -72,7 +67,8 @@ def stats(data, out, max_items, batch, features, weights, precision, device, sta
         raise InputError(f"{out}: statistics files end in .npz (refusing to write another kind of file)")
     if ranks.is_main():
         check_writable(out)  # before the work, not after it
-    result = compute_reference_stats(data, features=features, max_items=max_items, batch_size=batch, weights=weights,
+    result = compute_reference_stats(data, features=features, max_items=max_items, batch_size=batch,
+                                     weights=weights_of(weights, features, "--features"),
                                      device=device, progress=not no_progress,
                                      state_dir=state_dir_for(state_dir, out, "stats"), precision=precision,
                                      chunk_size=chunk_size, workers=workers)

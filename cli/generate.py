@@ -79,7 +79,7 @@ def generate_images(G, seeds: list[int], *, truncation_psi: float, noise_mode: s
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
 @click.option("--out", required=True, type=click.Path(),
               help="An image file for one grid (grid.png, grid.jpg, ...), or a folder for one PNG per seed.")
-@batch_option
+@batch_option(32)
 @device_option
 def generate(ckpt, seeds, truncation_psi, class_index, noise_mode, out, batch, device) -> None:
     """Generate images for the given seeds."""

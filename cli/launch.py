@@ -1,5 +1,5 @@
-"""`--gpus N` and `--state-dir`: start N processes of this same command as torchrun would, wait for them (they
-end with the launcher, even when it is killed); where a run keeps its resumable state."""
+"""`--gpus N`: start N processes of this same command as torchrun would, wait for them (they end with the
+launcher, even when it is killed); where `--state-dir` defaults to, beside `--out`. The options are in options.py."""
 
 from __future__ import annotations
 
@@ -20,19 +20,9 @@ import torch
 
 from stylegan_core import ranks
 from stylegan_core.errors import InputError
-from stylegan_metrics.engine.state import DEFAULT_CHUNK
 
-gpus_option = click.option("--gpus", type=click.IntRange(min=1), default=1, show_default=True,
-                           help="Processes to run, one GPU each (with --device cpu: CPU processes, gloo). "
-                                "Under torchrun, leave it out.")
-state_dir_option = click.option("--state-dir", type=click.Path(file_okay=False), default=None,
-                                help="Save finished chunks here and resume from them when the same command runs "
-                                     "again (default with --out a file: beside it, OUT's name + '.<command>-<hash of the "
-                                     "options>-state').")
-chunk_size_option = click.option("--chunk-size", type=click.IntRange(min=1), default=DEFAULT_CHUNK, show_default=True,
-                                 help="Samples per chunk, the unit of sharding and of saved state. With many GPUs "
-                                      "and few samples, smaller chunks share the work out more evenly (an FID "
-                                      "chunk's state file holds 2048x2048 float64 sums: 32 MiB).")
+from .options import gpus_option
+
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # SIGINT reaches the workers from the terminal itself
 STOP_GRACE_SECONDS = 30  # workers still running this long after the signal are killed
 LAUNCHER_PIPE = "STYLEGAN_METRICS_LAUNCHER_FD"  # a worker's end of a pipe that reads end-of-file once the launcher is gone
@@ -174,19 +164,3 @@ def distributable(command):
         return command(*args, **kwargs)
 
     return wrapper
-
-
-def run_options(*, workers: bool = False):
-    """The options every metric command ends with: --device, --out, --state-dir, --chunk-size, [--workers,]
-    --no-progress and --gpus (in that order in --help)."""
-    from .options import device_option, no_progress_option, out_jsonl_option, workers_option
-
-    stack = [device_option, out_jsonl_option, state_dir_option, chunk_size_option,
-             *([workers_option] if workers else []), no_progress_option]
-
-    def decorate(command):
-        command = distributable(command)
-        for option in reversed(stack):
-            command = option(command)
-        return command
-    return decorate

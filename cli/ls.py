@@ -14,9 +14,10 @@ from stylegan_metrics.metrics import build_metric
 from stylegan_metrics.metrics.ls import ls_name
 from stylegan_metrics.networks.classifier import load_classifier, train_classifier as run_classifier_training
 
-from .launch import run_options, state_dir_for
-from .options import (FiniteFloat, batch_option, ckpt_option, classifier_option, device_option, no_progress_option,
-                      num_option, resolve_device, run_metric_command, seed_option)
+from .launch import state_dir_for
+from .options import (FiniteFloat, batch_option, ckpt_option, class_option, classifier_option, data_option,
+                      device_option, no_progress_option, num_option, resolve_device, run_metric_command, run_options,
+                      seed_option)
 
 attributes_option = click.option("--attributes", default="40", show_default=True,
                                  help="The first N attributes (in the classifier's order) or a comma-separated list of names.")
@@ -24,11 +25,8 @@ attributes_option = click.option("--attributes", default="40", show_default=True
 
 @click.command()
 @ckpt_option
-@click.option("--data", type=click.Path(), default=None,
-              help="Conditional generators: the labelled dataset (dataset.json) whose labels sample i gets, drawn "
-                   "by index as in every metric.")
-@click.option("--class", "class_index", type=click.IntRange(min=0), default=None,
-              help="Conditional generators: this class for every sample (instead of --data).")
+@data_option(required=False)
+@class_option
 @classifier_option(required=True)
 @attributes_option
 @click.option("--space", type=click.Choice(["z", "w", "both"]), default="both", show_default=True)
@@ -39,7 +37,7 @@ attributes_option = click.option("--attributes", default="40", show_default=True
               help="SVM back end: scikit-learn LinearSVC (reference) or the batched torch solver.")
 @click.option("--details", "details_path", type=click.Path(dir_okay=False), default=None,
               help="Write the per-attribute table to this CSV file (its name ends in .csv; checked before the work).")
-@batch_option
+@batch_option(32)
 @seed_option
 @run_options()
 def ls(ckpt, data, class_index, classifier, attributes, space, num, keep, svm, details_path, batch, seed, device, out,

@@ -6,6 +6,7 @@ import contextlib
 import math
 import os
 import warnings
+from typing import Callable
 
 import click
 
@@ -14,6 +15,7 @@ from stylegan_core.errors import InputError
 from stylegan_metrics.engine.metric import MetricWarning
 from stylegan_metrics.engine.device import resolve_device  # noqa: F401  (re-exported for the commands)
 from stylegan_metrics.engine.sampling import MAX_TRUNCATION_PSI
+from stylegan_metrics.engine.state import DEFAULT_CHUNK
 from stylegan_metrics.networks.registry import FEATURE_NETWORKS, SIMILARITY_NETWORKS
 from stylegan_metrics.networks.toyfaces_nets import BUNDLED_NAME, bundled_files
 
@@ -52,19 +54,26 @@ class NetworkFile(click.Path):
 
 
 MAX_SEED = 2**32 - 1  # NVIDIA's seeds are numpy RandomState seeds
-BUNDLED_GENERATOR = f"{BUNDLED_NAME} for the bundled toyfaces generator"
 
-ckpt_option = click.option("--ckpt", "ckpt", required=True, type=NetworkFile("generator", dir_okay=False),
-                           help=f"Generator checkpoint: this tool's .pt, an NVIDIA .pkl or a rosinality .pt; "
-                                f"{BUNDLED_GENERATOR}.")
+
+def ckpt(*, required: bool):
+    """--ckpt: a generator checkpoint, or the bundled toyfaces generator by name (required unless --gen may
+    give the generated side instead)."""
+    return click.option("--ckpt", "ckpt", required=required, default=None,
+                        type=NetworkFile("generator", dir_okay=False),
+                        help="Generator checkpoint: this tool's .pt, an NVIDIA .pkl (StyleGAN2-ADA, StyleGAN3, "
+                             f"TensorFlow) or a rosinality .pt; {BUNDLED_NAME} for the bundled toyfaces generator.")
+
+
+ckpt_option = ckpt(required=True)
+class_option = click.option("--class", "class_index", type=click.IntRange(min=0), default=None,
+                            help="Conditional generators: this class for every sample (PPL: pair) instead of the "
+                                 "labels drawn from --data.")
 source_options = [  # the feature metrics' generated side: a checkpoint, or images / statistics given instead
-    click.option("--ckpt", "ckpt", default=None, type=NetworkFile("generator", dir_okay=False),
-                 help="Generator checkpoint: this tool's .pt, an NVIDIA .pkl (StyleGAN2-ADA, StyleGAN3, TensorFlow) or "
-                      f"a rosinality .pt; {BUNDLED_GENERATOR}."),
+    ckpt(required=False),
     click.option("--gen", default=None, type=click.Path(),
                  help="Instead of --ckpt: generated images as a folder or zip (FID also takes a statistics .npz)."),
-    click.option("--class", "class_index", type=click.IntRange(min=0), default=None,
-                 help="Conditional generators: this class for every sample (default: labels drawn from --data)."),
+    class_option,
 ]
 
 
@@ -73,7 +82,23 @@ def generator_source(command):
     for option in reversed(source_options):
         command = option(command)
     return command
-batch_option = click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Batch size.")
+
+
+def data_option(*, required: bool):
+    """--data: the dataset, whichever part of it a command reads."""
+    return click.option("--data", required=required, type=click.Path(), default=None,
+                        help="Dataset: image folder or zip (NVIDIA dataset_tool layout). The reference images of "
+                             "FID, KID and PR (FID also takes a statistics .npz), the images stats summarises, and "
+                             "for a conditional generator the labels (dataset.json) that sample i gets, drawn by "
+                             "index as in every metric.")
+
+
+def batch_option(default: int):
+    """--batch with the command's default (ppl's pairs are two images each: half the others')."""
+    return click.option("--batch", type=click.IntRange(min=1), default=default, show_default=True,
+                        help="Batch size: images per network call (PPL: interpolation pairs).")
+
+
 seed_option = click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
                            help="Random seed.")
 device_option = click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available).")
@@ -81,9 +106,30 @@ truncation_option = click.option("--truncation", "truncation_psi",
                                  type=FiniteFloat(-MAX_TRUNCATION_PSI, MAX_TRUNCATION_PSI), default=1.0,
                                  show_default=True, help="Truncation psi (1 = none, 0 = the average w).")
 no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-weights_option = click.option("--weights", type=click.Path(dir_okay=False), default=None,
-                              help="Weights file of the network: the feature network (--features) of fid and stats, "
-                                   "the similarity network (--similarity) of ppl (default: cache or download).")
+features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NETWORKS)), default="inception-v3",
+                               show_default=True,
+                               help="Feature network of FID, KID and IS and of the statistics stats writes (PR "
+                                    "always uses vgg16-fc2); toyfaces: the bundled domain network.")
+similarity_option = click.option("--similarity", type=click.Choice(sorted(SIMILARITY_NETWORKS)),
+                                 default="lpips-vgg16", show_default=True,
+                                 help="Perceptual distance of PPL; toyfaces-lpips: the bundled domain network.")
+weights_option = click.option("--weights", "weights", multiple=True, metavar="[NETWORK=]PATH",
+                              callback=lambda ctx, param, values: parse_weights(values),
+                              help="Weights file of a standard network instead of the cache or a download: PATH "
+                                   "alone when one network needs a file, or NETWORK=PATH naming it (NETWORK: a "
+                                   "--features or --similarity name, or vgg16-fc2 for PR); with several networks, "
+                                   "name each: --weights inception-v3=a.pth --weights lpips-vgg16=b.pth. See "
+                                   "docs/networks.md.")
+COV_HELP = ("FID covariance: biased (1/N, NVIDIA stylegan2-ada) or unbiased (N - 1, StyleGAN1; the result name "
+            "ends in _unbiased). Default by command: evaluate follows NVIDIA's names (1/N; a name ending in "
+            "_unbiased asks for N - 1), fid follows StyleGAN1 and fid() (N - 1).")
+
+
+def cov_option(default: str | None):
+    """--cov: one help text, the command family's default (None: each metric name's own covariance)."""
+    return click.option("--cov", type=click.Choice(["biased", "unbiased"]), default=default, help=COV_HELP)
+
+
 out_jsonl_option = click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
                                 help="Append the result as one JSON line to this file (new, empty, or holding only "
                                      "result lines; checked before the work).")
@@ -93,6 +139,33 @@ precision_option = click.option("--precision", type=click.Choice(["fp32", "tf32"
                                 "docs/networks.md, section Precision).")
 workers_option = click.option("--workers", type=click.IntRange(min=0), default=None,
                               help="Processes decoding reference images (default: up to 8 on a GPU, 0 on the CPU).")
+state_dir_option = click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+                                help="Save finished chunks here and resume from them when the same command runs "
+                                     "again (default with --out a file: beside it, OUT's name + '.<command>-<hash "
+                                     "of the options>-state').")
+chunk_size_option = click.option("--chunk-size", type=click.IntRange(min=1), default=DEFAULT_CHUNK, show_default=True,
+                                 help="Samples per chunk, the unit of sharding and of saved state. With many GPUs "
+                                      "and few samples, smaller chunks share the work out more evenly (an FID "
+                                      "chunk's state file holds 2048x2048 float64 sums: 32 MiB).")
+gpus_option = click.option("--gpus", type=click.IntRange(min=1), default=1, show_default=True,
+                           help="Processes to run, one GPU each (with --device cpu: CPU processes, gloo). "
+                                "Under torchrun, leave it out.")
+
+
+def run_options(*, workers: bool = False):
+    """The options every metric command ends with: --device, --out, --state-dir, --chunk-size, [--workers,]
+    --no-progress and --gpus (in that order in --help)."""
+    from .launch import distributable
+
+    stack = [device_option, out_jsonl_option, state_dir_option, chunk_size_option,
+             *([workers_option] if workers else []), no_progress_option]
+
+    def decorate(command):
+        command = distributable(command)
+        for option in reversed(stack):
+            command = option(command)
+        return command
+    return decorate
 
 
 def num_option(default: int | None, *, shown: str | None = None, what: str = "generated samples"):
@@ -136,6 +209,18 @@ def parse_weights(values: tuple[str, ...]) -> str | dict[str, str] | None:
     return named
 
 
+def weights_of(weights: str | dict[str, str] | None, network: str, option: str) -> str | None:
+    """The weights file of a command that runs one standard network (`network`, chosen by `option`): PATH as
+    given, or NETWORK=PATH naming that network; another network's name is refused, not silently unused."""
+    if not isinstance(weights, dict):
+        return weights
+    other = sorted(set(weights) - {network})
+    if other:
+        raise InputError(f"--weights {other[0]}=...: this command runs {network} ({option}) and no {other[0]}; "
+                         f"give --weights {network}=PATH or PATH alone")
+    return weights.get(network)
+
+
 def join_process_group(device: str | None):
     """This process's device: `device` resolved and, when torchrun (or --gpus) started us, the process group
     joined with this rank on its own GPU. Metric commands call it before loading the generator."""
@@ -174,12 +259,10 @@ def metric_warnings_as_lines():
         yield
 
 
-def run_metric_command(ckpt: str | None, metrics, *, device: str | None, out: str | None, state_dir, gen=None,
-                       **options):
-    """What every metric command does: join the group, load G on this rank's device, run the metrics on the
-    engine (results appended to `out` before the saved state goes), print them; returns the results."""
+def run_on_generator(ckpt: str | None, gen: str | None, run: Callable, *, device: str | None, out: str | None):
+    """What every metric command does: join the group, load G on this rank's device, `run(G, device)` (the engine
+    appends results to `out` before the saved state goes), print the results; returns them."""
     from stylegan_core.formats.checkpoint import load_generator
-    from stylegan_metrics.engine.runner import run_metrics
     from stylegan_metrics.result import check_results_file
 
     check_source(ckpt, gen)
@@ -188,7 +271,16 @@ def run_metric_command(ckpt: str | None, metrics, *, device: str | None, out: st
         check_results_file(out)  # before the generator is loaded: a file of other content is refused as it is
     G = load_generator(ckpt, device=dev) if ckpt is not None else None
     with metric_warnings_as_lines():
-        results = run_metrics(G, metrics, device=dev, out=out, snapshot_pkl=str(ckpt or gen), state_dir=state_dir,
-                              gen=gen, **options)
+        results = run(G, dev)
     print_results(results)
     return results
+
+
+def run_metric_command(ckpt: str | None, metrics, *, device: str | None, out: str | None, state_dir, gen=None,
+                       **options):
+    """One command's built metrics on the engine (see run_on_generator); returns the results."""
+    from stylegan_metrics.engine.runner import run_metrics
+
+    return run_on_generator(ckpt, gen, lambda G, dev: run_metrics(
+        G, metrics, device=dev, out=out, snapshot_pkl=str(ckpt or gen), state_dir=state_dir, gen=gen, **options),
+        device=device, out=out)

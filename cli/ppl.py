@@ -5,19 +5,15 @@ from __future__ import annotations
 import click
 
 from stylegan_metrics.metrics.ppl import path_length_metric
-from stylegan_metrics.networks.registry import SIMILARITY_NETWORKS
-
-from .launch import run_options, state_dir_for
-from .options import FiniteFloat, ckpt_option, num_option, run_metric_command, seed_option, weights_option
+from .launch import state_dir_for
+from .options import (FiniteFloat, batch_option, ckpt_option, class_option, data_option, num_option,
+                      run_metric_command, run_options, seed_option, similarity_option, weights_of, weights_option)
 
 
 @click.command()
 @ckpt_option
-@click.option("--data", type=click.Path(), default=None,
-              help="Conditional generators: the labelled dataset (dataset.json) whose labels pair i gets, drawn by "
-                   "index as in every metric.")
-@click.option("--class", "class_index", type=click.IntRange(min=0), default=None,
-              help="Conditional generators: this class for every pair (instead of --data).")
+@data_option(required=False)
+@class_option
 @click.option("--space", type=click.Choice(["w", "z", "both"]), default="w", show_default=True)
 @click.option("--sampling", type=click.Choice(["end", "full", "both"]), default="end", show_default=True)
 @num_option(100_000, what="interpolated pairs")
@@ -26,10 +22,9 @@ from .options import FiniteFloat, ckpt_option, num_option, run_metric_command, s
 @click.option("--no-crop", is_flag=True, help="Measure the whole image instead of the face crop.")
 @click.option("--downsample", type=click.Choice(["stylegan1", "ada"]), default="stylegan1", show_default=True,
               help="Box-downsampling rule for crops above 256 px.")
-@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Pairs per batch.")
+@batch_option(16)
 @seed_option
-@click.option("--similarity", type=click.Choice(sorted(SIMILARITY_NETWORKS)), default="lpips-vgg16",
-              show_default=True, help="Perceptual distance (toyfaces-lpips: the bundled domain network).")
+@similarity_option
 @weights_option
 @run_options()
 def ppl(ckpt, data, class_index, space, sampling, num, epsilon, no_crop, downsample, batch, seed, similarity, weights,
@@ -40,5 +35,6 @@ def ppl(ckpt, data, class_index, space, sampling, num, epsilon, no_crop, downsam
     metric = path_length_metric(space=space, sampling=sampling, num_samples=num or 100_000, epsilon=epsilon,
                                 crop=not no_crop, downsample=downsample)
     run_metric_command(ckpt, [metric], device=device, out=out, state_dir=state_dir_for(state_dir, out, "ppl"),
-                       similarity=similarity, weights=weights, batch_size=batch, seed=seed, progress=not no_progress,
+                       similarity=similarity,
+                       weights=weights_of(weights, similarity, "--similarity"), batch_size=batch, seed=seed, progress=not no_progress,
                        chunk_size=chunk_size, data=data, class_index=class_index)

@@ -277,7 +277,7 @@ def test_help_points_to_the_right_places():
     text = " ".join(invoke("fid", "--help").output.split())
     assert "docs/networks.md" in text and "README" not in text
     ppl = " ".join(invoke("ppl", "--help").output.split())
-    assert "similarity network (--similarity) of ppl" in ppl
+    assert "NETWORK=PATH naming it (NETWORK: a --features or --similarity name" in ppl
 
 
 @pytest.mark.parametrize("values, expected", [
