@@ -75,7 +75,7 @@ def test_kept_reference_features_under_two_processes(tmp_path):
 @pytest.mark.slow
 def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     state = tmp_path / "state"
-    chunk = str(state / "fid" / "chunk-{:06d}.npz")
+    chunk = str(state / "fid48_full" / "chunk-{:06d}.npz")
     proc = run_job(tmp_path / "killed.json", "--metrics", "fid", "--state-dir", str(state), "--delay", "0.4")
     deadline = time.time() + 120
     while not Path(chunk.format(0)).exists() and proc.poll() is None and time.time() < deadline:
@@ -89,7 +89,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     plain = finished(run_job(tmp_path / "plain.json", "--metrics", "fid", stderr=subprocess.PIPE, text=True),
                      tmp_path / "plain.json")
     assert resumed["fid"] == plain["fid"]  # bit-identical: chunks merge in the same order either way
-    assert not (state / "fid").exists()  # removed once the result is computed
+    assert not (state / "fid48_full").exists()  # removed once the result is computed
     assert not (tmp_path / "killed.json").exists()
 
 
