@@ -42,12 +42,12 @@ def test_statistics_of_another_precision_are_refused():
 
 
 def _stats(G):
-    from stylegan_metrics.reference import accumulate
+    from helpers import feature_stats
     from stylegan_metrics.engine.sampling import generate_batches
     from stylegan_metrics.stats import ReferenceStats
 
     ext = build_feature_extractor(ConvFeatures(), device=torch.device("cpu"))
-    acc = accumulate(ext, (b.images for b in generate_batches(G, 32, batch_size=16, seed=5, device=torch.device("cpu"))))
+    acc = feature_stats(ext, (b.images for b in generate_batches(G, 32, batch_size=16, seed=5, device=torch.device("cpu"))))
     return ReferenceStats.from_accumulator(acc, ext.name, ext.fingerprint)
 
 
