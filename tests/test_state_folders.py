@@ -17,8 +17,8 @@ PROBE = 1  # calls per FID before any pass: given statistics' width checked agai
 
 
 def run(features, state=None, names=NAMES, data=None):
-    return evaluate(tiny_generator(16), names, data=quadrant_reference(features="CrashingQuadrants") if data is None else data,
-                    features=features, state_dir=state, **OPTIONS)
+    data = quadrant_reference(features="CrashingQuadrants") if data is None else data
+    return evaluate(tiny_generator(16), names, data=data, features=features, state_dir=state, **OPTIONS)
 
 
 def chunks(folder):
@@ -49,8 +49,7 @@ def test_reference_passes_resume_per_metric(tmp_path, metrics_home):
     """fid8 (the first 8 images) and fid8_full (all 12) read two references; a crash in the second leaves its
     chunks in its own folder, which the rerun resumes while the first comes from the statistics cache."""
     data = write_disc_images(tmp_path / "real", 12, size=16)
-    plain = [r.value for r in evaluate(tiny_generator(16), ["fid8", "fid8_full"], data=data, features=CrashingQuadrants(),
-                                       **OPTIONS)]
+    plain = [r.value for r in run(CrashingQuadrants(), None, ["fid8", "fid8_full"], data=data)]
     for path in metrics_home.rglob("*"):  # computed again below
         if path.is_file():
             path.unlink()
