@@ -37,17 +37,6 @@ def metrics_home() -> Path:
     return Path(os.environ.get("STYLEGAN_METRICS_HOME") or Path.home() / ".cache" / "stylegan-metrics")
 
 
-def accumulate(extractor: FeatureExtractor, batches: Iterable[torch.Tensor]) -> FeatureStats:
-    """Float64 statistics of the features of uint8 image batches [B, C, H, W], in one process."""
-    acc = None
-    for images in batches:
-        features = extractor(images)  # [B, D]
-        if acc is None:
-            acc = FeatureStats(features.shape[1], device=features.device)
-        acc.update(features)
-    return acc
-
-
 class StatsPart:
     """Float64 running sums of one chunk's features, kept on the feature network's device (read once, in `arrays`)."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,20 @@ def metrics_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture
+def nvidia_modules(monkeypatch):
+    """Importable stand-ins for torch_utils.persistence and dnnlib.util, so pickle writes NVIDIA's global names."""
+    persistence = types.ModuleType("torch_utils.persistence")
+
+    def _reconstruct_persistent_obj(meta):
+        raise AssertionError("the loader must never call NVIDIA's reconstruct function")
+
+    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
+    util = types.ModuleType("dnnlib.util")
+    util.EasyDict = type("EasyDict", (dict,), {"__module__": "dnnlib.util", "__qualname__": "EasyDict"})
+    for name, module in (("torch_utils", types.ModuleType("torch_utils")), ("torch_utils.persistence", persistence),
+                         ("dnnlib", types.ModuleType("dnnlib")), ("dnnlib.util", util)):
+        monkeypatch.setitem(sys.modules, name, module)
+    return types.SimpleNamespace(reconstruct=_reconstruct_persistent_obj, EasyDict=util.EasyDict)

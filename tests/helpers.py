@@ -1,5 +1,5 @@
-"""Helpers the tests share: tiny CPU-sized generators, a tiny feature network with reference statistics, and small
-image datasets written on the fly."""
+"""Helpers the tests share: tiny CPU-sized generators, tiny feature and attribute networks (and versions of them that
+crash part way through a run), reference statistics, small image datasets written on the fly, and CLI calls."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from click.testing import CliRunner
 from PIL import Image
 
 from stylegan_core import Generator
-from stylegan_metrics.stats import ReferenceStats
+from stylegan_metrics.stats import FeatureStats, ReferenceStats
+from stylegan_metrics_cli.main import main
 
 FLAT_COLOR = np.array([200, 60, 90])
 
@@ -33,10 +35,59 @@ class Quadrants(torch.nn.Module):
         return torch.cat([x.mean(dim=(2, 3)), torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)], dim=1)
 
 
-def quadrant_reference(dim: int = 15) -> ReferenceStats:
-    """Statistics of 100 seeded normal rows, named as Quadrants' features (a reference FID can compare against)."""
+class Colours(torch.nn.Module):
+    """An attribute classifier read straight off the image: logits of a weighted channel mean (three attributes)."""
+
+    attributes = ["Red", "Green", "Blue"]
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3)) * 8 + x[:, :, 0, 0] * 4
+
+
+class Crash(RuntimeError):
+    """What a crashing network raises: a failure part way through a run."""
+
+
+class Crashing:
+    """Put before a network class (`class CrashingQuadrants(Crashing, Quadrants)`): counts its calls in `calls` and,
+    with `fail_at` set, raises `error` on every call from the `fail_at`-th (1-based) on; chunks finished before
+    it stay saved. Set `fail_at = None` to let a rerun through."""
+
+    def __init__(self, *args, fail_at: int | None = None, error: type[BaseException] = Crash, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls, self.fail_at, self.error = 0, fail_at, error
+
+    def forward(self, x):
+        self.calls += 1
+        if self.fail_at is not None and self.calls >= self.fail_at:
+            raise self.error
+        return super().forward(x)
+
+
+class CrashingQuadrants(Crashing, Quadrants):
+    """Quadrants that crash from call `fail_at` on."""
+
+
+class CrashingColours(Crashing, Colours):
+    """Colours that crash from call `fail_at` on."""
+
+
+def feature_stats(extractor, batches) -> FeatureStats:
+    """Float64 statistics of `extractor`'s features of uint8 image batches [B, C, H, W], in one process and without
+    the engine (what a pass should sum)."""
+    acc = None
+    for images in batches:
+        features = extractor(images)  # [B, D]
+        if acc is None:
+            acc = FeatureStats(features.shape[1], device=features.device)
+        acc.update(features)
+    return acc
+
+
+def quadrant_reference(dim: int = 15, features: str = "Quadrants") -> ReferenceStats:
+    """Statistics of 100 seeded normal rows, named as Quadrants' features (or `features`: a subclass's name)."""
     x = np.random.default_rng(0).normal(0.5, 0.1, size=(100, dim))
-    return ReferenceStats(mu=x.mean(0), sigma=np.cov(x, rowvar=False), n=100, features="Quadrants")
+    return ReferenceStats(mu=x.mean(0), sigma=np.cov(x, rowvar=False), n=100, features=features)
 
 
 def mean_squared_l2(a, b):
@@ -105,3 +156,22 @@ def write_disc_images(folder: Path, num: int, size: int = 16, seed: int = 0) -> 
         ImageDraw.Draw(img).ellipse((cx - r, cy - r, cx + r, cy + r), fill=tuple(int(v) for v in rng.randint(0, 256, 3)))
         img.save(folder / f"{i:04d}.png")
     return folder
+
+
+def invoke(*args, **kwargs):
+    """The CLI run in this process with `args` (each turned into a string); click's Result."""
+    return CliRunner().invoke(main, [str(a) for a in args], **kwargs)
+
+
+def one_line_error(result, *fragments, last_line: bool = False) -> None:
+    """Exit status 2, no traceback, and an error line ('Error: ...') holding every fragment. By default that line is
+    the whole output; with `last_line` it is the last line, after whatever came before it (click's usage line and
+    hint, warnings, a progress line)."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("Error: "), result.output
+    if not last_line:
+        assert len(lines) == 1, result.output
+    for fragment in fragments:
+        assert fragment in lines[-1], result.output

@@ -21,7 +21,7 @@ from stylegan_metrics import linear_separability, ppl
 from stylegan_metrics.engine.state import RunState
 from stylegan_metrics_cli.launch import state_dir_for
 from stylegan_metrics_cli.main import main
-from helpers import tiny_generator
+from helpers import Crash, CrashingColours, tiny_generator
 
 JOB = Path(__file__).parent / "jobs" / "metrics_job.py"
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).parent.parent))
@@ -75,7 +75,7 @@ def test_kept_reference_features_under_two_processes(tmp_path):
 @pytest.mark.slow
 def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     state = tmp_path / "state"
-    chunk = str(state / "fid" / "chunk-{:06d}.npz")
+    chunk = str(state / "fid48_full" / "chunk-{:06d}.npz")
     proc = run_job(tmp_path / "killed.json", "--metrics", "fid", "--state-dir", str(state), "--delay", "0.4")
     deadline = time.time() + 120
     while not Path(chunk.format(0)).exists() and proc.poll() is None and time.time() < deadline:
@@ -89,12 +89,8 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     plain = finished(run_job(tmp_path / "plain.json", "--metrics", "fid", stderr=subprocess.PIPE, text=True),
                      tmp_path / "plain.json")
     assert resumed["fid"] == plain["fid"]  # bit-identical: chunks merge in the same order either way
-    assert not (state / "fid").exists()  # removed once the result is computed
+    assert not (state / "fid48_full").exists()  # removed once the result is computed
     assert not (tmp_path / "killed.json").exists()
-
-
-class Crash(RuntimeError):
-    pass
 
 
 CALLS = {"n": 0, "fail_at": None}
@@ -159,22 +155,8 @@ def test_damaged_manifest_refuses_the_folder_as_it_is(tmp_path):
     assert CALLS["n"] == 0 and (state / "ppl40_nocrop" / "chunk-000001.npz").exists()
 
 
-class FlakyClassifier(torch.nn.Module):
-    attributes = ["Red", "Green", "Blue"]
-
-    def __init__(self):
-        super().__init__()
-        self.calls, self.fail_at = 0, None
-
-    def forward(self, x):
-        self.calls += 1
-        if self.fail_at is not None and self.calls >= self.fail_at:
-            raise Crash
-        return x.mean(dim=(2, 3)) * 8 + x[:, :, 0, 0] * 4
-
-
 def test_ls_resumes_from_saved_chunks(tmp_path):
-    state, C = tmp_path / "ls-state", FlakyClassifier()
+    state, C = tmp_path / "ls-state", CrashingColours()
     run = lambda s: linear_separability(tiny_generator(16), C, num_samples=40, attributes=3, batch_size=5,  # noqa: E731
                                         device="cpu", progress=False, chunk_size=8, state_dir=s)
     C.fail_at = 6  # 2 calls per chunk: chunks 0 and 1 saved

@@ -14,14 +14,7 @@ from stylegan_metrics.engine.metric import Metric, MetricFamily, count_name, par
 from stylegan_metrics.engine.sampling import generate_batches
 from stylegan_metrics.metrics import FAMILIES, METRICS, build_metric, register
 from stylegan_metrics_cli.main import main
-from helpers import Quadrants, quadrant_reference, tiny_generator
-
-
-class Colours(torch.nn.Module):
-    attributes = ["Red", "Green", "Blue"]
-
-    def forward(self, x):
-        return x.mean(dim=(2, 3)) * 8 + x[:, :, 0, 0] * 4
+from helpers import Colours, Quadrants, quadrant_reference, tiny_generator
 
 
 @pytest.mark.parametrize("name,expected", [

@@ -91,13 +91,13 @@ def _degraded(src, dst, kind, level):
 def test_fid_grows_with_degradation(tmp_path, kind, levels):
     """The FID paper's sanity check, with a fixed feature network (features of a user module)."""
     from stylegan_metrics.networks.registry import build_feature_extractor
-    from stylegan_metrics.reference import accumulate
+    from helpers import feature_stats
     from stylegan_metrics.formulas.frechet import frechet_distance
 
     real = write_disc_images(tmp_path / "real", 200, size=32)
     ext = build_feature_extractor(SobelFeatures(), device=torch.device("cpu"))
-    ref = accumulate(ext, [torch.stack([torch.from_numpy(np.asarray(Image.open(p)).transpose(2, 0, 1).copy())
-                                        for p in sorted(real.glob("*.png"))])])
+    ref = feature_stats(ext, [torch.stack([torch.from_numpy(np.asarray(Image.open(p)).transpose(2, 0, 1).copy())
+                                           for p in sorted(real.glob("*.png"))])])
     values = []
     for level in levels:
         folder = _degraded(real, tmp_path / f"{kind}{level}", kind, level)

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from stylegan_core import CheckpointError, InputError, load_generator, save_checkpoint
 from stylegan_core.formats.nvidia_pickle import read_network_pickle
@@ -23,15 +22,9 @@ from stylegan_core.formats.sources import detect_source
 from stylegan_core.limits import PickleLengthError, check_pickle_lengths
 from stylegan_metrics import ReferenceStats, fid, frechet_distance
 from stylegan_metrics.formulas.frechet import FrechetOverflow
-from stylegan_metrics_cli.main import main
-from helpers import Quadrants, quadrant_reference, tiny_generator, write_zip_dataset
-from test_safety import one_line_error
+from helpers import Quadrants, invoke, one_line_error, quadrant_reference, tiny_generator, write_zip_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def write_deflated(zf: zipfile.ZipFile, name: str, head: bytes, zeros: int) -> None:

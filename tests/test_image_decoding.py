@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image, ImageFile
 
 from stylegan_core import DatasetError, ImageDataset, InputError, load_generator
@@ -21,7 +20,7 @@ from stylegan_metrics.engine.datasets import dataset_batches, open_images
 from stylegan_metrics.engine.labels import conditioning
 from stylegan_metrics.engine.sources import generated_images
 from stylegan_metrics.networks.classifier import read_attribute_labels
-from stylegan_metrics_cli.main import main
+from helpers import invoke, one_line_error
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CPU = torch.device("cpu")
@@ -78,18 +77,6 @@ def write_dataset(root: Path, layout: str, files: list[bytes], *, suffix: str = 
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
     return root
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(r, *fragments):
-    assert r.exit_code == 2, r.output
-    lines = [line for line in r.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), r.output
-    for fragment in fragments:
-        assert fragment in r.output, r.output
 
 
 def refusal(make) -> str:

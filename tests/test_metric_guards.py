@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from stylegan_core import InputError, save_checkpoint
 from stylegan_core.formats.checkpoint import load_generator
@@ -25,20 +24,11 @@ from stylegan_metrics.metrics.fid import fid_name
 from stylegan_metrics.metrics.ls import MIN_KEPT, constant_attributes_warning, few_kept_warning, ls_name
 from stylegan_metrics.formulas.paths import downsample_rules_agree
 from stylegan_metrics.metrics.ppl import MIN_EPSILON, path_length_metric, ppl_name
-from stylegan_metrics_cli.main import main
-from helpers import Quadrants, mean_squared_l2, quadrant_reference, tiny_generator, write_disc_images, write_zip_dataset
+from helpers import (Colours, Crash, CrashingColours, Quadrants, invoke, mean_squared_l2, one_line_error,
+                     quadrant_reference, tiny_generator, write_disc_images, write_zip_dataset)
 
 CONDITIONAL = Path(__file__).parent / "fixtures" / "nvidia_ada_conditional.pkl"
 quiet_ls = pytest.mark.filterwarnings("ignore::stylegan_metrics.engine.metric.MetricWarning")
-
-
-class Channels(torch.nn.Module):
-    """Attribute logits straight off the image: a weighted channel mean (three attributes)."""
-
-    attributes = ["Red", "Green", "Blue"]
-
-    def forward(self, x):
-        return x.mean(dim=(2, 3)) * 8 + x[:, :, 0, 0] * 4
 
 
 class Constant(torch.nn.Module):
@@ -48,18 +38,6 @@ class Constant(torch.nn.Module):
 
     def forward(self, x):
         return torch.stack([torch.ones(x.shape[0]), x[:, 0].mean(dim=(1, 2)) * 8], dim=1)
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line(r, *fragments):
-    assert r.exit_code == 2, r.output
-    lines = [line for line in r.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), r.output
-    for fragment in fragments:
-        assert fragment in r.output, r.output
 
 
 # ---- one name per computation ------------------------------------------------------------------------------------
@@ -113,8 +91,8 @@ def test_python_front_ends_name_results_as_evaluate_does():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
-        res = linear_separability(G, Channels(), num_samples=40, keep=0.25, attributes=3, **kw)
-        [same] = evaluate(G, ["ls40_keep0.25"], classifier=Channels(), attributes=3, **kw)
+        res = linear_separability(G, Colours(), num_samples=40, keep=0.25, attributes=3, **kw)
+        [same] = evaluate(G, ["ls40_keep0.25"], classifier=Colours(), attributes=3, **kw)
     assert set(res.results) == {"ls40_keep0.25_z", "ls40_keep0.25_w"} and same.results == res.results
 
     res = fid(G, quadrant_reference(), num_gen=20, features=Quadrants(), **kw)
@@ -136,7 +114,7 @@ def test_cli_front_ends_name_results_as_evaluate_does(tmp_path):
                        "ls": ["ls", "--num", 40, "--classifier", clf_path, "--attributes", 2],
                        "ls-eval": ["evaluate", "--metrics", "ls40", "--classifier", clf_path, "--attributes", 2]}.items():
         out = tmp_path / f"{what}.jsonl"
-        r = run(*args, *common, "--out", out)
+        r = invoke(*args, *common, "--out", out)
         assert r.exit_code == 0, r.output
         lines[what] = json.loads(out.read_text())
     assert lines["ppl"]["results"] == lines["ppl-eval"]["results"] and set(lines["ppl"]["results"]) == {"ppl4_wend_nocrop"}
@@ -159,7 +137,7 @@ def test_ppl_and_ls_on_a_conditional_generator(tmp_path):
     [same] = evaluate(G, [a.metric], data=data, similarity=mean_squared_l2, device="cpu", progress=False)
     assert same.results == a.results
     with pytest.warns(MetricWarning):
-        res = linear_separability(G, Channels(), num_samples=20, attributes=3, class_index=3, device="cpu",
+        res = linear_separability(G, Colours(), num_samples=20, attributes=3, class_index=3, device="cpu",
                                   progress=False)
     assert set(res.results) == {"ls20_z", "ls20_w"}
 
@@ -171,13 +149,13 @@ def test_cli_ppl_and_ls_take_class_and_data(tmp_path):
                                classifier=clf.state_dict())
     common = ["--ckpt", CONDITIONAL, "--device", "cpu", "--no-progress"]
     ppl_args = ["ppl", "--num", 4, "--no-crop", "--similarity", "toyfaces-lpips", *common]
-    one_line(run(*ppl_args), "conditional", "--data", "--class N")
-    r = run(*ppl_args, "--class", 1)
+    one_line_error(invoke(*ppl_args), "conditional", "--data", "--class N")
+    r = invoke(*ppl_args, "--class", 1)
     assert r.exit_code == 0 and "ppl4_wend_nocrop = " in r.output, r.output
-    r = run("evaluate", "--metrics", "ppl4_wend_nocrop", "--class", 1, "--similarity", "toyfaces-lpips", *common)
+    r = invoke("evaluate", "--metrics", "ppl4_wend_nocrop", "--class", 1, "--similarity", "toyfaces-lpips", *common)
     assert r.exit_code == 0 and "ppl4_wend_nocrop = " in r.output, r.output
     data = write_zip_dataset(tmp_path / "data.zip", [np.zeros((16, 16, 3), np.uint8)] * 4, labels=[0, 1, 2, 3])
-    r = run("ls", "--num", 20, "--classifier", clf_path, "--attributes", 2, "--data", data, *common)
+    r = invoke("ls", "--num", 20, "--classifier", clf_path, "--attributes", 2, "--data", data, *common)
     assert r.exit_code == 0 and "ls20_z = " in r.output, r.output
 
 
@@ -195,7 +173,7 @@ def test_epsilon_below_float32_resolution_is_refused():
     assert ppl(G, num_samples=4, epsilon=1e-4, similarity=mean_squared_l2, device="cpu", progress=False).value > 0
     with pytest.raises(InputError, match="below float32 resolution"):
         build_metric("ppl_wend_eps1e-30")
-    one_line(run("ppl", "--ckpt", "missing.pt", "--epsilon", "1e-30"), "below float32 resolution", "6e-06")
+    one_line_error(invoke("ppl", "--ckpt", "missing.pt", "--epsilon", "1e-30"), "below float32 resolution", "6e-06")
 
 
 def test_absurd_counts_are_refused_up_front(tmp_path):
@@ -205,7 +183,7 @@ def test_absurd_counts_are_refused_up_front(tmp_path):
         fid(tiny_generator(16), quadrant_reference(), num_gen=MAX_COUNT + 1, features=Quadrants(), device="cpu")
     assert build_metric(f"fid{MAX_COUNT}_full").num == MAX_COUNT
     ckpt = save_checkpoint(tmp_path / "G.pt", G=tiny_generator(16), G_ema=tiny_generator(16))
-    one_line(run("evaluate", "--ckpt", ckpt, "--data", tmp_path, "--metrics", "fid99999999999999_full"),
+    one_line_error(invoke("evaluate", "--ckpt", ckpt, "--data", tmp_path, "--metrics", "fid99999999999999_full"),
              "at most 10,000,000")
 
 
@@ -249,12 +227,12 @@ def test_cli_evaluate_parses_names_as_the_python_api(tmp_path):
     ckpt = save_checkpoint(tmp_path / "G.pt", G=tiny_generator(16), G_ema=tiny_generator(16))
     with pytest.raises(InputError, match="named twice"):
         evaluate(tiny_generator(16), "ppl4_wend,ppl4_wend", device="cpu")
-    one_line(run("evaluate", "--ckpt", ckpt, "--metrics", "ppl4_wend,ppl4_wend"), "named twice")
-    one_line(run("evaluate", "--ckpt", ckpt, "--metrics", "ppl_wend,ppl50k_wend"),
+    one_line_error(invoke("evaluate", "--ckpt", ckpt, "--metrics", "ppl4_wend,ppl4_wend"), "named twice")
+    one_line_error(invoke("evaluate", "--ckpt", ckpt, "--metrics", "ppl_wend,ppl50k_wend"),
              "'ppl_wend' and 'ppl50k_wend' both name ppl_wend")
-    one_line(run("evaluate", "--data", tmp_path, "--metrics", "fid"), "--ckpt", "--gen", "neither")
-    one_line(run("evaluate", "--ckpt", ckpt, "--gen", tmp_path, "--data", tmp_path, "--metrics", "fid"), "not both")
-    one_line(run("evaluate", "--ckpt", ckpt, "--data", tmp_path, "--metrics", "fid"), "'fid' without a count",
+    one_line_error(invoke("evaluate", "--data", tmp_path, "--metrics", "fid"), "--ckpt", "--gen", "neither")
+    one_line_error(invoke("evaluate", "--ckpt", ckpt, "--gen", tmp_path, "--data", tmp_path, "--metrics", "fid"), "not both")
+    one_line_error(invoke("evaluate", "--ckpt", ckpt, "--data", tmp_path, "--metrics", "fid"), "'fid' without a count",
              "fid50k_full")
     with pytest.raises(InputError, match="either a generator or generated images"):
         evaluate(None, ["fid"], data=tmp_path)
@@ -282,7 +260,7 @@ def test_weak_separability_scores_warn(tmp_path):
     clf_path = save_checkpoint(tmp_path / "C.pt", kind="attribute-classifier", config={"classifier": clf.config},
                                classifier=clf.state_dict())
     ckpt = save_checkpoint(tmp_path / "G.pt", G=G, G_ema=G)
-    r = run("ls", "--ckpt", ckpt, "--classifier", clf_path, "--num", 64, "--keep", 0.04, "--attributes", 2,
+    r = invoke("ls", "--ckpt", ckpt, "--classifier", clf_path, "--num", 64, "--keep", 0.04, "--attributes", 2,
             "--device", "cpu", "--no-progress")
     assert r.exit_code == 0, r.output
     warned = [line for line in r.stderr.splitlines() if line.startswith("warning: ")]
@@ -303,24 +281,6 @@ def test_stylegan1_downsampling_is_named_only_where_it_changes_the_crop():
         evaluate(G, ["ppl6_wend", "ppl6_wend_sg1down"], **kw)
 
 
-class Crash(Exception):
-    pass
-
-
-class CrashingChannels(Channels):
-    """Channels that raise on the call numbered `fail_at` (1-based): chunks finished before it stay saved."""
-
-    def __init__(self, fail_at=None):
-        super().__init__()
-        self.calls, self.fail_at = 0, fail_at
-
-    def forward(self, x):
-        self.calls += 1
-        if self.calls == self.fail_at:
-            raise Crash
-        return super().forward(x)
-
-
 @quiet_ls
 def test_saved_generated_samples_are_keyed_by_the_labels_they_were_drawn_from(tmp_path):
     """A rerun with other dataset.json labels in the same state folder never reuses samples of the old labels."""
@@ -330,6 +290,6 @@ def test_saved_generated_samples_are_keyed_by_the_labels_they_were_drawn_from(tm
     new = write_zip_dataset(tmp_path / "new.zip", images, labels=[3, 3, 3, 3])
     kw = dict(num_samples=20, attributes=3, batch_size=5, chunk_size=10, device="cpu", progress=False)
     with pytest.raises(Crash):  # the first chunk (two batches) is saved, drawn with the old labels
-        linear_separability(G, CrashingChannels(fail_at=3), data=old, state_dir=tmp_path / "state", **kw)
+        linear_separability(G, CrashingColours(fail_at=3), data=old, state_dir=tmp_path / "state", **kw)
     with pytest.raises(InputError, match="other parameters"):  # refused: the folder holds another run
-        linear_separability(G, CrashingChannels(), data=new, state_dir=tmp_path / "state", **kw)
+        linear_separability(G, CrashingColours(), data=new, state_dir=tmp_path / "state", **kw)

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 from stylegan_core import load_generator, save_checkpoint
@@ -25,14 +24,10 @@ from stylegan_metrics_cli import generate as generate_module, report as report_m
 from stylegan_metrics_cli.generate import parse_seeds
 from stylegan_metrics_cli.main import main
 from stylegan_metrics_cli.options import NetworkFile, parse_weights
-from helpers import tiny_generator
+from helpers import invoke, tiny_generator
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def invoke(*args, **kwargs):
-    return CliRunner().invoke(main, [str(a) for a in args], **kwargs)
 
 
 def refused(result, *needles):

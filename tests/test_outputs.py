@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from stylegan_core import save_checkpoint
 from stylegan_core.errors import OutputError
@@ -26,8 +25,7 @@ from stylegan_metrics import evaluate
 from stylegan_metrics.engine.state import RunState
 from stylegan_metrics.networks.toyfaces_nets import CLASSIFIER_FILE, bundled_path
 from stylegan_metrics.result import MetricResult, results_file_problem
-from stylegan_metrics_cli.main import main
-from helpers import mean_squared_l2, tiny_generator
+from helpers import invoke, mean_squared_l2, one_line_error, tiny_generator
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", STYLEGAN_METRICS_OFFLINE="1")
 NVIDIA_LINE = ('{"results": {"fid50k_full": 2.8413}, "metric": "fid50k_full", "total_time": 3605.4, "total_time_str": '
@@ -39,19 +37,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def ckpt(tmp_path):
     G = tiny_generator(32, seed=3)
     return save_checkpoint(tmp_path / "G.pt", G=G, G_ema=G)
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(r, *fragments):
-    """Exit 2, the last line the only error line (no traceback), holding every fragment."""
-    assert r.exit_code == 2, r.output
-    lines = [line for line in r.output.splitlines() if line.strip()]
-    assert lines[-1].startswith("Error: ") and "Traceback" not in r.output, r.output
-    for fragment in fragments:
-        assert fragment in lines[-1], r.output
 
 
 def digest(path: Path) -> str:
@@ -104,7 +89,7 @@ def test_out_refuses_a_file_that_is_not_results_before_any_work(tmp_path, ckpt, 
     before = digest(path)
     r = invoke("fid", "--ckpt", ckpt, "--data", tmp_path / "missing.npz", "--out", path, "--num", "8",
                "--device", "cpu", "--no-progress")
-    one_line_error(r, f"{path} is not a results file", "nothing was written")
+    one_line_error(r, f"{path} is not a results file", "nothing was written", last_line=True)
     assert "no such statistics file" not in r.output  # refused before the reference is read
     assert digest(path) == before
 
@@ -160,12 +145,13 @@ def test_dev_full_says_the_file_and_every_value(tmp_path, ckpt):
     r = invoke("ppl", "--ckpt", ckpt, "--similarity", "toyfaces-lpips", "--num", "8", "--device", "cpu",
                "--out", "/dev/full", "--state-dir", tmp_path / "state", "--no-progress")
     one_line_error(r, "cannot write /dev/full: No space left on device", "the results were ppl8_wend = ",
-                   f"the saved chunks in {tmp_path / 'state'} are kept")
+                   f"the saved chunks in {tmp_path / 'state'} are kept", last_line=True)
     said = re.search(r"ppl8_wend = ([^;]+);", r.output).group(1)
     assert float(said) > 0 and repr(float(said)) == said  # every digit: it reads back as the same float
     r = invoke("ppl", "--ckpt", ckpt, "--similarity", "toyfaces-lpips", "--num", "8", "--device", "cpu",
                "--out", "/dev/full", "--no-progress")
-    one_line_error(r, "cannot write /dev/full: No space left on device", f"ppl8_wend = {said}; nothing was appended")
+    one_line_error(r, "cannot write /dev/full: No space left on device", f"ppl8_wend = {said}; nothing was appended",
+                   last_line=True)
     assert not list(Path("/dev").glob("full.*-state"))  # no default state folder beside a device
 
 
@@ -236,10 +222,10 @@ def test_ls_details_is_checked_before_the_work(tmp_path, ckpt):
     blocker = tmp_path / "ro"
     blocker.write_text("a file where a folder should be")
     one_line_error(invoke(*ls_args(ckpt, "--details", blocker / "table.csv")),
-                   f"cannot write {blocker / 'table.csv'}", "is not a folder")
+                   f"cannot write {blocker / 'table.csv'}", "is not a folder", last_line=True)
     dataset = tmp_path / "dataset.json"
     dataset.write_text('{"labels": null}')
-    one_line_error(invoke(*ls_args(ckpt, "--details", dataset)), "must end in .csv")
+    one_line_error(invoke(*ls_args(ckpt, "--details", dataset)), "must end in .csv", last_line=True)
     assert dataset.read_text() == '{"labels": null}'
 
 
@@ -252,7 +238,7 @@ def test_ls_details_that_fail_at_the_end_are_printed(tmp_path, ckpt, monkeypatch
     monkeypatch.setattr("stylegan_metrics_cli.ls.atomic_write", full)
     r = invoke(*ls_args(ckpt, "--details", tmp_path / "table.csv", "--out", out))
     one_line_error(r, "No space left on device", "the per-attribute table is printed above as CSV",
-                   f"the result line was appended to {out}")
+                   f"the result line was appended to {out}", last_line=True)
     assert "attribute,entropy_bits,svm_accuracy" in r.output and json.loads(out.read_text())["metric"] == "ls40"
 
 

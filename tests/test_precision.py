@@ -8,7 +8,7 @@ from stylegan_core import InputError
 from stylegan_metrics import fid
 from stylegan_metrics.networks.registry import build_feature_extractor
 from stylegan_metrics.networks.precision import precision_context
-from helpers import tiny_generator
+from helpers import Colours, tiny_generator
 
 
 class ConvFeatures(torch.nn.Module):
@@ -42,12 +42,12 @@ def test_statistics_of_another_precision_are_refused():
 
 
 def _stats(G):
-    from stylegan_metrics.reference import accumulate
+    from helpers import feature_stats
     from stylegan_metrics.engine.sampling import generate_batches
     from stylegan_metrics.stats import ReferenceStats
 
     ext = build_feature_extractor(ConvFeatures(), device=torch.device("cpu"))
-    acc = accumulate(ext, (b.images for b in generate_batches(G, 32, batch_size=16, seed=5, device=torch.device("cpu"))))
+    acc = feature_stats(ext, (b.images for b in generate_batches(G, 32, batch_size=16, seed=5, device=torch.device("cpu"))))
     return ReferenceStats.from_accumulator(acc, ext.name, ext.fingerprint)
 
 
@@ -74,13 +74,6 @@ class Recorder(torch.nn.Module):
     def forward(self, x):
         self.seen.append(x.clone())
         return x.float().mean(dim=(2, 3)) / 255
-
-
-class Colours(torch.nn.Module):
-    attributes = ["Red", "Green", "Blue"]
-
-    def forward(self, x):
-        return x.mean(dim=(2, 3)) * 8 + x[:, :, 0, 0] * 4
 
 
 def test_generator_runs_at_the_feature_metrics_precision_never_for_ls_or_ppl():

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 from stylegan_core import InputError, save_checkpoint
@@ -26,7 +25,8 @@ from stylegan_metrics.reference import compute_reference_stats
 from stylegan_metrics.report import read_results
 from stylegan_metrics.networks.toyfaces_nets import CLASSIFIER_FILE, bundled_path
 from stylegan_metrics_cli.main import main
-from helpers import Quadrants, mean_squared_l2, quadrant_reference, tiny_generator, write_disc_images
+from helpers import (Quadrants, invoke, mean_squared_l2, one_line_error, quadrant_reference, tiny_generator,
+                     write_disc_images)
 
 ROOT = Path(__file__).parent.parent
 ENV = dict(os.environ, OMP_NUM_THREADS="1", STYLEGAN_METRICS_OFFLINE="1")
@@ -37,19 +37,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def ckpt(tmp_path):
     G = tiny_generator(32, seed=3)
     return save_checkpoint(tmp_path / "G.pt", G=G, G_ema=G)
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(r, *fragments):
-    """Exit 2 with one line (no traceback) holding every fragment."""
-    assert r.exit_code == 2, r.output
-    lines = [line for line in r.output.splitlines() if line.strip()]
-    assert lines[-1].startswith("Error: ") and len(lines) in (1, 3), r.output  # 3: click's usage line and hint
-    for fragment in fragments:
-        assert fragment in r.output, r.output
 
 
 # ---- 1. the documented torchrun lines -------------------------------------------------------------------------------
@@ -151,9 +138,10 @@ def test_sigterm_during_an_atomic_write_leaves_no_temporary_file(tmp_path):
 # ---- 3 and 9. images: finite, as declared ---------------------------------------------------------------------------
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_non_finite_truncation_is_refused(tmp_path, ckpt, value):
-    one_line_error(invoke("fid", "--ckpt", ckpt, "--data", tmp_path / "ref.npz", "--truncation", value), "finite")
+    one_line_error(invoke("fid", "--ckpt", ckpt, "--data", tmp_path / "ref.npz", "--truncation", value), "finite",
+                   last_line=True)  # after click's usage line and hint
     one_line_error(invoke("generate", "--ckpt", ckpt, "--seeds", "0-3", "--truncation", value,
-                          "--out", tmp_path / "grid.png"), "finite")
+                          "--out", tmp_path / "grid.png"), "finite", last_line=True)
     assert not (tmp_path / "grid.png").exists()
     with pytest.raises(InputError, match="truncation psi must be a finite number"):
         fid(tiny_generator(16), quadrant_reference(), features=Quadrants(), num_gen=4, truncation_psi=float(value),
@@ -190,7 +178,7 @@ def test_sample_counts_and_kept_samples_are_checked_the_same_everywhere(tmp_path
         evaluate(tiny_generator(16), ["fid1_full"], data=quadrant_reference(), device="cpu")
     r = invoke("ls", "--ckpt", ckpt, "--classifier", bundled_path(CLASSIFIER_FILE), "--keep", "1e-9", "--num", "1000")
     one_line_error(r, "keep 1e-09 of 1000 samples keeps 0 per attribute; an SVM needs at least 2")
-    one_line_error(invoke("ls", "--ckpt", ckpt, "--classifier", "c.pt", "--keep", "nan"), "finite")
+    one_line_error(invoke("ls", "--ckpt", ckpt, "--classifier", "c.pt", "--keep", "nan"), "finite", last_line=True)
 
 
 def test_alpha_channel_of_reference_images_is_dropped_with_one_warning(tmp_path, metrics_home):

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 from stylegan_core import CheckpointError, DatasetError, ImageDataset, InputError, load_generator, save_checkpoint
@@ -23,17 +22,11 @@ from stylegan_metrics import ReferenceStats, fid
 from stylegan_metrics.engine.state import payload_digest
 from stylegan_metrics.networks.classifier import CLASSIFIER_KIND
 from stylegan_metrics.reference import compute_reference_stats
-from stylegan_metrics_cli.main import main
-from helpers import tiny_generator, tiny_stylegan2, write_disc_images, write_zip_dataset
-from test_nvidia_pickle import Record, nvidia_generator_record, nvidia_modules  # noqa: F401 (a fixture)
-from helpers import Quadrants
-from test_safety import one_line_error
+from helpers import (CrashingQuadrants, Quadrants, invoke, one_line_error, tiny_generator, tiny_stylegan2,
+                     write_disc_images, write_zip_dataset)
+from nvidia_records import Record, nvidia_generator_record
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def declared_zip(path: Path, members: dict[str, tuple[bytes, int]]) -> Path:
@@ -210,7 +203,7 @@ def test_bad_datasets_are_one_line(tmp_path, metrics_home, monkeypatch):
         ImageDataset(labelled)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # 16 x 16 > 2 x 50: a decompression bomb to PIL
     one_line_error(stats(good), "decompression bomb")
-    one_line_error(invoke("ppl", "--ckpt", tmp_path / "G.pt", "--seed", "-1"), "-1 is not in the range")
+    one_line_error(invoke("ppl", "--ckpt", tmp_path / "G.pt", "--seed", "-1"), "-1 is not in the range", last_line=True)
 
 
 @pytest.mark.parametrize("content,kind", [
@@ -263,28 +256,16 @@ def test_deeply_nested_json_in_report(tmp_path):
 
 
 # ---- 8. edited files are caught -----------------------------------------------------------------------------
-class Crashing(Quadrants):
-    def __init__(self):
-        super().__init__()
-        self.calls, self.fail_at = 0, None
-
-    def forward(self, x):
-        self.calls += 1
-        if self.fail_at is not None and self.calls >= self.fail_at:
-            raise KeyboardInterrupt
-        return super().forward(x)
-
-
 def test_edited_or_nan_state_chunks_are_recomputed(tmp_path):
-    G, state, features = tiny_generator(16), tmp_path / "state", Crashing()
-    ref = ReferenceStats(*valid_stats(100), n=100, features="Crashing")
+    G, state, features = tiny_generator(16), tmp_path / "state", CrashingQuadrants(error=KeyboardInterrupt)
+    ref = ReferenceStats(*valid_stats(100), n=100, features="CrashingQuadrants")
     run = lambda: fid(G, ref, features=features, num_gen=32, batch_size=8, chunk_size=16,  # noqa: E731
                       device="cpu", progress=False, state_dir=state)
     plain = fid(G, ref, features=features, num_gen=32, batch_size=8, chunk_size=16, device="cpu", progress=False)
-    chunk = state / "fid" / "chunk-000000.npz"
+    chunk = state / "fid32_full_unbiased" / "chunk-000000.npz"
     for edit, message in ((lambda a: dict(a, n=a["n"] * 10), "do not match their digest"),
                           (lambda a: dict(a, sum=a["sum"] * np.nan), "sum holds NaN or Inf")):
-        features.calls, features.fail_at = 0, 3  # chunk 0 (2 batches) saved, then a crash
+        features.calls, features.fail_at = 0, 4  # the width check, chunk 0 (2 batches) saved, then a crash
         with pytest.raises(KeyboardInterrupt):
             run()
         with np.load(chunk) as data:
@@ -295,12 +276,12 @@ def test_edited_or_nan_state_chunks_are_recomputed(tmp_path):
         features.calls, features.fail_at = 0, None
         with pytest.warns(UserWarning, match=rf"chunk-000000.npz is damaged \(.*{message}"):
             assert run().value == plain.value
-        assert features.calls == 4 and not state.exists()  # both chunks computed; the state went
+        assert features.calls == 1 + 4 and not state.exists()  # the width check, both chunks; the state went
 
 
 def test_edited_statistics_cache_is_not_used(tmp_path, metrics_home):
     data = write_disc_images(tmp_path / "data", 6)
-    features = Crashing()
+    features = CrashingQuadrants()
     first = compute_reference_stats(data, features=features, device="cpu", progress=False)
     [cache] = (metrics_home / "stats").glob("*.npz")
     with np.load(cache) as f:

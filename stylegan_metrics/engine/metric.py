@@ -36,7 +36,7 @@ class Metric:
     reference_order: int = 0     # lower reads its reference first (kept reference features: before FID sums them)
 
     @property
-    def folder(self) -> str:     # state sub-folder
+    def folder(self) -> str:     # its state sub-folder: the metric's name, so two metrics of one kind both resume
         return self.name
 
     @property

@@ -24,6 +24,8 @@ STATE_VERSION = 1
 DEFAULT_CHUNK = 4096  # samples per chunk: the unit of sharding and of checkpointing
 Payload = dict[str, np.ndarray]
 RUN, DIGEST = "_run", "_digest"  # a chunk's marker (the run's parameter hash) and the hash of its contents
+# the state folders of earlier versions, one per metric kind (now one per metric name): a rerun finds its own there
+EARLIER_FOLDERS = ("fid", "kid", "pr", "is", "ls", "fid-reference", "kid-reference", "pr-reference")
 CHUNK_NAME = re.compile(r"chunk-\d{6,}\.npz")
 TEMPORARY_NAME = re.compile(r"\.(chunk-\d{6,}\.npz|manifest\.json)\.[0-9a-f]{12}\.tmp")  # atomic_write's
 
@@ -43,6 +45,9 @@ class RunState:
         self.folder = Path(folder)
         self.key = json.loads(json.dumps({"state_version": STATE_VERSION, **key}, sort_keys=True))
         self.manifest = self.folder / "manifest.json"
+        if ranks.is_main():
+            adopt_earlier_folder(self.folder, self.key)
+        ranks.barrier()
         if self.folder.exists() and not self.folder.is_dir():
             raise InputError(f"{self.folder}: the state folder is a file; pass another --state-dir")
         stored = self._read_manifest()
@@ -161,6 +166,29 @@ class RunState:
         if CHUNK_NAME.fullmatch(path.name):
             return _marker(path) == self.digest
         return TEMPORARY_NAME.fullmatch(path.name) is not None
+
+
+def adopt_earlier_folder(folder: Path, key: dict) -> Path | None:
+    """When `folder` does not exist and a sibling named as an earlier version named state folders (EARLIER_FOLDERS,
+    one per metric kind) holds a manifest of exactly `key` (the same run: its chunks carry the same marker), that
+    sibling is renamed to `folder` and returned; otherwise nothing changes and the result is None."""
+    if folder.exists() or folder.is_symlink() or not folder.parent.is_dir():
+        return None
+    for name in EARLIER_FOLDERS:
+        earlier = folder.parent / name
+        if earlier == folder or earlier.is_symlink() or not earlier.is_dir():
+            continue
+        try:
+            stored = json.loads((earlier / "manifest.json").read_text())
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+            continue
+        if stored == key:
+            try:
+                earlier.rename(folder)
+            except OSError:
+                return None
+            return folder
+    return None
 
 
 def payload_digest(arrays: Payload) -> str:

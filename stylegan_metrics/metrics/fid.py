@@ -95,10 +95,6 @@ class FID(Metric):
             self.gen_stats = reference_stats(ctx, self.extractor, None, self.folder, data=ctx.gen)
             self.gen_stats.covariance(self.cov)
 
-    @property
-    def folder(self) -> str:
-        return "fid"
-
     def state_key(self) -> dict:
         return {"metric": "fid", "features": self.extractor.fingerprint}
 

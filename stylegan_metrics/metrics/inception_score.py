@@ -21,10 +21,6 @@ class InceptionScore(KeptFeatures):
         super().__init__(name, num=num, truncation_psi=truncation_psi)
         self.num_splits = num_splits
 
-    @property
-    def folder(self) -> str:
-        return "is"
-
     def compute(self, gen, real):
         logits = gen.astype(np.float64)
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))

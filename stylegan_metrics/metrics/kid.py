@@ -18,10 +18,6 @@ class KID(KeptFeatures):
         super().__init__(name, num=num, max_real=max_real, truncation_psi=truncation_psi)
         self.num_subsets, self.max_subset_size = num_subsets, max_subset_size
 
-    @property
-    def folder(self) -> str:
-        return "kid"
-
     def compute(self, gen, real):
         return {self.name: kid_from_arrays(real, gen, num_subsets=self.num_subsets,
                                            max_subset_size=self.max_subset_size, seed=self.seed)}

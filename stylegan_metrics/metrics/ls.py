@@ -86,10 +86,6 @@ class LinearSeparability(Metric):
                              f"(raise keep or the number of samples)")
         self.name, self.num, self.keep, self.attributes, self.space, self.svm = name, num, keep, attributes, space, svm
 
-    @property
-    def folder(self) -> str:
-        return "ls"
-
     needs_generator = True  # it keeps z and w
 
     def prepare(self, ctx: Context) -> None:

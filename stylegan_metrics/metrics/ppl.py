@@ -107,10 +107,6 @@ class PathLength(Metric):
         self.name, self.num, self.epsilon, self.crop, self.downsample = name, num, epsilon, crop, downsample
         self.combos, self.keys = list(keys), list(keys.values())
 
-    @property
-    def folder(self) -> str:
-        return self.name
-
     def prepare(self, ctx: Context) -> None:
         self.G, self.seed, self.device = ctx.G, ctx.seed, ctx.device
         if self.crop and self.downsample == "stylegan1" and downsample_rules_agree(ctx.G.img_resolution):

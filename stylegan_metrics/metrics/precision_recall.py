@@ -42,10 +42,6 @@ class PrecisionRecall(KeptFeatures):
                                  f"k = {self.k} neighbours besides itself: at least {self.k + 1} images")
         super().prepare(ctx)
 
-    @property
-    def folder(self) -> str:
-        return "pr"
-
     def compute(self, gen, real):
         precision, recall = precision_recall_from_arrays(real, gen, k=self.k, row_batch_size=BLOCK,
                                                          col_batch_size=BLOCK, device=self.device)
