@@ -265,7 +265,7 @@ def test_edited_or_nan_state_chunks_are_recomputed(tmp_path):
     chunk = state / "fid32_full_unbiased" / "chunk-000000.npz"
     for edit, message in ((lambda a: dict(a, n=a["n"] * 10), "do not match their digest"),
                           (lambda a: dict(a, sum=a["sum"] * np.nan), "sum holds NaN or Inf")):
-        features.calls, features.fail_at = 0, 4  # the width check, chunk 0 (2 batches) saved, then a crash
+        features.calls, features.fail_at = 0, 3  # chunk 0 (2 batches) saved, then a crash
         with pytest.raises(KeyboardInterrupt):
             run()
         with np.load(chunk) as data:
@@ -276,7 +276,7 @@ def test_edited_or_nan_state_chunks_are_recomputed(tmp_path):
         features.calls, features.fail_at = 0, None
         with pytest.warns(UserWarning, match=rf"chunk-000000.npz is damaged \(.*{message}"):
             assert run().value == plain.value
-        assert features.calls == 1 + 4 and not state.exists()  # the width check, both chunks; the state went
+        assert features.calls == 4 and not state.exists()  # both chunks computed; the state went
 
 
 def test_edited_statistics_cache_is_not_used(tmp_path, metrics_home):

@@ -13,7 +13,6 @@ from helpers import Crash, CrashingQuadrants, quadrant_reference, tiny_generator
 pytestmark = pytest.mark.usefixtures("one_thread")
 NAMES = ["fid16_full", "fid8_full"]
 OPTIONS = dict(batch_size=4, chunk_size=4, device="cpu", progress=False)
-PROBE = 1  # calls per FID before any pass: given statistics' width checked against the network's output
 
 
 def run(features, state=None, names=NAMES, data=None):
@@ -27,7 +26,7 @@ def chunks(folder):
 
 def test_two_fids_in_one_state_folder_both_resume_to_the_uninterrupted_numbers(tmp_path):
     plain = [r.value for r in run(CrashingQuadrants())]
-    state, net = tmp_path / "state", CrashingQuadrants(fail_at=2 * PROBE + 4)  # a call per chunk: 0..2 saved
+    state, net = tmp_path / "state", CrashingQuadrants(fail_at=4)  # a call per chunk: 0..2 saved
     with pytest.raises(Crash):
         run(net, state)
     assert chunks(state / "fid16_full") == ["chunk-000000.npz", "chunk-000001.npz", "chunk-000002.npz"]
@@ -35,7 +34,7 @@ def test_two_fids_in_one_state_folder_both_resume_to_the_uninterrupted_numbers(t
     net.calls, net.fail_at = 0, None
     resumed = run(net, state)
     assert [r.value for r in resumed] == plain  # bit-identical: the same chunks merged in the same order
-    assert net.calls == 2 * PROBE + 1  # chunk 3 only: fid8_full had every chunk, fid16_full all but one
+    assert net.calls == 1  # chunk 3 only: fid8_full had every chunk, fid16_full all but one
     assert not state.exists()  # every folder removed once the results are computed
 
 
@@ -66,7 +65,7 @@ def test_reference_passes_resume_per_metric(tmp_path, metrics_home):
 
 def earlier_state(tmp_path, name: str) -> os.PathLike:
     """The state an earlier version left: a crashed run's folder renamed to the kind's name, as it wrote it."""
-    state, net = tmp_path / "state", CrashingQuadrants(fail_at=PROBE + 2)  # chunk 0 saved
+    state, net = tmp_path / "state", CrashingQuadrants(fail_at=2)  # chunk 0 saved
     with pytest.raises(Crash):
         run(net, state, [name])
     (state / name).rename(state / "fid")
@@ -78,7 +77,7 @@ def test_a_folder_of_an_earlier_version_with_this_run_in_it_is_resumed(tmp_path)
     state = earlier_state(tmp_path, "fid16_full")
     net = CrashingQuadrants()
     assert run(net, state, ["fid16_full"])[0].value == plain
-    assert net.calls == PROBE + 3  # chunk 0 was found in state/fid
+    assert net.calls == 3  # chunk 0 was found in state/fid
     assert not state.exists()
 
 
@@ -87,7 +86,7 @@ def test_a_folder_of_an_earlier_version_with_another_run_is_left_alone(tmp_path)
     before = {p.name: p.read_bytes() for p in (state / "fid").iterdir()}
     net = CrashingQuadrants()
     run(net, state, ["fid16_full"])
-    assert net.calls == PROBE + 4  # nothing of fid8_full's run is used
+    assert net.calls == 4  # nothing of fid8_full's run is used
     assert {p.name: p.read_bytes() for p in (state / "fid").iterdir()} == before
     assert sorted(p.name for p in state.iterdir()) == ["fid"]  # this run's folder went; the other run's stays
 
