@@ -1,0 +1,42 @@
+"""Hostile and careless input through the CLI: the perceptual networks refuse images too small for their poolings
+with one line, and the advice of a refusal names an option the command has."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from stylegan_core import save_checkpoint
+from stylegan_metrics_cli.main import main
+from helpers import tiny_generator
+from test_safety import one_line_error
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_toyfaces_lpips_refuses_a_crop_too_small_for_its_poolings(tmp_path):
+    G = save_checkpoint(tmp_path / "G16.pt", G=tiny_generator(16), G_ema=tiny_generator(16))
+    common = ["--ckpt", G, "--similarity", "toyfaces-lpips", "--device", "cpu", "--no-progress"]
+    message = "toyfaces-lpips needs images of at least 16x16 pixels after cropping, got 8x8"
+    one_line_error(invoke("ppl", *common, "--num", "4"), message)
+    one_line_error(invoke("evaluate", *common, "--metrics", "ppl4_wend"), message)
+    r = invoke("ppl", *common, "--num", "4", "--no-crop")  # the whole 16 px image passes four 2x poolings
+    assert r.exit_code == 0, r.output
+    assert np.isfinite(float(r.output.split("ppl4_wend_nocrop = ")[1].split()[0]))
+
+
+def test_statistics_without_n_name_the_suffix_train_takes(tmp_path):
+    x = np.random.default_rng(0).normal(size=(50, 240))
+    ref = tmp_path / "ref.npz"
+    np.savez(ref, mu=x.mean(0), sigma=np.cov(x, rowvar=False), features=np.str_("toyfaces"))  # no n
+    data = tmp_path / "data"
+    data.mkdir()
+    run = tmp_path / "run"
+    r = invoke("train", "--data", data, "--out", run, "--resolution", "8", "--kimg", "1", "--device", "cpu",
+               "--metrics", "fid8_full", "--metrics-features", "toyfaces", "--metrics-data", ref)
+    one_line_error(r, "--metrics fid8_full", "do not record their number of images (n)",
+                   "the suffix _unbiased, fid50k_full_unbiased")
+    assert not run.exists()
