@@ -40,3 +40,20 @@ def test_statistics_without_n_name_the_suffix_train_takes(tmp_path):
     one_line_error(r, "--metrics fid8_full", "do not record their number of images (n)",
                    "the suffix _unbiased, fid50k_full_unbiased")
     assert not run.exists()
+
+
+@pytest.mark.parametrize("name", ["data.zip", "dataset.json", "G.pkl"])
+def test_checkpoint_outputs_never_replace_another_kind_of_file(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    victim = tmp_path / name
+    victim.write_bytes(b"PK\x03\x04 a user's file")
+    one_line_error(invoke("convert", "toyfaces", name), f"{name}: checkpoints are written to a name ending in .pt")
+    labels = tmp_path / "labels.json"
+    labels.write_text('{"labels": []}')
+    trained = []
+    monkeypatch.setattr("stylegan_metrics.networks.classifier.ImageDataset", lambda *a, **k: trained.append(1))
+    one_line_error(invoke("train-classifier", "--data", tmp_path, "--labels", labels, "--out", name),
+                   "checkpoints are written to a name ending in .pt")
+    assert victim.read_bytes() == b"PK\x03\x04 a user's file" and trained == []  # refused before any image is read
+    r = invoke("convert", "toyfaces", "G.pt")
+    assert r.exit_code == 0, r.output
