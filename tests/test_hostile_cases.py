@@ -57,3 +57,25 @@ def test_checkpoint_outputs_never_replace_another_kind_of_file(tmp_path, monkeyp
     assert victim.read_bytes() == b"PK\x03\x04 a user's file" and trained == []  # refused before any image is read
     r = invoke("convert", "toyfaces", "G.pt")
     assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_a_device_or_pipe_as_a_dataset_is_refused_without_reading_it(tmp_path, monkeypatch, kind):
+    import os
+    import zipfile
+
+    from stylegan_core.data.datasets import ImageDataset
+    from stylegan_core.errors import DatasetError
+
+    path = "/dev/zero"  # zipfile.is_zipfile reads a device to its end: /dev/zero took 11 GB within a minute
+    if kind == "fifo":
+        path = tmp_path / "pipe"
+        os.mkfifo(path)  # opening it would wait for a writer forever
+    sniffed = []
+    monkeypatch.setattr(zipfile, "is_zipfile", lambda p: sniffed.append(p))
+    with pytest.raises(DatasetError, match="not an image folder or a zip file"):
+        ImageDataset(path)
+    assert sniffed == []
+    monkeypatch.undo()
+    one_line_error(invoke("fid", "--ckpt", "toyfaces", "--data", path, "--features", "toyfaces", "--num", "4",
+                          "--device", "cpu"), "not an image folder or a zip file")
