@@ -169,7 +169,7 @@ def train_classifier(
 ) -> tuple[AttributeClassifier, pd.DataFrame]:
     """Train with BCE on a labelled image folder or zip; returns the model and held-out accuracy per attribute."""
     check_checkpoint_out(out)  # before the images are read and the training time spent
-    dataset = ImageDataset(data, resolution=resolution)
+    dataset = ImageDataset(data, resolution=resolution, labels=False)  # the labels are --labels
     names, all_labels = read_attribute_labels(labels, dataset.files)
     chosen = select_attributes(attributes, available=names)
     y_all = torch.from_numpy(all_labels[:, [names.index(n) for n in chosen]]).float()
