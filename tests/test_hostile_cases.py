@@ -1,11 +1,14 @@
 """Hostile and careless input through the CLI: the perceptual networks refuse images too small for their poolings
 with one line, and the advice of a refusal names an option the command has."""
 
+import re
+import zipfile
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from stylegan_core import save_checkpoint
+from stylegan_core import InputError, save_checkpoint
 from stylegan_metrics_cli.main import main
 from helpers import tiny_generator
 from test_safety import one_line_error
@@ -79,3 +82,22 @@ def test_a_device_or_pipe_as_a_dataset_is_refused_without_reading_it(tmp_path, m
     monkeypatch.undo()
     one_line_error(invoke("fid", "--ckpt", "toyfaces", "--data", path, "--features", "toyfaces", "--num", "4",
                           "--device", "cpu"), "not an image folder or a zip file")
+
+
+@pytest.mark.parametrize("layout", ["folder", "zip"])
+@pytest.mark.parametrize("content", [b"", b"not a picture"])
+def test_an_empty_or_foreign_file_among_images_is_named_not_a_buffer(tmp_path, layout, content):
+    """PIL names the in-memory buffer it was given (`<_io.BytesIO object at 0x...>`); the message names the file."""
+    from stylegan_core.data.datasets import ImageDataset
+
+    root = tmp_path / "d"
+    root.mkdir()
+    (root / "a.png").write_bytes(content)
+    path = root
+    if layout == "zip":
+        path = tmp_path / "d.zip"
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.write(root / "a.png", "a.png")
+    message = rf"^{re.escape(str(path))}: a.png: not an image PIL can read \({len(content)} bytes\)$"
+    with pytest.raises(InputError, match=message):
+        ImageDataset(path, channels=3, labels=False)[0]
