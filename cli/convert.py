@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from stylegan_core.formats.checkpoint import load_generator, save_checkpoint
+from stylegan_core.formats.checkpoint import check_checkpoint_out, load_generator, save_checkpoint
 from stylegan_core.errors import InputError
 from stylegan_core.formats.sources import detect_source
 
@@ -29,6 +29,7 @@ def convert(source, out) -> None:
     """
     if same_file(source, out):
         raise InputError(f"{out} is the source file itself; write the checkpoint to another file")
+    check_checkpoint_out(out)
     G = load_generator(source)
     kind = detect_source(source)
     save_checkpoint(out, config={"G": G.config}, G_ema=G, converted_from=str(source))

@@ -86,7 +86,8 @@ def write_details(path: str, details: pd.DataFrame, *, out: str | None) -> None:
 @click.option("--labels", required=True, type=click.Path(dir_okay=False),
               help="list_attr_celeba.txt (-1/1), a dataset.json with a list of values per image (> 0 = present), "
                    "or NVIDIA's dataset.json with an integer class per image (attributes class0, class1, ...).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Classifier checkpoint to write.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Classifier checkpoint to write (a name ending in .pt).")
 @attributes_option
 @click.option("--resolution", type=click.IntRange(min=16), default=64, show_default=True,
               help="Side the images are centre-cropped and resized to (at least 16: four 2x poolings).")

@@ -152,7 +152,8 @@ class ReferenceStats:
         if self.n < 2:
             raise InputError("these reference statistics do not record their number of images (n), which the "
                              "biased (1/N) covariance needs to rescale their (N - 1) sigma; use the unbiased "
-                             "covariance (--cov unbiased) or recompute them with the stats command")
+                             "covariance (--cov unbiased; in metric names the suffix _unbiased, fid50k_full_unbiased) "
+                             "or recompute them with the stats command")
         return self.sigma * ((self.n - 1) / self.n)
 
     def digest(self) -> str:

@@ -285,6 +285,12 @@ def test_train_classifier_cli_with_nvidias_class_labels(tmp_path, layout):
                "16", "--epochs", "1", "--no-progress")
     one_line_error(r, f"{labels}: the label of 00000/img00000000.png is 0.5; a class label must be an integer >= 0")
     assert not (tmp_path / "D.pt").exists()
+    # the data's own dataset.json is not what train-classifier reads: labels it could not use do not matter
+    other = write_dataset(tmp_path / "e", layout, images, labels=[c + 0.5 for c in classes])
+    labels.write_text(json.dumps({"labels": [[f"00000/img{i:08d}.png", c] for i, c in enumerate(classes)]}))
+    r = invoke("train-classifier", "--data", other, "--labels", labels, "--out", tmp_path / "E.pt", "--attributes",
+               "3", "--resolution", "16", "--epochs", "1", "--batch", "4", "--no-progress")
+    assert r.exit_code == 0 and (tmp_path / "E.pt").is_file(), r.output
 
 
 def test_16_bit_grayscale_opened_as_mode_i_by_older_pillow_is_scaled_not_refused():

@@ -88,7 +88,7 @@ class ImageDataset(torch.utils.data.Dataset):
         if self.path.is_dir():
             self.kind = "folder"
             names = sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file())
-        elif zipfile.is_zipfile(self.path):
+        elif self.path.is_file() and zipfile.is_zipfile(self.path):  # never a device: /dev/zero reads forever
             self.kind = "zip"
             try:
                 names = sorted(self._open_zip().namelist())

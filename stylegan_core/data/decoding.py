@@ -25,6 +25,8 @@ def open_header(data: bytes, where: str) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below with our own limit
             img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:  # PIL's message names its in-memory buffer, not the file
+        raise DatasetError(f"{where}: not an image PIL can read ({len(data):,} bytes)") from None
     except _READ_ERRORS as e:
         raise DatasetError(f"{where}: cannot read image ({e})") from None
     w, h = img.size

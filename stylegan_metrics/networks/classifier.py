@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from stylegan_core.formats.checkpoint import build_module, load_checkpoint, save_checkpoint
+from stylegan_core.formats.checkpoint import build_module, check_checkpoint_out, load_checkpoint, save_checkpoint
 from stylegan_core.data.datasets import ImageDataset, check_labels
 from stylegan_core.errors import CheckpointError, InputError
 from stylegan_core.data.images import from_uint8
@@ -168,7 +168,8 @@ def train_classifier(
     progress: bool = True,
 ) -> tuple[AttributeClassifier, pd.DataFrame]:
     """Train with BCE on a labelled image folder or zip; returns the model and held-out accuracy per attribute."""
-    dataset = ImageDataset(data, resolution=resolution)
+    check_checkpoint_out(out)  # before the images are read and the training time spent
+    dataset = ImageDataset(data, resolution=resolution, labels=False)  # the labels are --labels
     names, all_labels = read_attribute_labels(labels, dataset.files)
     chosen = select_attributes(attributes, available=names)
     y_all = torch.from_numpy(all_labels[:, [names.index(n) for n in chosen]]).float()

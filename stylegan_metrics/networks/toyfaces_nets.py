@@ -79,8 +79,12 @@ class ToyfacesLPIPS(nn.Module):
     def __init__(self, classifier: AttributeClassifier):
         super().__init__()
         self.classifier = classifier.eval().requires_grad_(False)
+        self.min_side = 2 ** (len(classifier.features) // 5)  # every stage ends in a 2x2 pooling
 
-    def forward(self, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
+    def forward(self, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:  # [N, 3, H, W] x2 -> [N]
+        if min(img0.shape[2:]) < self.min_side:
+            raise InputError(f"toyfaces-lpips needs images of at least {self.min_side}x{self.min_side} pixels after "
+                             f"cropping, got {img0.shape[2]}x{img0.shape[3]} (use a larger generator or --no-crop)")
         n = img0.shape[0]
         total = torch.zeros(n, device=img0.device, dtype=img0.dtype)
         for f in self.classifier.stage_outputs(torch.cat([img0, img1]), resize=False):
