@@ -6,7 +6,7 @@ import click
 
 from stylegan_metrics.demo import printed_table, run_demo
 
-from .options import device_option, no_progress_option
+from .options import device_option, metric_warnings_as_lines, no_progress_option
 
 
 @click.command()
@@ -18,6 +18,7 @@ from .options import device_option, no_progress_option
 def demo(out, quick, device, no_progress) -> None:
     """FID, KID, IS, PPL (Z/W, full/end) and linear separability (Z/W, 40 attributes) of the bundled toyfaces
     generator, with figures: samples, style mixing, truncation, PPL histograms, LS entropies."""
-    table = run_demo(out, quick=quick, device=device, progress=not no_progress)
+    with metric_warnings_as_lines():  # weak-score warnings (the 5 attributes that never occur) as one line each
+        table = run_demo(out, quick=quick, device=device, progress=not no_progress)
     click.echo(printed_table(table), nl=False)
     click.echo(f"report, figures and metrics.jsonl in {out}/")

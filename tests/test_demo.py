@@ -22,6 +22,8 @@ def test_demo_quick(tmp_path, metrics_home):
     out = tmp_path / "demo"
     result = CliRunner().invoke(main, ["demo", "--quick", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if line.startswith("warning: ls2k: the classifier gives one class")]
+    assert len(warned) == 1 and "MetricWarning" not in result.output  # one line, not Python's two-line warning
     for name in FIGURES:
         image = np.asarray(Image.open(out / name).convert("RGB"))
         assert image.shape[0] > 50 and len(np.unique(image.reshape(-1, 3), axis=0)) > 20, name
