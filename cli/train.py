@@ -150,7 +150,6 @@ def check_snapshot_metrics(names: list[str], *, data: str, features: str, weight
     from stylegan_core.files import check_writable
     from stylegan_metrics.engine.context import Context
     from stylegan_metrics.engine.datasets import is_images, open_images
-    from stylegan_metrics.engine.metric import Metric
     from stylegan_metrics.metrics import build_metric
     from stylegan_metrics.metrics.fid import FID, check_width
     from stylegan_metrics.metrics.ls import LinearSeparability
@@ -172,8 +171,7 @@ def check_snapshot_metrics(names: list[str], *, data: str, features: str, weight
     ctx = Context(G, torch.device("cpu"), data=data, features=features, weights=weights, progress=False)
     for m in metrics:
         _as_metric_option(m.name, m.prepare, ctx)  # networks and their weights; what the generator must offer
-    readers = [m for m in metrics
-               if type(m).prepare_reference is not Metric.prepare_reference and getattr(m, "uses_reference", True)]
+    readers = [m for m in metrics if m.uses_reference]
     if readers and is_images(data):
         _as_metric_option(readers[0].name, open_images, data, resolution=resolution)  # the engine's size rule
     else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numbers
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 
@@ -14,6 +14,9 @@ from stylegan_core.errors import InputError
 
 from .context import Context
 from .state import Payload
+
+if TYPE_CHECKING:
+    from stylegan_metrics.networks.registry import FeatureExtractor
 
 
 class MetricWarning(UserWarning):
@@ -34,6 +37,9 @@ class Metric:
     source: str = "generated"
     truncation_psi: float = 1.0  # generated images only
     reference_order: int = 0     # lower reads its reference first (kept reference features: before FID sums them)
+    uses_reference: bool = False      # compares against reference data (--data): FID, KID, PR
+    accepts_statistics: bool = False  # its generated side may be a statistics file (FID of two .npz files)
+    extractor: FeatureExtractor | None = None  # the feature network it reads, set by `prepare` (None: none)
 
     @property
     def folder(self) -> str:     # its state sub-folder: the metric's name, so two metrics of one kind both resume

@@ -63,8 +63,7 @@ def check_gen_count(gen, metrics: list[Metric]) -> None:
 def generator_precision(m: Metric) -> str:
     """The generator's arithmetic in a metric's generated pass: that of the feature network it reads (FID, KID, IS,
     PR: --precision), fp32 for any other (LS; PPL draws its own images, always in fp32)."""
-    extractor = getattr(m, "extractor", None)
-    return extractor.precision if isinstance(extractor, FeatureExtractor) else "fp32"
+    return m.extractor.precision if m.extractor is not None else "fp32"
 
 
 def _passes(metrics: list[Metric]) -> dict[tuple, list[Metric]]:
@@ -142,9 +141,9 @@ def run_metrics(
             twice = sorted({n for n in names if names.count(n) > 1})
             raise InputError(f"{', '.join(twice)} named twice: at {G.img_resolution} px these names are one "
                              "computation")
-        for m in sorted(metrics, key=lambda m: getattr(m, "reference_order", 0)):  # stable: else in the given order
+        for m in sorted(metrics, key=lambda m: m.reference_order):  # stable: else in the given order
             start = time.time()
-            getattr(m, "prepare_reference", lambda ctx: None)(ctx)
+            m.prepare_reference(ctx)
             seconds[id(m)] += time.time() - start
         generator = module_fingerprint(G) if G is not None else None
         results: dict[int, MetricResult] = {}
@@ -152,9 +151,9 @@ def run_metrics(
         for key, group in _passes(metrics).items():
             start = time.time()
             if key[0] == "generated" and gen_is_statistics(gen):  # FID of two statistics files: nothing to run
-                if not all(getattr(m, "accepts_statistics", False) for m in group):
+                if not all(m.accepts_statistics for m in group):
                     raise InputError("generated-side statistics (.npz) serve FID only; give images for "
-                                     + ", ".join(m.name for m in group if not getattr(m, "accepts_statistics", False)))
+                                     + ", ".join(m.name for m in group if not m.accepts_statistics))
                 batches, source = None, {}
             elif key[0] == "generated":
                 batches, source = generated_source(ctx, key[1], max(m.num for m in group), precision=key[2],

@@ -10,7 +10,7 @@ from typing import Callable
 from stylegan_core.data.datasets import ImageDataset
 from stylegan_core.errors import InputError
 
-from stylegan_metrics.networks.registry import FeatureExtractor, module_fingerprint
+from stylegan_metrics.networks.registry import module_fingerprint
 from stylegan_metrics.networks.resizing import resize_rule
 
 from .context import Context
@@ -93,9 +93,8 @@ def warn_if_sizes_differ(ctx: Context, metrics: list) -> None:
     that compare them still run (their feature networks resize every image), and the warning says how."""
     compared = {}  # network name -> metric names
     for m in metrics:
-        extractor = getattr(m, "extractor", None)
-        if isinstance(extractor, FeatureExtractor) and getattr(m, "uses_reference", True):
-            compared.setdefault(extractor.name, []).append(m.name)
+        if m.extractor is not None and m.uses_reference:
+            compared.setdefault(m.extractor.name, []).append(m.name)
     if ctx.gen is None or not compared:
         return
     gen = generated_images(ctx.gen).resolution

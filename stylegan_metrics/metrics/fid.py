@@ -66,6 +66,7 @@ class FID(Metric):
     (its first `max_real` images, or all of them with max_real=None)."""
 
     accepts_statistics = True  # the generated side may be a statistics file too
+    uses_reference = True
 
     def __init__(
         self,
