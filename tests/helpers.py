@@ -175,3 +175,16 @@ def one_line_error(result, *fragments, last_line: bool = False) -> None:
         assert len(lines) == 1, result.output
     for fragment in fragments:
         assert fragment in lines[-1], result.output
+
+
+def children(pid: int) -> list[int]:
+    """The process ids of `pid`'s children (Linux /proc)."""
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not count)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

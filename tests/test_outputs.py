@@ -25,7 +25,7 @@ from stylegan_metrics import evaluate
 from stylegan_metrics.engine.state import RunState
 from stylegan_metrics.networks.toyfaces_nets import CLASSIFIER_FILE, bundled_path
 from stylegan_metrics.result import MetricResult, results_file_problem
-from helpers import invoke, mean_squared_l2, one_line_error, tiny_generator
+from helpers import alive, children, invoke, mean_squared_l2, one_line_error, tiny_generator
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", STYLEGAN_METRICS_OFFLINE="1")
 NVIDIA_LINE = ('{"results": {"fid50k_full": 2.8413}, "metric": "fid50k_full", "total_time": 3605.4, "total_time_str": '
@@ -262,17 +262,6 @@ def test_state_removal_keeps_files_it_did_not_write(tmp_path):
 
 
 # ---- --gpus N: workers end with their launcher --------------------------------------------------------------------
-def children(pid: int) -> list[int]:
-    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.slow
 def test_workers_end_when_the_launcher_is_sigkilled(tmp_path, ckpt, metrics_home):
     if not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists():

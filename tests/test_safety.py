@@ -25,8 +25,8 @@ from stylegan_metrics.reference import compute_reference_stats
 from stylegan_metrics.report import read_results
 from stylegan_metrics.networks.toyfaces_nets import CLASSIFIER_FILE, bundled_path
 from stylegan_metrics_cli.main import main
-from helpers import (Quadrants, invoke, mean_squared_l2, one_line_error, quadrant_reference, tiny_generator,
-                     write_disc_images)
+from helpers import (Quadrants, alive, children, invoke, mean_squared_l2, one_line_error, quadrant_reference,
+                     tiny_generator, write_disc_images)
 
 ROOT = Path(__file__).parent.parent
 ENV = dict(os.environ, OMP_NUM_THREADS="1", STYLEGAN_METRICS_OFFLINE="1")
@@ -86,17 +86,6 @@ def test_documented_torchrun_line_runs_on_two_gloo_processes(tmp_path, metrics_h
 
 
 # ---- 2. signals -------------------------------------------------------------------------------------------------
-def children(pid: int) -> list[int]:
-    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.slow
 def test_sigterm_to_the_gpus_launcher_stops_its_workers(tmp_path, ckpt, metrics_home):
     state = tmp_path / "state"
