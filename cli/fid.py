@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from stylegan_core import ranks
-from stylegan_core.errors import InputError
-from stylegan_core.files import check_writable
+from stylegan_core.files import check_output_name
 from stylegan_metrics.engine.sources import gen_count
 from stylegan_metrics.metrics import build_metric
 from stylegan_metrics.metrics.fid import fid_name
@@ -63,10 +60,9 @@ def fid(ckpt, gen, class_index, data, num, batch, seed, truncation_psi, cov, fea
 def stats(data, out, max_items, batch, features, weights, precision, device, state_dir, chunk_size, workers,
           no_progress) -> None:
     """Reference statistics (mu, sigma of the features) of a dataset, saved as .npz."""
-    if Path(out).suffix.lower() != ".npz":
-        raise InputError(f"{out}: statistics files end in .npz (refusing to write another kind of file)")
-    if ranks.is_main():
-        check_writable(out)  # before the work, not after it
+    # before the work, not after it; one process checks the place
+    check_output_name(out, ".npz", "statistics files end in .npz (refusing to write another kind of file)",
+                      writable=ranks.is_main())
     result = compute_reference_stats(data, features=features, max_items=max_items, batch_size=batch,
                                      weights=weights_of(weights, features, "--features"),
                                      device=device, progress=not no_progress,

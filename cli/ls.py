@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 import pandas as pd
 
 from stylegan_core import ranks
-from stylegan_core.errors import InputError, OutputError
-from stylegan_core.files import atomic_write, check_writable
+from stylegan_core.errors import OutputError
+from stylegan_core.files import atomic_write, check_output_name
 from stylegan_metrics.metrics import build_metric
 from stylegan_metrics.metrics.ls import ls_name
 from stylegan_metrics.networks.classifier import load_classifier, train_classifier as run_classifier_training
@@ -63,10 +61,8 @@ def ls(ckpt, data, class_index, classifier, attributes, space, num, keep, svm, d
 def check_details_file(path: str) -> None:
     """`--details` names a .csv file that can be written: atomic_write replaces whatever is there, so another
     kind of file (`--details dataset.json`) is refused, as `stats --out` refuses all but .npz."""
-    if Path(path).suffix.lower() != ".csv":
-        raise InputError(f"{path}: --details writes a CSV table and its name must end in .csv (refusing to replace "
-                         f"another kind of file)")
-    check_writable(path)
+    check_output_name(path, ".csv", "--details writes a CSV table and its name must end in .csv (refusing to "
+                                    "replace another kind of file)")
 
 
 def write_details(path: str, details: pd.DataFrame, *, out: str | None) -> None:

@@ -172,6 +172,18 @@ def _undo_append(fd: int, path: Path, size: int | None, created: bool) -> None:
         pass
 
 
+def check_output_name(path: str | os.PathLike, suffix: str, refusal: str, *, writable: bool = True) -> Path:
+    """An output file about to be replaced by a whole new one (a checkpoint, a statistics file, a CSV table),
+    checked before the work: its name ends in `suffix`, so that another kind of file (`dataset.json`, `data.zip`,
+    an image) is never replaced (OutputError "PATH: `refusal`"), and, with `writable`, its place accepts it."""
+    path = Path(path)
+    if path.suffix.lower() != suffix:
+        raise OutputError(f"{path}: {refusal}")
+    if writable:
+        check_writable(path)
+    return path
+
+
 def check_writable(path: str | os.PathLike) -> None:
     """Fail before the work, not after it: `path` must not be a folder, and its folder (or the nearest existing
     parent, when it is still to be made) must accept a new file. A full disk is found only when writing."""

@@ -11,9 +11,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from stylegan_core.errors import CheckpointError, InputError, OutputError
+from stylegan_core.errors import CheckpointError, InputError
 from stylegan_core.limits import LimitError, build_within
-from stylegan_core.files import atomic_write, check_writable
+from stylegan_core.files import atomic_write, check_output_name
 from stylegan_core.networks.generator import Generator
 from stylegan_core.formats.nvidia_pickle import load_nvidia_generator
 from stylegan_core.formats.rosinality import load_rosinality_generator
@@ -39,12 +39,8 @@ def check_checkpoint_out(path: str | os.PathLike) -> Path:
     """A checkpoint about to be written (convert's OUT, train-classifier's --out): its name ends in .pt and its
     place can be written, checked before the work. The checkpoint replaces whatever file has the name, so another
     kind of file (`data.zip`, `dataset.json`) is refused, as `stats --out` refuses all but .npz."""
-    path = Path(path)
-    if path.suffix.lower() != ".pt":
-        raise OutputError(f"{path}: checkpoints are written to a name ending in .pt (refusing to replace another kind "
-                          f"of file)")
-    check_writable(path)
-    return path
+    return check_output_name(path, ".pt", "checkpoints are written to a name ending in .pt (refusing to replace "
+                                          "another kind of file)")
 
 
 def save_checkpoint(path: str | os.PathLike, **parts: Any) -> Path:
