@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -188,3 +189,12 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def workers_inside_the_run(launcher, manifest: Path, *, timeout: float = 120) -> list[int]:
+    """The worker pids of a `--gpus N` launcher once they are inside the run (its state `manifest` exists), or
+    whatever children it has when it ended or `timeout` s passed."""
+    deadline = time.time() + timeout
+    while not manifest.exists() and launcher.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    return children(launcher.pid)

@@ -25,7 +25,7 @@ from stylegan_metrics import evaluate
 from stylegan_metrics.engine.state import RunState
 from stylegan_metrics.networks.toyfaces_nets import CLASSIFIER_FILE, bundled_path
 from stylegan_metrics.result import MetricResult, results_file_problem
-from helpers import alive, children, invoke, mean_squared_l2, one_line_error, tiny_generator
+from helpers import alive, invoke, mean_squared_l2, one_line_error, tiny_generator, workers_inside_the_run
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", STYLEGAN_METRICS_OFFLINE="1")
 NVIDIA_LINE = ('{"results": {"fid50k_full": 2.8413}, "metric": "fid50k_full", "total_time": 3605.4, "total_time_str": '
@@ -272,13 +272,9 @@ def test_workers_end_when_the_launcher_is_sigkilled(tmp_path, ckpt, metrics_home
                                  "--device", "cpu", "--gpus", "2", "--out", str(out), "--state-dir", str(state),
                                  "--no-progress"],
                                 env=dict(ENV, STYLEGAN_METRICS_HOME=str(metrics_home)), stderr=subprocess.DEVNULL)
-    workers = []
+    workers, manifest = [], state / "ppl400_wend" / "manifest.json"
     try:
-        deadline = time.time() + 120
-        manifest = state / "ppl400_wend" / "manifest.json"
-        while not manifest.exists() and launcher.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        workers = children(launcher.pid)
+        workers = workers_inside_the_run(launcher, manifest)
         assert len(workers) == 2 and all(map(alive, workers))
         launcher.kill()
         launcher.wait()

@@ -9,7 +9,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +24,8 @@ from stylegan_metrics.reference import compute_reference_stats
 from stylegan_metrics.report import read_results
 from stylegan_metrics.networks.toyfaces_nets import CLASSIFIER_FILE, bundled_path
 from stylegan_metrics_cli.main import main
-from helpers import (Quadrants, alive, children, invoke, mean_squared_l2, one_line_error, quadrant_reference,
-                     tiny_generator, write_disc_images)
+from helpers import (Quadrants, alive, invoke, mean_squared_l2, one_line_error, quadrant_reference,
+                     tiny_generator, workers_inside_the_run, write_disc_images)
 
 ROOT = Path(__file__).parent.parent
 ENV = dict(os.environ, OMP_NUM_THREADS="1", STYLEGAN_METRICS_OFFLINE="1")
@@ -95,11 +94,7 @@ def test_sigterm_to_the_gpus_launcher_stops_its_workers(tmp_path, ckpt, metrics_
                                 env=dict(ENV, STYLEGAN_METRICS_HOME=str(metrics_home)), stderr=subprocess.PIPE)
     workers = []
     try:
-        deadline = time.time() + 120
-        manifest = state / "ppl1000k_wend" / "manifest.json"
-        while not manifest.exists() and launcher.poll() is None and time.time() < deadline:
-            time.sleep(0.1)  # both workers are inside the run once the manifest exists
-        workers = children(launcher.pid)
+        workers = workers_inside_the_run(launcher, state / "ppl1000k_wend" / "manifest.json")
         assert len(workers) == 2 and all(map(alive, workers))
         launcher.send_signal(signal.SIGTERM)
         assert launcher.wait(timeout=60) == 128 + signal.SIGTERM
