@@ -6,7 +6,7 @@ import click
 
 from stylegan_core import ranks
 from stylegan_core.files import check_output_name
-from stylegan_metrics.engine.sources import gen_count
+from stylegan_metrics.engine.generated import gen_count
 from stylegan_metrics.metrics import build_metric
 from stylegan_metrics.metrics.fid import fid_name
 from stylegan_metrics.reference import compute_reference_stats

@@ -149,7 +149,7 @@ def check_snapshot_metrics(names: list[str], *, data: str, features: str, weight
 
     from stylegan_core.files import check_writable
     from stylegan_metrics.engine.context import Context
-    from stylegan_metrics.engine.datasets import is_images, open_images
+    from stylegan_metrics.engine.reference_images import is_images, open_images
     from stylegan_metrics.metrics import build_metric
     from stylegan_metrics.metrics.fid import FID, check_width
     from stylegan_metrics.metrics.ls import LinearSeparability

@@ -20,7 +20,7 @@ from stylegan_core.allocator import keep_freed_memory
 from stylegan_core.errors import InputError, OutputError
 from stylegan_core.files import atomic_write, check_writable
 
-from .engine.datasets import ReferenceImages, dataset_batches, image_views, open_images
+from .engine.reference_images import ReferenceImages, dataset_batches, image_views, open_images
 from .engine.device import resolve_device
 from .engine.passes import open_states, run_pass
 from .engine.state import DEFAULT_CHUNK, Payload

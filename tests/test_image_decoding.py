@@ -16,9 +16,9 @@ from PIL import Image, ImageFile
 
 from stylegan_core import DatasetError, ImageDataset, InputError, load_generator
 from stylegan_core.data.decoding import MAX_IMAGE_SIDE, to_uint8_array
-from stylegan_metrics.engine.datasets import dataset_batches, open_images
+from stylegan_metrics.engine.reference_images import dataset_batches, open_images
 from stylegan_metrics.engine.labels import conditioning
-from stylegan_metrics.engine.sources import generated_images
+from stylegan_metrics.engine.generated import generated_images
 from stylegan_metrics.networks.classifier import read_attribute_labels
 from helpers import invoke, one_line_error
 

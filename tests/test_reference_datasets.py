@@ -8,7 +8,7 @@ import torch
 from stylegan_core.data.toyfaces import ToyFaces, write_toyfaces
 from stylegan_core.errors import InputError
 from stylegan_metrics import evaluate
-from stylegan_metrics.engine.datasets import open_images
+from stylegan_metrics.engine.reference_images import open_images
 from stylegan_metrics.networks.registry import build_feature_extractor
 from stylegan_metrics.networks.toyfaces_nets import load_toyfaces_classifier
 from helpers import tiny_generator

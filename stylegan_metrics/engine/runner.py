@@ -24,7 +24,7 @@ from .device import resolve_device
 from .metric import Metric
 from .passes import open_states, run_pass
 from .sampling import SAMPLING_VERSION, check_generator, check_truncation
-from .sources import gen_count, gen_is_statistics, generated_source, warn_if_sizes_differ
+from .generated import gen_count, gen_is_statistics, generated_source, warn_if_sizes_differ
 from .state import DEFAULT_CHUNK
 
 

@@ -14,7 +14,7 @@ from stylegan_core.errors import InputError
 from stylegan_metrics.engine.context import WeightsOption
 from stylegan_metrics.engine.metric import Metric, MetricFamily, count_name
 from stylegan_metrics.engine.runner import run_metrics
-from stylegan_metrics.engine.sources import gen_count
+from stylegan_metrics.engine.generated import gen_count
 from stylegan_metrics.engine.state import DEFAULT_CHUNK
 from stylegan_metrics.networks.registry import FeatureExtractor
 from stylegan_metrics.result import MetricResult

@@ -9,10 +9,10 @@ import torch
 from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import Context
-from stylegan_metrics.engine.datasets import check_resolution, is_images
+from stylegan_metrics.engine.reference_images import check_resolution, is_images
 from stylegan_metrics.engine.metric import Metric, MetricFamily, check_count, count_name, parse_count
 from stylegan_metrics.engine.runner import run_metrics
-from stylegan_metrics.engine.sources import gen_count, gen_is_statistics
+from stylegan_metrics.engine.generated import gen_count, gen_is_statistics
 from stylegan_metrics.engine.state import DEFAULT_CHUNK, Payload
 from stylegan_metrics.formulas.frechet import FrechetOverflow, frechet_distance
 from stylegan_metrics.networks.registry import FeatureExtractor

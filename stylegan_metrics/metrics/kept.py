@@ -14,7 +14,7 @@ from stylegan_metrics.engine.metric import Metric
 from stylegan_metrics.engine.passes import RowsPart, open_states, run_pass
 from stylegan_metrics.engine.state import Payload
 from stylegan_metrics.networks.registry import FeatureExtractor
-from stylegan_metrics.engine.datasets import dataset_batches, image_views, is_images, open_images
+from stylegan_metrics.engine.reference_images import dataset_batches, image_views, is_images, open_images
 from stylegan_metrics.reference import features_cache_file, load_cached_features, save_features
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import Context
-from stylegan_metrics.engine.datasets import is_images, open_images
+from stylegan_metrics.engine.reference_images import is_images, open_images
 from stylegan_metrics.engine.metric import MetricFamily, check_count, parse_count
 from stylegan_metrics.formulas.precision_recall import precision_recall_from_arrays
 

@@ -14,7 +14,7 @@ from stylegan_metrics.networks.registry import module_fingerprint
 from stylegan_metrics.networks.resizing import resize_rule
 
 from .context import Context
-from .datasets import dataset_batches, dataset_fingerprint, image_views, is_images, open_images
+from .reference_images import dataset_batches, dataset_fingerprint, image_views, is_images, open_images
 from .labels import conditioning, conditioning_key
 from .passes import SampleView
 from .sampling import generate_batches, grouped
