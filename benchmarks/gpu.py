@@ -183,8 +183,6 @@ def e2e_rows(G, args, dev: torch.device, weights: dict, reference: Path, ckpt: P
     """(tool, setting, seconds, value) rows of FID end to end."""
     from stylegan_metrics import evaluate, fid
     from stylegan_metrics.engine.metric import count_name
-    from stylegan_metrics.engine.runner import run_metrics
-    from stylegan_metrics.metrics import build_metric
 
     features, w = args.e2e_features, weights.get(args.e2e_features)
     common = dict(batch_size=args.batch, seed=0, features=features, weights=w, device=dev, progress=False)
@@ -207,8 +205,8 @@ def e2e_rows(G, args, dev: torch.device, weights: dict, reference: Path, ckpt: P
                  rs[0].value))
     for fb in [f for f in args.feature_batches if f > args.batch]:
         fresh_cache()
-        metric = build_metric(f"fid{count_name(args.num)}_full", cov="unbiased")
-        seconds, [r] = timed(lambda: run_metrics(G, [metric], data=reference, feature_batch_size=fb, **common))
+        seconds, [r] = timed(lambda: evaluate(G, [f"fid{count_name(args.num)}_full"], data=reference, cov="unbiased",
+                                              feature_batch_size=fb, **common))
         rows.append(("ours", f"FID, fp32, {fb} images per feature call", seconds, r.value))
     if args.skip_peers:
         return rows

@@ -278,9 +278,11 @@ def run_on_generator(ckpt: str | None, gen: str | None, run: Callable, *, device
 
 def run_metric_command(ckpt: str | None, metrics, *, device: str | None, out: str | None, state_dir, gen=None,
                        **options):
-    """One command's built metrics on the engine (see run_on_generator); returns the results."""
+    """One command's built metrics on the engine (see run_on_generator); returns the results. `options`: the
+    fields of EvaluationOptions the command sets."""
+    from stylegan_metrics.engine.options import EvaluationOptions
     from stylegan_metrics.engine.runner import run_metrics
 
-    return run_on_generator(ckpt, gen, lambda G, dev: run_metrics(
-        G, metrics, device=dev, out=out, snapshot_pkl=str(ckpt or gen), state_dir=state_dir, gen=gen, **options),
+    return run_on_generator(ckpt, gen, lambda G, dev: run_metrics(G, metrics, EvaluationOptions(
+        device=dev, out=out, snapshot_pkl=str(ckpt or gen), state_dir=state_dir, gen=gen, **options)),
         device=device, out=out)

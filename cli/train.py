@@ -149,7 +149,8 @@ def check_snapshot_metrics(names: list[str], *, data: str, features: str, weight
 
     from stylegan_core.files import check_writable
     from stylegan_metrics.engine.context import Context
-    from stylegan_metrics.engine.reference_images import is_images, open_images
+    from stylegan_metrics.engine.options import EvaluationOptions
+    from stylegan_metrics.engine.reference_images import is_images
     from stylegan_metrics.metrics import build_metric
     from stylegan_metrics.metrics.fid import FID, check_width
     from stylegan_metrics.metrics.ls import LinearSeparability
@@ -168,12 +169,13 @@ def check_snapshot_metrics(names: list[str], *, data: str, features: str, weight
         raise InputError(f"--metrics-data {data}: no such file or folder")
     # what the engine reads of a generator before sampling: the one the options describe, not yet built
     G = SimpleNamespace(img_resolution=resolution, img_channels=3, c_dim=0)
-    ctx = Context(G, torch.device("cpu"), data=data, features=features, weights=weights, progress=False)
+    ctx = Context(G, torch.device("cpu"), EvaluationOptions(data=data, features=features, weights=weights,
+                                                            progress=False))
     for m in metrics:
         _as_metric_option(m.name, m.prepare, ctx)  # networks and their weights; what the generator must offer
-    readers = [m for m in metrics if m.uses_reference]
+    readers = [m for m in metrics if m.reference_request() is not None]
     if readers and is_images(data):
-        _as_metric_option(readers[0].name, open_images, data, resolution=resolution)  # the engine's size rule
+        _as_metric_option(readers[0].name, ctx.reference.images)  # the engine's size rule
     else:
         for m in readers:  # statistics: the engine reads and checks them now (size, network), and their width
             _as_metric_option(m.name, m.prepare_reference, ctx)

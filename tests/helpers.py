@@ -198,3 +198,28 @@ def workers_inside_the_run(launcher, manifest: Path, *, timeout: float = 120) ->
     while not manifest.exists() and launcher.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     return children(launcher.pid)
+
+
+def labels_of(G, *, data, seed: int = 0, class_index: int | None = None):
+    """The labels an evaluation draws for a conditional G, (start, count) -> c [count, c_dim] (None: unconditional)."""
+    from stylegan_metrics.engine.context import Context
+    from stylegan_metrics.engine.options import EvaluationOptions
+
+    return Context(G, torch.device("cpu"), EvaluationOptions(data=data, seed=seed, class_index=class_index)
+                   ).conditioning()[0]
+
+
+ARCHITECTURE = Path(__file__).resolve().parent.parent / "docs" / "architecture.md"
+
+
+def architecture_example():
+    """The code blocks of docs/architecture.md's "Adding a metric", run as one module (BRIGHTNESS, EDGE_FD, ...)."""
+    import re
+    import types
+
+    text = ARCHITECTURE.read_text()
+    section = text[text.index("## Adding a metric"):]
+    module = types.ModuleType("architecture_example")
+    for block in re.findall(r"```python\n(.*?)```", section, re.S):
+        exec(compile(block, str(ARCHITECTURE), "exec"), module.__dict__)
+    return module

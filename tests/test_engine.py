@@ -10,11 +10,11 @@ from click.testing import CliRunner
 
 from stylegan_core import InputError, save_checkpoint
 from stylegan_metrics import evaluate, fid, linear_separability
-from stylegan_metrics.engine.metric import Metric, MetricFamily, count_name, parse_count
+from stylegan_metrics.engine.metric import count_name, parse_count
 from stylegan_metrics.engine.sampling import generate_batches
 from stylegan_metrics.metrics import FAMILIES, METRICS, build_metric, register
 from stylegan_metrics_cli.main import main
-from helpers import Colours, Quadrants, quadrant_reference, tiny_generator
+from helpers import Colours, Quadrants, architecture_example, quadrant_reference, tiny_generator
 
 
 @pytest.mark.parametrize("name,expected", [
@@ -68,48 +68,11 @@ def test_fid_and_ls_share_one_generation_pass():
     assert both[0].params["max_real"] is None and both[0].params["cov"] == "biased"
 
 
-class Brightness(Metric):
-    """Mean pixel value (0..255) of the generated images: a whole metric in a few lines."""
-
-    def __init__(self, name: str, num: int):
-        self.name, self.num = name, num
-
-    def state_key(self):
-        return {"metric": "brightness"}
-
-    def shapes(self, count):
-        return {"sum": (), "n": ()}
-
-    def new_part(self):
-        return BrightnessPart()
-
-    def finish(self, chunks):
-        total = sum(float(c["sum"]) for c in chunks.values())
-        n = sum(int(c["n"]) for c in chunks.values())
-        return {self.name: total / n}, None
-
-    def params(self):
-        return {"num_gen": self.num}
-
-
-class BrightnessPart:
-    def __init__(self):
-        self.sum, self.n = 0.0, 0
-
-    def add(self, view):
-        self.sum += float(view.uint8.double().mean(dim=(1, 2, 3)).sum())
-        self.n += view.count
-
-    def arrays(self):
-        return {"sum": np.float64(self.sum), "n": np.int64(self.n)}
-
-
 @pytest.fixture
 def brightness_registered():
+    """docs/architecture.md's mean-brightness metric, registered for one test."""
     families, metrics = list(FAMILIES), dict(METRICS)
-    register(MetricFamily("brightness", r"brightness{count}",
-                          lambda name, groups, **_: Brightness(name, parse_count(groups["count"])),
-                          description="mean pixel value"))
+    register(architecture_example().BRIGHTNESS)
     yield
     FAMILIES[:], METRICS.clear()
     FAMILIES.extend(families)
@@ -154,3 +117,9 @@ def test_cli_feature_batch_changes_calls_not_numbers(tmp_path, metrics_home):
     assert lines[0] == lines[2] and len(lines[0]) == 3  # bit for bit
     r = CliRunner().invoke(main, ["evaluate", "--ckpt", str(ckpt), "--metrics", "fid24_full", "--feature-batch", "0"])
     assert r.exit_code == 2 and "--feature-batch" in r.output
+
+
+def test_weights_for_a_network_no_metric_runs_are_refused(tmp_path):
+    with pytest.raises(InputError, match="weights given for lpips-vgg16, which no metric of this evaluation runs"):
+        evaluate(tiny_generator(16), ["fid8_full"], data=quadrant_reference(), features=Quadrants(),
+                 weights={"lpips-vgg16": tmp_path / "lpips.pth"}, device="cpu", progress=False)

@@ -135,7 +135,7 @@ def test_cache_hit_and_corrupt_cache_recomputed(tmp_path, metrics_home, monkeypa
     first = compute_reference_stats(folder, features=MeanColorFeatures(), device="cpu", progress=False)
     files = list((metrics_home / "stats").glob("*.npz"))
     assert len(files) == 1
-    reference = importlib.import_module("stylegan_metrics.reference")
+    reference = importlib.import_module("stylegan_metrics.engine.reference")
     calls = []
     original = reference.run_pass
     monkeypatch.setattr(reference, "run_pass", lambda *a, **k: calls.append(1) or original(*a, **k))

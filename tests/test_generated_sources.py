@@ -12,7 +12,7 @@ from PIL import Image
 
 from stylegan_core import InputError, load_generator
 from stylegan_metrics import evaluate, fid
-from stylegan_metrics.engine.labels import conditioning
+from helpers import labels_of
 from stylegan_metrics.engine.sampling import generate_batches
 from stylegan_metrics.stats import ReferenceStats
 from stylegan_metrics_cli.main import main
@@ -78,7 +78,7 @@ def test_conditional_generator_draws_labels_from_the_data(tmp_path, metrics_home
     G = load_generator(FIXTURES / "nvidia_ada_conditional.pkl")
     images = [np.full((16, 16, 3), 40 * i, np.uint8) for i in range(6)]
     data = write_zip_dataset(tmp_path / "data.zip", images, labels=[0, 1, 2, 3, 1, 2])
-    c_of = conditioning(G, data=data, seed=0)
+    c_of = labels_of(G, data=data, seed=0)
     c = c_of(0, 40)
     assert c.shape == (40, 4) and set(c.argmax(1).tolist()) <= {0, 1, 2, 3} and (c.sum(1) == 1).all()
     assert torch.equal(c_of(7, 3), c[7:10])  # sample i's label depends only on (seed, i)
@@ -91,4 +91,4 @@ def test_conditional_generator_draws_labels_from_the_data(tmp_path, metrics_home
         evaluate(G, ["fid12_full"], data=write_disc_images(tmp_path / "unlabelled", 6), features=Means(),
                  device="cpu", progress=False)
     with pytest.raises(InputError, match="classes 0..3"):
-        conditioning(G, data=data, seed=0, class_index=4)
+        labels_of(G, data=data, seed=0, class_index=4)

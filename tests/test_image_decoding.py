@@ -17,7 +17,7 @@ from PIL import Image, ImageFile
 from stylegan_core import DatasetError, ImageDataset, InputError, load_generator
 from stylegan_core.data.decoding import MAX_IMAGE_SIDE, to_uint8_array
 from stylegan_metrics.engine.reference_images import dataset_batches, open_images
-from stylegan_metrics.engine.labels import conditioning
+from helpers import labels_of
 from stylegan_metrics.engine.generated import generated_images
 from stylegan_metrics.networks.classifier import read_attribute_labels
 from helpers import invoke, one_line_error
@@ -229,7 +229,7 @@ def test_bad_labels_are_refused_naming_dataset_json_and_the_first_bad_entry(tmp_
     assert message.startswith(f"{path}: dataset.json: {says}"), message
     G = load_generator(FIXTURES / "nvidia_ada_conditional.pkl")
     with pytest.raises(InputError, match="dataset.json: the label of 00000/img0000000"):
-        conditioning(G, data=path, seed=0)
+        labels_of(G, data=path, seed=0)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -240,7 +240,7 @@ def test_integral_class_labels_and_vectors_are_read(tmp_path, layout):
     vectors = ImageDataset(write_dataset(tmp_path / "v", layout, images, labels=[[0.5, -1]] * 4)).labels
     assert vectors.dtype == np.float32 and vectors.tolist() == [[0.5, -1]] * 4
     G = load_generator(FIXTURES / "nvidia_ada_conditional.pkl")
-    c = conditioning(G, data=write_dataset(tmp_path / "c4", layout, images, labels=[3, 1, 0, 2]), seed=0)(0, 16)
+    c = labels_of(G, data=write_dataset(tmp_path / "c4", layout, images, labels=[3, 1, 0, 2]), seed=0)(0, 16)
     assert set(c.argmax(1).tolist()) <= {0, 1, 2, 3} and (c.sum(1) == 1).all()
 
 

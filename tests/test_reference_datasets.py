@@ -161,7 +161,7 @@ def test_networks_are_checked_before_any_reference_pass(metrics_home, toyfaces_e
 
 def test_cached_features_are_hashed_once_per_file_version(metrics_home, toyfaces_extractor, monkeypatch):
     """KID reads the cached reference features and FID sums the same file: its digest is checked once."""
-    import stylegan_metrics.reference as reference
+    import stylegan_metrics.engine.reference_cache as reference
 
     G = tiny_generator(32, seed=2)
     names = ["kid12", "fid12"]

@@ -9,6 +9,7 @@ import torch
 from stylegan_core import InputError
 from stylegan_metrics import evaluate, fid
 from stylegan_metrics.engine import runner
+from stylegan_metrics.engine.options import EvaluationOptions
 from stylegan_metrics.engine.sampling import GeneratedBatch, generate_batches, grouped, to_device
 import helpers
 from helpers import mean_squared_l2, quadrant_reference, tiny_generator
@@ -88,15 +89,15 @@ def test_feature_batches_larger_than_the_generators_give_the_same_fid():
     results = {}
     for feature_batch in (None, 12):
         Quadrants.calls = 0
-        [results[feature_batch]] = runner.run_metrics(
-            G, [_fid24()], data=quadrant_reference(), features=Quadrants(), batch_size=4, device="cpu", progress=False,
-            feature_batch_size=feature_batch)
+        [results[feature_batch]] = runner.run_metrics(G, [_fid24()], EvaluationOptions(
+            data=quadrant_reference(), features=Quadrants(), batch_size=4, device="cpu", progress=False,
+            feature_batch_size=feature_batch))
         results[feature_batch] = (results[feature_batch].value, Quadrants.calls)
     assert results[None][1] == 6 and results[12][1] == 2  # 24 images: 4 per call, then 12 per call
     assert results[None][0] == results[12][0]  # bit for bit on the CPU
     with pytest.raises(InputError, match="feature batch size"):
-        runner.run_metrics(G, [_fid24()], data=quadrant_reference(), features=Quadrants(), device="cpu", progress=False,
-                           feature_batch_size=0)
+        EvaluationOptions(data=quadrant_reference(), features=Quadrants(), device="cpu", progress=False,
+                          feature_batch_size=0)
 
 
 def _fid24():

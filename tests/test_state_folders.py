@@ -1,5 +1,5 @@
 """State folders are named by metric: two metrics of one kind in one --state-dir both resume to the uninterrupted
-numbers, reference passes resume per metric, and a folder an earlier version named by kind is found again."""
+numbers, one reference pass resumes each metric's part, and a folder an earlier version named by kind is found again."""
 
 import json
 import os
@@ -44,22 +44,24 @@ def test_a_rerun_of_both_after_a_finished_run_gives_the_same_numbers(tmp_path):
     assert first == again == [r.value for r in run(CrashingQuadrants())]
 
 
-def test_reference_passes_resume_per_metric(tmp_path, metrics_home):
-    """fid8 (the first 8 images) and fid8_full (all 12) read two references; a crash in the second leaves its
-    chunks in its own folder, which the rerun resumes while the first comes from the statistics cache."""
+def test_one_reference_pass_serves_both_and_each_part_resumes(tmp_path, metrics_home):
+    """fid8 (the first 8 images) and fid8_full (all 12) read one pass over the reference, each image through the
+    network once for both; a crash leaves each metric's part in its own folder, and the rerun resumes both."""
     data = write_disc_images(tmp_path / "real", 12, size=16)
-    plain = [r.value for r in run(CrashingQuadrants(), None, ["fid8", "fid8_full"], data=data)]
+    net = CrashingQuadrants()
+    plain = [r.value for r in run(net, None, ["fid8", "fid8_full"], data=data)]
+    assert net.calls == 3 + 2  # 3 reference chunks of 4 images (one call each, for both), 2 generated chunks
     for path in metrics_home.rglob("*"):  # computed again below
         if path.is_file():
             path.unlink()
-    state, net = tmp_path / "state", CrashingQuadrants(fail_at=4)  # fid8's reference: 2 calls; fid8_full's: 1 more
+    state, net = tmp_path / "state", CrashingQuadrants(fail_at=3)  # reference chunks 0 and 1 saved
     with pytest.raises(Crash):
         run(net, state, ["fid8", "fid8_full"], data=data)
-    assert chunks(state / "fid8_full-reference") == ["chunk-000000.npz"]
-    assert not (state / "fid8-reference").exists()  # finished and cached: its state went
+    assert chunks(state / "fid8-reference") == chunks(state / "fid8_full-reference") == ["chunk-000000.npz",
+                                                                                          "chunk-000001.npz"]
     net.calls, net.fail_at = 0, None
     assert [r.value for r in run(net, state, ["fid8", "fid8_full"], data=data)] == plain
-    assert net.calls == 2 + 2  # the last reference chunk, then the 2 chunks of generated images
+    assert net.calls == 1 + 2  # the last reference chunk (fid8_full's), then the 2 chunks of generated images
     assert not state.exists()
 
 

@@ -193,7 +193,7 @@ REFUSED = {  # case -> (arguments after --metrics, a piece of the one error line
     "statistics of another width": (["fid32_full", *TOY, "--metrics-data", "{tmp}/d15.npz"],
                                     "d15.npz: they have 15 features, toyfaces gives 240"),
     "statistics of another network": (["fid32_full", *TOY, "--metrics-data", "{tmp}/inception.npz"],
-                                      "reference statistics are of 'inception-v3' features, not 'toyfaces'"),
+                                      "inception.npz: statistics of 'inception-v3' features, not 'toyfaces'"),
     "statistics where images are needed": (["kid32_full", *TOY, "--metrics-data", "{tmp}/s8.npz"],
                                            "the reference must be an image folder"),
     "missing reference": (["fid32_full", *TOY, "--metrics-data", "{tmp}/none"], "no such file or folder"),

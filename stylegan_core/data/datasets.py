@@ -139,6 +139,15 @@ class ImageDataset(torch.utils.data.Dataset):
         """The image `name`, opened lazily: its header is read and checked, no pixel decoded."""
         return open_header(self._read_bytes(name), f"{self.path}: {name}")
 
+    def read_labels(self) -> np.ndarray | None:
+        """dataset.json's labels of these files, checked as when opened with labels=True (None: no dataset.json, or
+        one without labels); for a dataset opened without its labels."""
+        if self.kind == "zip":
+            has_json = "dataset.json" in self._open_zip().namelist()
+        else:
+            has_json = (self.path / "dataset.json").is_file()
+        return self._read_labels(has_json)
+
     def _read_labels(self, has_json: bool) -> np.ndarray | None:
         if not has_json:
             return None

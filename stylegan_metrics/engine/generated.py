@@ -10,43 +10,43 @@ from typing import Callable
 from stylegan_core.data.datasets import ImageDataset
 from stylegan_core.errors import InputError
 
-from stylegan_metrics.networks.registry import module_fingerprint
 from stylegan_metrics.networks.resizing import resize_rule
 
 from .context import Context
-from .reference_images import dataset_batches, dataset_fingerprint, image_views, is_images, open_images
-from .labels import conditioning, conditioning_key
+from .reference_images import dataset_batches, dataset_fingerprint, image_views, is_images
 from .passes import SampleView
 from .sampling import generate_batches, grouped
 
 
-def generated_views(ctx: Context, truncation_psi: float, *, precision: str = "fp32",
-                    feature_batch_size: int | None = None) -> Callable[[int, int], object]:
+def generated_views(ctx: Context, truncation_psi: float, *, precision: str = "fp32") -> Callable[[int, int], object]:
     """(start, count) -> SampleViews of generated samples start..start+count-1 (latents, images, outputs); the
-    generator runs in `precision`, and each view holds at least `feature_batch_size` samples (None: one generator
-    batch), the rows of every network call on it."""
-    labels = conditioning(ctx.G, data=ctx.data, seed=ctx.seed, class_index=ctx.class_index)
+    generator runs in `precision`, and each view holds at least the options' `feature_batch_size` samples (None: one
+    generator batch), the rows of every network call on it."""
+    labels, o = ctx.conditioning()[0], ctx.options
 
     def batches(start: int, count: int):
-        made = generate_batches(ctx.G, count, first=start, batch_size=ctx.batch_size, seed=ctx.seed, device=ctx.device,
+        made = generate_batches(ctx.G, count, first=start, batch_size=o.batch_size, seed=o.seed, device=ctx.device,
                                 truncation_psi=truncation_psi, uint8=False, labels=labels, precision=precision)
-        for batch in grouped(made, feature_batch_size or ctx.batch_size):
+        for batch in grouped(made, o.feature_batch_size or o.batch_size):
             yield SampleView(batch)
     return batches
 
 
 def generated_source(ctx: Context, truncation_psi: float, num: int, *, precision: str = "fp32",
-                     feature_batch_size: int | None = None) -> tuple[Callable, dict]:
-    """(views of samples by (start, count), the key that fixes them) for the metrics of a 'generated' pass."""
+                     names: list[str] = ()) -> tuple[Callable, dict]:
+    """(views of samples by (start, count), the key that fixes them) for the metrics `names` of a 'generated' pass."""
+    o = ctx.options
     if ctx.G is not None:
-        key = {"generator": module_fingerprint(ctx.G), "seed": ctx.seed, "truncation_psi": truncation_psi,
-               **conditioning_key(ctx.G, data=ctx.data, class_index=ctx.class_index)}  # labels edited: new samples
-        return generated_views(ctx, truncation_psi, precision=precision, feature_batch_size=feature_batch_size), key
-    dataset = generated_images(ctx.gen)
+        key = {"generator": ctx.generator_fingerprint(), "seed": o.seed, "truncation_psi": truncation_psi,
+               **ctx.conditioning()[1]}  # labels edited: new samples
+        return generated_views(ctx, truncation_psi, precision=precision), key
+    if gen_is_statistics(o.gen):
+        raise InputError(f"generated-side statistics ({o.gen}) serve FID only; give images for {', '.join(names)}")
+    dataset = generated_images(o.gen)
     if len(dataset) < num:
-        raise InputError(f"{ctx.gen} holds {len(dataset):,} images, fewer than the {num:,} the metrics ask for "
+        raise InputError(f"{o.gen} holds {len(dataset):,} images, fewer than the {num:,} the metrics ask for "
                          f"(name a smaller count, e.g. fid{len(dataset)}_full)")
-    batches = dataset_batches(dataset, batch_size=ctx.batch_size, workers=ctx.workers, device=ctx.device)
+    batches = dataset_batches(dataset, batch_size=o.batch_size, workers=o.workers, device=ctx.device)
     return image_views(batches, ctx.device), {"gen": dataset_fingerprint(dataset)}
 
 
@@ -72,15 +72,16 @@ def gen_count(gen) -> int:
     return len(generated_images(gen))
 
 
-def reference_resolution(data) -> int:
-    """The side of the reference images: a folder's or zip's, or what a statistics file records (0: unknown)."""
+def reference_resolution(ctx: Context) -> int:
+    """The side of the reference images: a folder's or zip's, or what given statistics record (0: unknown)."""
     from stylegan_metrics.stats import ReferenceStats
 
+    data = ctx.options.data
     try:
         if isinstance(data, ReferenceStats):
             return data.resolution
         if is_images(data):
-            return open_images(data).resolution
+            return ctx.reference.images(check_size=False).resolution
         if isinstance(data, (str, Path)):
             return ReferenceStats.load(data).resolution
     except InputError:
@@ -93,16 +94,17 @@ def warn_if_sizes_differ(ctx: Context, metrics: list) -> None:
     that compare them still run (their feature networks resize every image), and the warning says how."""
     compared = {}  # network name -> metric names
     for m in metrics:
-        if m.extractor is not None and m.uses_reference:
+        if m.extractor is not None and m.reference_request() is not None:
             compared.setdefault(m.extractor.name, []).append(m.name)
-    if ctx.gen is None or not compared:
+    gen, data = ctx.options.gen, ctx.options.data
+    if gen is None or not compared:
         return
-    gen = generated_images(ctx.gen).resolution
-    ref = reference_resolution(ctx.data)
-    if ref and gen != ref:
+    side = generated_images(gen).resolution
+    ref = reference_resolution(ctx)
+    if ref and side != ref:
         rules = "; ".join(f"{network} ({', '.join(names)}): {resize_rule(network)}"
                           for network, names in compared.items())
-        where = ctx.data if isinstance(ctx.data, (str, Path)) or is_images(ctx.data) else type(ctx.data).__name__
-        warnings.warn(f"generated images ({ctx.gen}) are {gen}x{gen} but the reference images ({where}) are "
+        where = data if isinstance(data, (str, Path)) or is_images(data) else type(data).__name__
+        warnings.warn(f"generated images ({gen}) are {side}x{side} but the reference images ({where}) are "
                       f"{ref}x{ref}; the metrics still compare them, each network resizing every image: {rules}",
                       stacklevel=2)

@@ -4,13 +4,11 @@ dataset's labels (dataset.json), here by sample index from a seeded table; or on
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from stylegan_core.data.datasets import ImageDataset
 from stylegan_core.errors import InputError
 
 from .sampling import _table_rows
@@ -30,20 +28,16 @@ def label_rows(labels: np.ndarray, c_dim: int) -> torch.Tensor:
     return torch.from_numpy(labels.astype(np.float32))
 
 
-def _label_table(data, c_dim: int) -> torch.Tensor:
-    """The labels of `data`'s dataset.json as rows [L, c_dim], or an InputError naming the option that works."""
-    if data is None or not isinstance(data, (str, Path)) or Path(data).suffix.lower() == ".npz":
-        raise InputError(f"the generator is conditional (c_dim = {c_dim}): give the labelled reference dataset "
-                         f"(--data with dataset.json) to draw labels from, or --class N")
-    labels = ImageDataset(data, channels=3, labels=True).labels
-    if labels is None:
-        raise InputError(f"{data} has no dataset.json labels to draw a conditional generator's labels from; "
-                         f"use --class N")
-    return label_rows(labels, c_dim)
+def _rows_of(table, c_dim: int) -> torch.Tensor:
+    """The label table as rows [L, c_dim]; `table` may be the reason there is none (an InputError), raised here."""
+    if isinstance(table, InputError):
+        raise table
+    return label_rows(table, c_dim)
 
 
-def conditioning(G, *, data, seed: int, class_index: int | None = None) -> Callable[[int, int], torch.Tensor] | None:
-    """(start, count) -> c [count, c_dim] for a conditional G, None for an unconditional one."""
+def conditioning(G, *, table, seed: int, class_index: int | None = None) -> Callable[[int, int], torch.Tensor] | None:
+    """(start, count) -> c [count, c_dim] for a conditional G, None for an unconditional one. `table`: the dataset's
+    labels ([L] classes or [L, c_dim] vectors; an InputError saying why there are none), unused with `class_index`."""
     c_dim = int(getattr(G, "c_dim", 0) or 0)
     if c_dim == 0:
         if class_index is not None:
@@ -54,21 +48,21 @@ def conditioning(G, *, data, seed: int, class_index: int | None = None) -> Calla
             raise InputError(f"--class {class_index}: the generator has classes 0..{c_dim - 1}")
         one = torch.nn.functional.one_hot(torch.tensor(class_index), c_dim).float()
         return lambda start, count: one.expand(count, c_dim)
-    table = _label_table(data, c_dim)  # [L, c_dim]
+    rows_table = _rows_of(table, c_dim)  # [L, c_dim]
 
     def rows(start: int, count: int) -> torch.Tensor:
         index = _table_rows(seed, STREAM_LABEL, start, count,
-                            lambda g: torch.randint(0, len(table), (256,), generator=g))
-        return table[index]
+                            lambda g: torch.randint(0, len(rows_table), (256,), generator=g))
+        return rows_table[index]
     return rows
 
 
-def conditioning_key(G, *, data, class_index: int | None = None) -> dict:
+def conditioning_key(G, *, table, class_index: int | None = None) -> dict:
     """What fixes a conditional G's labels, for saved state and results: {} (unconditional), {'class': N}, or
     {'labels': digest of the dataset's label table}."""
-    if not int(getattr(G, "c_dim", 0) or 0):
+    c_dim = int(getattr(G, "c_dim", 0) or 0)
+    if not c_dim:
         return {}
     if class_index is not None:
         return {"class": int(class_index)}
-    table = _label_table(data, int(G.c_dim))
-    return {"labels": hashlib.sha256(table.numpy().tobytes()).hexdigest()[:16]}
+    return {"labels": hashlib.sha256(_rows_of(table, c_dim).numpy().tobytes()).hexdigest()[:16]}

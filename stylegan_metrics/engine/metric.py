@@ -12,11 +12,12 @@ import pandas as pd
 
 from stylegan_core.errors import InputError
 
-from .context import Context
-from .state import Payload
 
 if TYPE_CHECKING:
     from stylegan_metrics.networks.registry import FeatureExtractor
+
+    from .context import Context
+    from .reference import ReferenceRequest
 
 
 class MetricWarning(UserWarning):
@@ -25,21 +26,22 @@ class MetricWarning(UserWarning):
 
 
 class Metric:
-    """One metric of one evaluation. Subclasses set `name`, `num` and `source`, and implement the consumer methods
-    (`state_key`, `shapes`, `new_part`: see engine.passes), `finish` and `params`.
+    """One metric of one evaluation. Subclasses set `name` and `num`, and implement the consumer methods
+    (`state_key`, `shapes`, `new_part`: see engine.passes), `finish` and `params`. Everything else the engine asks of
+    a metric is declared here with its default.
 
-    `source` names the samples the metric reads: 'generated' (images of G by index, shared by every metric of the
-    same truncation), 'pairs' (its own per-index inputs, e.g. path-length pairs) . Metrics with equal
-    `pass_key()` share one pass, so each sample is generated once for all of them."""
+    Metrics with equal `pass_key()` share one pass, so each sample is generated once for all of them."""
 
     name: str                    # the result name, e.g. 'fid50k_full'
     num: int                     # samples read: indices 0..num-1
-    source: str = "generated"
+    samples: str = "generated"   # what it reads: 'generated' (images of G by index, shared by every metric of the
+                                 # same truncation), 'own' (its own per-index inputs: `batches`, e.g. path-length
+                                 # pairs) or 'none' (nothing: `finish` works from what `prepare` read)
     truncation_psi: float = 1.0  # generated images only
-    reference_order: int = 0     # lower reads its reference first (kept reference features: before FID sums them)
-    uses_reference: bool = False      # compares against reference data (--data): FID, KID, PR
-    accepts_statistics: bool = False  # its generated side may be a statistics file (FID of two .npz files)
-    extractor: FeatureExtractor | None = None  # the feature network it reads, set by `prepare` (None: none)
+    reduction: str = "chunks"    # what `finish` receives (engine.reductions): 'chunks', every chunk's payload of
+                                 # every rank; 'sum', one payload, every chunk's arrays summed (float64 sums)
+    extractor: FeatureExtractor | None = None  # the feature network it reads, set by `prepare` (None: none); the
+                                 # generator then runs at that network's precision
 
     @property
     def folder(self) -> str:     # its state sub-folder: the metric's name, so two metrics of one kind both resume
@@ -47,17 +49,23 @@ class Metric:
 
     @property
     def needs_generator(self) -> bool:  # False: it can read generated images given as files (gen=...)
-        return self.source != "generated"
+        return self.samples == "own"
 
     def pass_key(self) -> tuple:
-        return (self.source, self.truncation_psi) if self.source == "generated" else (self.source, id(self))
+        return (self.samples, self.truncation_psi) if self.samples == "generated" else (self.samples, id(self))
 
     def prepare(self, ctx: Context) -> None:
         """Build the networks and check the options, before any long work: every metric of an evaluation prepares
-        before any reads its reference, so a missing weights file is reported at once."""
+        before any reference is read, so a missing weights file is reported at once."""
+
+    def reference_request(self) -> ReferenceRequest | None:
+        """What it compares against, once prepared (None: nothing): the engine reads every metric's request in one
+        pass over the reference images before `prepare_reference`."""
+        return None
 
     def prepare_reference(self, ctx: Context) -> None:
-        """Read or compute what the metric compares against (reference statistics or features), before the pass."""
+        """Take what it compares against from the context (`ctx.reference_stats`, `ctx.reference_features`: served
+        from what `reference_request` asked for), before the pass."""
 
     def state_key(self) -> dict:
         raise NotImplementedError
@@ -69,12 +77,13 @@ class Metric:
         raise NotImplementedError
 
     def batches(self, ctx: Context):
-        """(start, count) -> views, for a metric with a source of its own; 'generated' metrics share the engine's."""
+        """(start, count) -> views, for a metric with samples of its own ('own')."""
         raise NotImplementedError
 
-    def finish(self, chunks: dict[int, Payload]) -> tuple[dict[str, float], pd.DataFrame | None]:
-        """Results and details from this rank's chunk payloads; runs on every rank (collectives allowed) and
-        returns the same on every rank."""
+    def finish(self, payload) -> tuple[dict[str, float], pd.DataFrame | None]:
+        """Results and details (or None) from every rank's payloads, reduced as `reduction` says: {chunk index:
+        payload} in chunk order ('chunks') or one summed payload ('sum'). Runs once, on the main rank; the engine
+        hands its value to the other ranks."""
         raise NotImplementedError
 
     def params(self) -> dict[str, Any]:

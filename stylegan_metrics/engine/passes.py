@@ -17,6 +17,8 @@ from stylegan_core import ranks
 from stylegan_core.data.images import to_uint8
 from stylegan_core.errors import InputError
 
+from stylegan_metrics.stats import FeatureStats
+
 from .sampling import GeneratedBatch
 from .state import DEFAULT_CHUNK, Payload, RunState
 
@@ -66,6 +68,38 @@ class RowsPart:
     def arrays(self) -> Payload:
         return {name: torch.cat(values).cpu().numpy() if isinstance(values[0], torch.Tensor) else np.concatenate(values)
                 for name, values in self.rows.items()}
+
+
+def output_rows(extractor, output: int) -> RowsPart:
+    """A chunk's features: output `output` of a feature network (registry.FeatureExtractor), float32 [count, D],
+    one network call per batch however many consumers ask."""
+    def rows_of(view) -> Payload:
+        outputs = view.output(extractor.fingerprint, extractor.outputs)
+        if output >= len(outputs):
+            raise InputError(f"feature network {extractor.name!r} has no output {output} (it gives "
+                             f"{len(outputs)}): this metric needs class logits, as inception-v3 gives")
+        return {"features": outputs[output].float()}  # [B, D] on the network's device
+    return RowsPart(rows_of)
+
+
+STATS_SHAPES = {"n": (), "sum": (-1,), "sum_outer": (-1, -1)}  # a chunk's feature sums (FeatureStats.to_arrays)
+
+
+class StatsPart:
+    """Float64 running sums of one chunk's features (output 0 of a feature network), kept on the network's device
+    (read once, in `arrays`)."""
+
+    def __init__(self, extractor):
+        self.extractor, self.acc = extractor, None
+
+    def add(self, view) -> None:
+        features = view.output(self.extractor.fingerprint, self.extractor.outputs)[0]  # [B, D]
+        if self.acc is None:
+            self.acc = FeatureStats(features.shape[1], device=features.device)
+        self.acc.update(features)
+
+    def arrays(self) -> Payload:
+        return self.acc.to_arrays()
 
 
 class FeatureCache:

@@ -3,6 +3,8 @@ index range, decoded by DataLoader workers, and a cheap fingerprint of their con
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -19,19 +21,28 @@ from stylegan_core.errors import InputError
 from .passes import ImageView
 
 
-def dataset_fingerprint(dataset: ImageDataset) -> dict:
-    """What identifies a dataset's content cheaply: file names with sizes and mtimes (folder) or CRCs (zip)."""
+def file_entries(dataset: ImageDataset) -> list[tuple]:
+    """Each image file's (name, size, mtime) in a folder or (name, size, CRC) in a zip, in the dataset's order."""
     if dataset.kind == "zip":
         names = set(dataset.files)
         with zipfile.ZipFile(dataset.path) as zf:
-            entries = [(i.filename, i.file_size, i.CRC) for i in zf.infolist() if i.filename in names]
-    else:
-        entries = []
-        for name in dataset.files:
-            st = (dataset.path / name).stat()
-            entries.append((name, st.st_size, st.st_mtime_ns))
+            return [(i.filename, i.file_size, i.CRC) for i in zf.infolist() if i.filename in names]
+    entries = []
+    for name in dataset.files:
+        st = (dataset.path / name).stat()
+        entries.append((name, st.st_size, st.st_mtime_ns))
+    return entries
+
+
+def fingerprint_of(dataset: ImageDataset, entries: list[tuple]) -> dict:
+    """What identifies a dataset's content cheaply, from its `file_entries`: for cache and state keys."""
     return {"path": str(dataset.path.resolve()), "kind": dataset.kind,
             "entries": hashlib.sha256(json.dumps(entries).encode()).hexdigest()}
+
+
+def dataset_fingerprint(dataset: ImageDataset) -> dict:
+    """What identifies a dataset's content cheaply: file names with sizes and mtimes (folder) or CRCs (zip)."""
+    return fingerprint_of(dataset, file_entries(dataset))
 
 
 def is_image_dataset(data) -> bool:
@@ -54,9 +65,25 @@ class ReferenceImages:
     resolution: int
     source: str
     stem: str
+    entries: list | None = None  # a folder's or zip's file entries (file_entries), for the fingerprints of heads
 
     def __len__(self) -> int:
         return len(self.dataset)
+
+    def head(self, max_items: int | None) -> "ReferenceImages":
+        """The first `max_items` images (None, or as many as there are: these), without opening or fingerprinting
+        the data again."""
+        if max_items is None or max_items >= len(self):
+            return self
+        if self.entries is None:  # a dataset object: its fingerprint names the whole; the count is keyed apart
+            return dataclasses.replace(self, dataset=torch.utils.data.Subset(self.dataset, range(max_items)))
+        dataset = copy.copy(self.dataset)
+        dataset.files = self.dataset.files[:max_items]
+        if getattr(dataset, "labels", None) is not None:
+            dataset.labels = dataset.labels[:max_items]
+        kept = set(dataset.files)
+        entries = [e for e in self.entries if e[0] in kept]  # a zip's in archive order, as file_entries gives them
+        return dataclasses.replace(self, dataset=dataset, fingerprint=fingerprint_of(dataset, entries), entries=entries)
 
 
 def open_images(data, *, max_items: int | None = None, resolution: int | None = None) -> ReferenceImages:
@@ -85,8 +112,9 @@ def open_images(data, *, max_items: int | None = None, resolution: int | None = 
                                  repr(data), type(data).__name__.lower())
     elif isinstance(data, (str, os.PathLike)):
         dataset = ImageDataset(data, channels=3, max_items=max_items, strict=True, labels=False)
-        images = ReferenceImages(dataset, dataset_fingerprint(dataset), dataset.resolution,
-                                 str(dataset.path.resolve()), Path(data).stem)
+        entries = file_entries(dataset)
+        images = ReferenceImages(dataset, fingerprint_of(dataset, entries), dataset.resolution,
+                                 str(dataset.path.resolve()), Path(data).stem, entries)
     else:
         raise InputError(f"reference data of type {type(data).__name__}: give an image folder, a zip, statistics "
                          f"(.npz or ReferenceStats), or a dataset object with a fingerprint() method")

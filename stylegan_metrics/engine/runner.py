@@ -7,25 +7,23 @@ import numbers
 import os
 import time
 from pathlib import Path
-from typing import Callable
 
-import torch
 from torch import nn
 
 from stylegan_core import ranks
 from stylegan_core.allocator import keep_freed_memory
 from stylegan_core.errors import InputError, OutputError
 
-from stylegan_metrics.networks.registry import FeatureExtractor, module_fingerprint
 from stylegan_metrics.result import MetricResult, append_results, check_results_file
 
-from .context import Context, WeightsOption
+from .context import Context
 from .device import resolve_device
-from .metric import Metric
-from .passes import open_states, run_pass
-from .sampling import SAMPLING_VERSION, check_generator, check_truncation
 from .generated import gen_count, gen_is_statistics, generated_source, warn_if_sizes_differ
-from .state import DEFAULT_CHUNK
+from .metric import Metric
+from .options import EvaluationOptions
+from .passes import open_states, run_pass
+from .reductions import on_main, reduce_over_ranks
+from .sampling import SAMPLING_VERSION, check_generator, check_truncation
 
 
 def write_results(out: str | os.PathLike, results: list[MetricResult], state_dir: Path | None) -> None:
@@ -50,12 +48,12 @@ def _all_digits(value) -> str:
 def check_gen_count(gen, metrics: list[Metric]) -> None:
     """Generated images given as files hold at least the count each 'generated' metric reads: refused before any
     network runs (reference features take minutes), not when the pass reaches the end of the folder."""
-    wanted = max((m.num for m in metrics if m.source == "generated"), default=0)
+    wanted = max((m.num for m in metrics if m.samples == "generated"), default=0)
     if gen is None or gen_is_statistics(gen) or not wanted:
         return
     have = gen_count(gen)
     if have < wanted:
-        name = next(m.name for m in metrics if m.source == "generated" and m.num == wanted)
+        name = next(m.name for m in metrics if m.samples == "generated" and m.num == wanted)
         raise InputError(f"{gen} holds {have:,} images, fewer than the {wanted:,} that {name} reads "
                          f"(name a smaller count, e.g. fid{have}_full)")
 
@@ -76,105 +74,79 @@ def _passes(metrics: list[Metric]) -> dict[tuple, list[Metric]]:
     return groups
 
 
-def run_metrics(
-    G,
-    metrics: list[Metric],
-    *,
-    data=None,                              # reference: folder, zip, dataset object, stats .npz or ReferenceStats
-    features: str | nn.Module | FeatureExtractor = "inception-v3",
-    similarity: str | Callable = "lpips-vgg16",
-    weights: WeightsOption = None,
-    classifier: nn.Module | None = None,
-    seed: int = 0,
-    batch_size: int = 32,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-    state_dir: str | os.PathLike | None = None,
-    chunk_size: int = DEFAULT_CHUNK,
-    precision: str = "fp32",
-    distributed: bool = True,
-    workers: int | None = None,
-    cov: str | None = None,
-    truncation_psi: float = 1.0,
-    out: str | os.PathLike | None = None,   # append each result as a JSON line (rank 0) before the state goes
-    gen=None,                               # instead of G (None): generated images as a folder/zip, or FID statistics
-    class_index: int | None = None,         # a conditional G: this class for every sample
-    snapshot_pkl: str | None = None,        # the checkpoint path recorded in the results
-    feature_batch_size: int | None = None,  # generated images per feature-network call (None: batch_size); more than
-                                            # batch_size groups generator batches (on a GPU; the CPU slices by 16)
-) -> list[MetricResult]:
-    """The results of `metrics` (built Metric objects), in order. See `stylegan_metrics.evaluate` for names."""
-    if (G is None) == (gen is None):
+def check_inputs(G, metrics: list[Metric], options: EvaluationOptions) -> None:
+    """What can be refused before any network is built: one generated side, what the metrics need of it."""
+    if not isinstance(options, EvaluationOptions):
+        raise TypeError(f"options must be EvaluationOptions, not {type(options).__name__}")
+    if (G is None) == (options.gen is None):
         raise InputError("give either a generator or generated images (gen=..., --gen), not both or neither")
     if G is not None:
         check_generator(G)
     elif any(m.needs_generator for m in metrics):
         raise InputError(f"{next(m.name for m in metrics if m.needs_generator)} needs a generator (--ckpt), not images")
-    if batch_size < 1:
-        raise InputError(f"the batch size must be >= 1, not {batch_size}")
-    if feature_batch_size is not None and (isinstance(feature_batch_size, bool)
-                                           or not isinstance(feature_batch_size, int) or feature_batch_size < 1):
-        raise InputError(f"the feature batch size must be an integer >= 1, not {feature_batch_size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InputError(f"the seed must be an integer >= 0, not {seed!r}")
     for m in metrics:
         check_truncation(m.truncation_psi)
-    check_gen_count(gen, metrics)
-    if out is not None and ranks.is_main():
-        check_results_file(out)  # before the work, not after it
-    with ranks.alone(not distributed):
-        dev = ranks.init_from_env(resolve_device(device))  # each rank on its own GPU
+    check_gen_count(options.gen, metrics)
+    if options.out is not None and ranks.is_main():
+        check_results_file(options.out)  # before the work, not after it
+
+
+def run_metrics(G, metrics: list[Metric], options: EvaluationOptions) -> list[MetricResult]:
+    """The results of `metrics` (built Metric objects), in order, on generator `G` (None: `options.gen` gives the
+    generated images). See `stylegan_metrics.evaluate` for names and options."""
+    check_inputs(G, metrics, options)
+    with ranks.alone(not options.distributed):
+        dev = ranks.init_from_env(resolve_device(options.device))  # each rank on its own GPU
         keep_freed_memory()
         G = G.to(dev).eval() if isinstance(G, nn.Module) else G
-        ctx = Context(G, dev, seed=seed, batch_size=batch_size, chunk_size=chunk_size, progress=progress,
-                      state_dir=Path(state_dir) if state_dir else None, data=data, workers=workers,
-                      features=features, similarity=similarity, weights=weights, precision=precision,
-                      classifier=classifier, cov=cov, truncation_psi=truncation_psi, gen=gen,
-                      class_index=class_index)
+        ctx = Context(G, dev, options)
         seconds: dict[int, float] = {}
         for m in metrics:  # networks first: cheap, and a missing file fails before any long reference pass
             start = time.time()
             m.prepare(ctx)
             seconds[id(m)] = time.time() - start
+        ctx.check_weights_used()
         names = [m.name for m in metrics]  # prepare may name a computation by G's resolution (PPL's downsampling)
         if len(set(names)) != len(names):
             twice = sorted({n for n in names if names.count(n) > 1})
             raise InputError(f"{', '.join(twice)} named twice: at {G.img_resolution} px these names are one "
                              "computation")
-        for m in sorted(metrics, key=lambda m: m.reference_order):  # stable: else in the given order
+        requests = {id(m): m.reference_request() for m in metrics}
+        start = time.time()
+        ctx.reference.prefetch([r for r in requests.values() if r is not None])  # one pass for every metric
+        readers = [m for m in metrics if requests[id(m)] is not None]
+        for m in readers:
+            seconds[id(m)] += (time.time() - start) / len(readers)
+        for m in metrics:
             start = time.time()
             m.prepare_reference(ctx)
             seconds[id(m)] += time.time() - start
-        generator = module_fingerprint(G) if G is not None else None
         results: dict[int, MetricResult] = {}
         states = []
         for key, group in _passes(metrics).items():
             start = time.time()
-            if key[0] == "generated" and gen_is_statistics(gen):  # FID of two statistics files: nothing to run
-                if not all(m.accepts_statistics for m in group):
-                    raise InputError("generated-side statistics (.npz) serve FID only; give images for "
-                                     + ", ".join(m.name for m in group if not m.accepts_statistics))
-                batches, source = None, {}
-            elif key[0] == "generated":
+            batches, source = None, {}
+            if key[0] == "generated":
                 batches, source = generated_source(ctx, key[1], max(m.num for m in group), precision=key[2],
-                                                   feature_batch_size=feature_batch_size)
+                                                   names=[m.name for m in group])
                 if G is not None:  # what fixes the samples besides G and the seed
                     source = dict(source, sampling_version=SAMPLING_VERSION, generator_precision=key[2])
                 else:
                     warn_if_sizes_differ(ctx, group)
-            else:
-                batches, source = group[0].batches(ctx), {"generator": generator, "seed": seed,
-                                                          "sampling_version": SAMPLING_VERSION}
-            group_states = open_states(group, source_key=source, state_dir=ctx.state_dir, chunk_size=chunk_size) \
-                if batches is not None else [None] * len(group)
+            elif key[0] == "own":
+                batches, source = group[0].batches(ctx), {"generator": ctx.generator_fingerprint(),
+                                                          "seed": options.seed, "sampling_version": SAMPLING_VERSION}
+            group_states = open_states(group, source_key=source, state_dir=options.state_path,
+                                       chunk_size=options.chunk_size) if batches is not None else [None] * len(group)
             states += group_states
-            chunks = run_pass(batches, group, group_states, chunk_size=chunk_size, progress=progress,
+            chunks = run_pass(batches, group, group_states, chunk_size=options.chunk_size, progress=options.progress,
                               desc="+".join(m.name for m in group)) if batches is not None else {}
             shared = time.time() - start
             for i, m in enumerate(group):
                 start = time.time()
-                values, details = m.finish(chunks.get(i, {}))
-                params = dict(m.params(), seed=seed, batch_size=batch_size, device=str(dev),
+                payload = reduce_over_ranks(m.reduction, chunks.get(i, {}))
+                values, details = on_main(lambda: m.finish(payload))
+                params = dict(m.params(), seed=options.seed, batch_size=options.batch_size, device=str(dev),
                               num_processes=ranks.world_size())
                 if G is not None:
                     params["sampling_version"] = SAMPLING_VERSION
@@ -183,14 +155,14 @@ def run_metrics(
                 total = seconds[id(m)] + shared + time.time() - start
                 results[id(m)] = MetricResult(metric=m.name, results=values, params=params, total_time=total,
                                               num_gpus=ranks.gpus_used(dev), details=details,
-                                              snapshot_pkl=snapshot_pkl)
+                                              snapshot_pkl=options.snapshot_pkl)
         ordered = [results[id(m)] for m in metrics]
-        if out is not None and ranks.is_main():
-            write_results(out, ordered, ctx.state_dir)
+        state_dir = options.state_path
+        if options.out is not None and ranks.is_main():
+            write_results(options.out, ordered, state_dir)
         for state in states:
             if state is not None:
                 state.remove()
-        if ctx.state_dir is not None and ranks.is_main() and ctx.state_dir.is_dir() \
-                and not any(ctx.state_dir.iterdir()):
-            ctx.state_dir.rmdir()  # held only this run's folders
+        if state_dir is not None and ranks.is_main() and state_dir.is_dir() and not any(state_dir.iterdir()):
+            state_dir.rmdir()  # held only this run's folders
         return ordered

@@ -11,10 +11,10 @@ from torch import nn
 
 from stylegan_core.errors import InputError
 
-from stylegan_metrics.engine.context import WeightsOption
-from stylegan_metrics.engine.metric import Metric, MetricFamily, count_name
-from stylegan_metrics.engine.runner import run_metrics
 from stylegan_metrics.engine.generated import gen_count
+from stylegan_metrics.engine.metric import Metric, MetricFamily, count_name
+from stylegan_metrics.engine.options import EvaluationOptions, WeightsOption
+from stylegan_metrics.engine.runner import run_metrics
 from stylegan_metrics.engine.state import DEFAULT_CHUNK
 from stylegan_metrics.networks.registry import FeatureExtractor
 from stylegan_metrics.result import MetricResult
@@ -84,7 +84,7 @@ def evaluate(
     metrics: list[str] | str,
     *,
     data=None,                                # reference: folder, zip, dataset object, stats .npz or ReferenceStats
-    features: str | nn.Module | FeatureExtractor = "inception-v3",  # feature network of FID
+    features: str | nn.Module | FeatureExtractor | None = None,  # replaces inception-v3 in FID, KID and IS
     similarity: str | Callable = "lpips-vgg16",                   # perceptual distance of PPL
     weights: WeightsOption = None,            # a weights file, or {network name: file} when several need one
     classifier: nn.Module | None = None,      # attribute classifier of linear separability
@@ -113,11 +113,12 @@ def evaluate(
     if (G is None) == (gen is None):
         raise InputError("give either a generator or generated images (gen=..., --gen), not both or neither")
     built = build_metrics(metrics, gen=gen, cov=cov, truncation_psi=truncation_psi, attributes=attributes)
-    return run_metrics(G, built, data=data, features=features, similarity=similarity, weights=weights,
-                       classifier=classifier, seed=seed, batch_size=batch_size, device=device, progress=progress,
-                       state_dir=state_dir, chunk_size=chunk_size, precision=precision, distributed=distributed,
-                       workers=workers, cov=cov, truncation_psi=truncation_psi, out=out, snapshot_pkl=snapshot_pkl,
-                       gen=gen, class_index=class_index, feature_batch_size=feature_batch_size)
+    options = EvaluationOptions(data=data, features=features, similarity=similarity, weights=weights,
+                                classifier=classifier, seed=seed, batch_size=batch_size, device=device,
+                                progress=progress, state_dir=state_dir, chunk_size=chunk_size, precision=precision,
+                                distributed=distributed, workers=workers, out=out, snapshot_pkl=snapshot_pkl, gen=gen,
+                                class_index=class_index, feature_batch_size=feature_batch_size)
+    return run_metrics(G, built, options)
 
 
 __all__ = ["FAMILIES", "METRICS", "MetricFamily", "build_metric", "build_metrics", "evaluate", "register"]

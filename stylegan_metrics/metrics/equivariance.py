@@ -8,7 +8,6 @@ import math
 import numpy as np
 import torch
 
-from stylegan_core import ranks
 from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import Context
@@ -56,7 +55,7 @@ def errors(m: "Equivariance", view) -> Payload:
 class Equivariance(Metric):
     """PSNR (dB) of G(transformed input) against transform(G(input)) over `num` samples; higher = more equivariant."""
 
-    source = "own"
+    samples = "own"
 
     def __init__(
         self,
@@ -74,10 +73,10 @@ class Equivariance(Metric):
                              f"(G.synthesis.input.transform, [3, 3], as StyleGAN3's); this one has none")
         if getattr(ctx.G, "c_dim", 0):
             raise InputError(f"{self.name}: conditional generators are not supported by the equivariance metrics")
-        self.G, self.seed, self.device = ctx.G, ctx.seed, ctx.device
+        self.G, self.seed, self.device = ctx.G, ctx.options.seed, ctx.device
 
     def batches(self, ctx: Context):
-        return index_batches(max(GROUP, ctx.batch_size // GROUP * GROUP))
+        return index_batches(max(GROUP, ctx.options.batch_size // GROUP * GROUP))
 
     def state_key(self) -> dict:
         return {"metric": "equivariance", "kind": self.kind, "group": GROUP}
@@ -89,9 +88,8 @@ class Equivariance(Metric):
         return RowsPart(lambda view: errors(self, view))
 
     def finish(self, chunks: dict[int, Payload]):
-        chunks = ranks.all_gather_chunks(chunks)
-        sse = np.concatenate([chunks[c]["sum_sq_err"] for c in sorted(chunks)]).sum()
-        mask = np.concatenate([chunks[c]["mask_sum"] for c in sorted(chunks)]).sum()
+        sse = np.concatenate([payload["sum_sq_err"] for payload in chunks.values()]).sum()
+        mask = np.concatenate([payload["mask_sum"] for payload in chunks.values()]).sum()
         return {self.name: psnr_from_sums(float(sse), float(mask))}, None
 
     def params(self) -> dict:

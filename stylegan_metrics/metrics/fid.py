@@ -9,47 +9,17 @@ import torch
 from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import Context
-from stylegan_metrics.engine.reference_images import check_resolution, is_images
-from stylegan_metrics.engine.metric import Metric, MetricFamily, check_count, count_name, parse_count
-from stylegan_metrics.engine.runner import run_metrics
 from stylegan_metrics.engine.generated import gen_count, gen_is_statistics
+from stylegan_metrics.engine.metric import Metric, MetricFamily, check_count, count_name, parse_count
+from stylegan_metrics.engine.options import EvaluationOptions
+from stylegan_metrics.engine.passes import STATS_SHAPES, StatsPart
+from stylegan_metrics.engine.reference import ReferenceRequest, given_statistics
+from stylegan_metrics.engine.runner import run_metrics
 from stylegan_metrics.engine.state import DEFAULT_CHUNK, Payload
 from stylegan_metrics.formulas.frechet import FrechetOverflow, frechet_distance
 from stylegan_metrics.networks.registry import FeatureExtractor
-from stylegan_metrics.reference import STATS_SHAPES, StatsPart, compute_reference_stats, sum_over_ranks
 from stylegan_metrics.result import MetricResult
-from stylegan_metrics.stats import COVARIANCE_KINDS, ReferenceStats
-
-
-
-def reference_stats(ctx: Context, extractor: FeatureExtractor, max_real: int | None, folder: str,
-                    data=None) -> ReferenceStats:
-    """Statistics of the reference (`ctx.data`, or `data`): given, read from a .npz, or computed (cached) from
-    images. Images of another size than the generator's are refused, and so are statistics that record another
-    size (a folder on the generated side: any size)."""
-    data = ctx.data if data is None else data
-    if data is None:
-        raise InputError("this metric compares against real images: give the reference data (data=..., --data)")
-    is_given = isinstance(data, ReferenceStats) or (isinstance(data, (str, os.PathLike)) and not is_images(data))
-    if isinstance(data, ReferenceStats):
-        ref = data.check()
-    elif is_given:
-        ref = ReferenceStats.load(data)
-    else:  # images; open_images refuses anything else
-        ref = compute_reference_stats(data, features=extractor, max_items=max_real, batch_size=ctx.batch_size,
-                                      device=ctx.device, progress=ctx.progress,
-                                      resolution=ctx.G.img_resolution if ctx.G is not None else None,
-                                      chunk_size=ctx.chunk_size, workers=ctx.workers,
-                                      state_dir=ctx.state_dir / f"{folder}-reference" if ctx.state_dir else None)
-    where = str(data) if isinstance(data, (str, os.PathLike)) else "reference statistics"
-    if ref.resolution and ctx.G is not None:  # statistics that record their images' size (not pytorch-fid's)
-        check_resolution(where, ref.resolution, ctx.G.img_resolution)
-    if ref.features != extractor.name:
-        raise InputError(f"reference statistics are of {ref.features!r} features, not {extractor.name!r}")
-    if ref.fingerprint and ref.fingerprint != extractor.fingerprint:
-        raise InputError(f"reference statistics were computed with other {ref.features} weights "
-                         f"({ref.fingerprint}, now {extractor.fingerprint}); recompute them with these weights")
-    return ref  # a width the network does not give is refused in `finish` (train's check runs `check_width`)
+from stylegan_metrics.stats import COVARIANCE_KINDS, FeatureStats, ReferenceStats
 
 
 def check_width(where: str, ref: ReferenceStats, extractor: FeatureExtractor, *, resolution: int,
@@ -65,8 +35,8 @@ class FID(Metric):
     """Fréchet distance between Gaussians fitted to the features of `num` generated images and of the reference
     (its first `max_real` images, or all of them with max_real=None)."""
 
-    accepts_statistics = True  # the generated side may be a statistics file too
-    uses_reference = True
+    network = "inception-v3"  # its feature network (the evaluation's `features` replaces it)
+    reduction = "sum"          # the generated images' float64 feature sums, over every chunk and rank
 
     def __init__(
         self,
@@ -85,15 +55,21 @@ class FID(Metric):
         self.name, self.num, self.max_real, self.cov, self.truncation_psi = name, num, max_real, cov, truncation_psi
 
     def prepare(self, ctx: Context) -> None:
-        self.extractor = ctx.feature_extractor()
+        self.extractor = ctx.feature_extractor(self.network)
+        self.gen_stats = None
+        if gen_is_statistics(ctx.options.gen):  # both sides given as statistics: no images to run
+            self.samples = "none"
+
+    def reference_request(self) -> ReferenceRequest:
+        return ReferenceRequest("stats", self.extractor, 0, self.max_real, folder=f"{self.folder}-reference")
 
     def prepare_reference(self, ctx: Context) -> None:
-        self.reference = reference_stats(ctx, self.extractor, self.max_real, self.folder)
+        data = ctx.options.data
+        self.reference = ctx.reference_stats(self.extractor, self.max_real, folder=f"{self.folder}-reference")
         self.reference.covariance(self.cov)  # refused now, not after the pass (the biased one needs n)
-        self.reference_name = str(ctx.data) if not isinstance(ctx.data, ReferenceStats) else "ReferenceStats"
-        self.gen_stats = None
-        if gen_is_statistics(ctx.gen):  # both sides given as statistics: no images to run
-            self.gen_stats = reference_stats(ctx, self.extractor, None, self.folder, data=ctx.gen)
+        self.reference_name = str(data) if not isinstance(data, ReferenceStats) else "ReferenceStats"
+        if self.samples == "none":
+            self.gen_stats = given_statistics(ctx.options.gen, self.extractor, resolution=None)
             self.gen_stats.covariance(self.cov)
 
     def state_key(self) -> dict:
@@ -105,12 +81,12 @@ class FID(Metric):
     def new_part(self) -> StatsPart:
         return StatsPart(self.extractor)
 
-    def finish(self, chunks: dict[int, Payload]):
+    def finish(self, total: Payload | None):
         ref = self.reference
         if self.gen_stats is not None:
             mu, sigma = self.gen_stats.mu, self.gen_stats.covariance(self.cov)
         else:
-            gen = sum_over_ranks(chunks)
+            gen = FeatureStats.from_arrays(total)
             mu, sigma = gen.mean(), gen.covariance(self.cov)
         if mu.shape[0] != ref.mu.shape[0]:
             raise InputError(f"{self.reference_name}: they have {ref.mu.shape[0]} features, {self.extractor.name} gives "
@@ -191,6 +167,7 @@ def fid(
     from stylegan_metrics.metrics import build_metric  # the registry: one name per computation
 
     metric = build_metric(fid_name(num_gen, True, cov), truncation_psi=truncation_psi)
-    return run_metrics(G, [metric], gen=gen, data=reference, batch_size=batch_size, seed=seed, features=features,
-                       weights=weights, device=device, progress=progress, state_dir=state_dir, chunk_size=chunk_size,
-                       precision=precision, distributed=distributed, workers=workers)[0]
+    options = EvaluationOptions(gen=gen, data=reference, batch_size=batch_size, seed=seed, features=features,
+                                weights=weights, device=device, progress=progress, state_dir=state_dir,
+                                chunk_size=chunk_size, precision=precision, distributed=distributed, workers=workers)
+    return run_metrics(G, [metric], options)[0]

@@ -15,7 +15,7 @@ class InceptionScore(KeptFeatures):
     """Mean and standard deviation over `num_splits` splits of softmax(Inception logits without the output bias)."""
 
     output = 1            # inception-v3's second output: the unbiased logits [N, 1008]
-    uses_reference = False
+    compares = False      # generated images only
 
     def __init__(self, name: str, *, num: int, num_splits: int = 10, truncation_psi: float = 1.0):
         super().__init__(name, num=num, truncation_psi=truncation_psi)

@@ -17,6 +17,7 @@ from stylegan_core.errors import InputError
 from stylegan_metrics.engine.context import Context
 from stylegan_metrics.engine.metric import Metric, MetricFamily, MetricWarning, check_count, count_name, parse_count
 from stylegan_metrics.engine.passes import RowsPart
+from stylegan_metrics.engine.options import EvaluationOptions
 from stylegan_metrics.engine.runner import run_metrics
 from stylegan_metrics.networks.batching import batch_invariant
 from stylegan_metrics.engine.state import DEFAULT_CHUNK, Payload
@@ -86,7 +87,7 @@ class LinearSeparability(Metric):
                              f"(raise keep or the number of samples)")
         self.name, self.num, self.keep, self.attributes, self.space, self.svm = name, num, keep, attributes, space, svm
 
-    needs_generator = True  # it keeps z and w
+    needs_generator = True  # it keeps z and w (a class attribute replacing Metric's property)
 
     def prepare(self, ctx: Context) -> None:
         self.classifier = ctx.attribute_classifier()
@@ -115,21 +116,17 @@ class LinearSeparability(Metric):
         return {"z": view.z.float(), "w": view.ws[:, -1].float(), "logits": logits[:, self.columns].float()}
 
     def finish(self, chunks: dict[int, Payload]):
-        chunks = ranks.gather_chunks_to_main(chunks)
-        outcome = None
-        if ranks.is_main():  # the SVMs run once, on rank 0; every rank returns its result
-            arrays = {k: np.concatenate([chunks[c][k] for c in sorted(chunks)]) for k in ("z", "w", "logits")}
-            results, tables = {}, []
-            for sp in SPACES[self.space]:
-                score, table = separability_from_arrays(arrays[sp], arrays["logits"], keep=self.keep, svm=self.svm,
-                                                        attributes=self.names, device=self.device)
-                results[f"{self.name}_{sp}"] = score
-                tables.append(table.assign(space=sp))
-            constant = constant_attributes_warning(self.name, tables[0])  # the kept samples: the same per space
-            if constant:
-                warnings.warn(constant, MetricWarning, stacklevel=2)
-            outcome = results, pd.concat(tables, ignore_index=True)
-        return ranks.broadcast_from_main(outcome)
+        arrays = {k: np.concatenate([payload[k] for payload in chunks.values()]) for k in ("z", "w", "logits")}
+        results, tables = {}, []
+        for sp in SPACES[self.space]:
+            score, table = separability_from_arrays(arrays[sp], arrays["logits"], keep=self.keep, svm=self.svm,
+                                                    attributes=self.names, device=self.device)
+            results[f"{self.name}_{sp}"] = score
+            tables.append(table.assign(space=sp))
+        constant = constant_attributes_warning(self.name, tables[0])  # the kept samples: the same per space
+        if constant:
+            warnings.warn(constant, MetricWarning, stacklevel=2)
+        return results, pd.concat(tables, ignore_index=True)
 
     def params(self) -> dict:
         return dict(num_samples=self.num, keep=self.keep, attributes=self.names, space=self.space, svm=self.svm)
@@ -194,6 +191,7 @@ def linear_separability(
     from stylegan_metrics.metrics import build_metric  # the registry: one name per computation
 
     metric = build_metric(ls_name(num_samples, keep), attributes=attributes, space=space, svm=svm)
-    return run_metrics(G, [metric], classifier=classifier, batch_size=batch_size, seed=seed, device=device,
-                       progress=progress, state_dir=state_dir, chunk_size=chunk_size, distributed=distributed,
-                       data=data, class_index=class_index)[0]
+    options = EvaluationOptions(classifier=classifier, batch_size=batch_size, seed=seed, device=device,
+                                progress=progress, state_dir=state_dir, chunk_size=chunk_size, distributed=distributed,
+                                data=data, class_index=class_index)
+    return run_metrics(G, [metric], options)[0]

@@ -10,13 +10,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stylegan_core import ranks
 from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import Context
-from stylegan_metrics.engine.labels import conditioning, conditioning_key
 from stylegan_metrics.engine.metric import Metric, MetricFamily, check_count, count_name, parse_count
 from stylegan_metrics.engine.passes import RowsPart, index_batches
+from stylegan_metrics.engine.options import EvaluationOptions
 from stylegan_metrics.engine.runner import run_metrics
 from stylegan_metrics.engine.sampling import _table_rows, latents, map_latents, noise_seeds, synthesize
 from stylegan_metrics.engine.state import DEFAULT_CHUNK, Payload
@@ -88,7 +87,7 @@ class DistancesPart(RowsPart):
 class PathLength(Metric):
     """Trimmed mean of LPIPS(G(path(t)), G(path(t + epsilon))) / epsilon^2 over `num` pairs, per space/sampling."""
 
-    source = "own"  # pairs drawn by index, not the shared generated images
+    samples = "own"  # pairs drawn by index, not the shared generated images
 
     def __init__(
         self,
@@ -108,13 +107,11 @@ class PathLength(Metric):
         self.combos, self.keys = list(keys), list(keys.values())
 
     def prepare(self, ctx: Context) -> None:
-        self.G, self.seed, self.device = ctx.G, ctx.seed, ctx.device
+        self.G, self.seed, self.device = ctx.G, ctx.options.seed, ctx.device
         if self.crop and self.downsample == "stylegan1" and downsample_rules_agree(ctx.G.img_resolution):
             self._same_as_nvidias_downsampling()
-        self.labels = conditioning(ctx.G, data=ctx.data, seed=ctx.seed, class_index=ctx.class_index)  # before
-        self.label_key = conditioning_key(ctx.G, data=ctx.data, class_index=ctx.class_index)  # any network loads
+        self.labels, self.label_key = ctx.conditioning()  # before any network loads
         self.dist_fn = ctx.similarity_network()
-        self.batch_size = ctx.batch_size
 
     def _same_as_nvidias_downsampling(self) -> None:
         """Below 512 px neither rule downsamples the crop: one computation, named without '_sg1down'."""
@@ -123,7 +120,7 @@ class PathLength(Metric):
         self.keys = [k.replace("_sg1down", "") for k in self.keys]
 
     def batches(self, ctx: Context):
-        return index_batches(ctx.batch_size)
+        return index_batches(ctx.options.batch_size)
 
     def state_key(self) -> dict:
         return {"metric": "ppl", "combos": self.keys, "epsilon": self.epsilon, "crop": self.crop,
@@ -143,8 +140,7 @@ class PathLength(Metric):
         return dict(zip(self.keys, distances))
 
     def finish(self, chunks: dict[int, Payload]):
-        chunks = ranks.all_gather_chunks(chunks)
-        distances = {k: np.concatenate([chunks[c][k] for c in sorted(chunks)]) for k in self.keys}
+        distances = {k: np.concatenate([payload[k] for payload in chunks.values()]) for k in self.keys}
         results = {k: trimmed_mean(distances[k]) for k in self.keys}
         details = pd.concat([pd.DataFrame({"space": sp, "sampling": sm, "index": np.arange(self.num),
                                            "distance": distances[k]})
@@ -278,6 +274,7 @@ def ppl(
     does: from `data`'s labels or `class_index`."""
     metric = path_length_metric(space=space, sampling=sampling, num_samples=num_samples, epsilon=epsilon, crop=crop,
                                 downsample=downsample)
-    return run_metrics(G, [metric], similarity=similarity, weights=weights, batch_size=batch_size, seed=seed,
-                       device=device, progress=progress, state_dir=state_dir, chunk_size=chunk_size,
-                       distributed=distributed, data=data, class_index=class_index)[0]
+    options = EvaluationOptions(similarity=similarity, weights=weights, batch_size=batch_size, seed=seed,
+                                device=device, progress=progress, state_dir=state_dir, chunk_size=chunk_size,
+                                distributed=distributed, data=data, class_index=class_index)
+    return run_metrics(G, [metric], options)[0]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import Context
-from stylegan_metrics.engine.reference_images import is_images, open_images
+from stylegan_metrics.engine.reference_images import is_images
 from stylegan_metrics.engine.metric import MetricFamily, check_count, parse_count
 from stylegan_metrics.formulas.precision_recall import precision_recall_from_arrays
 
@@ -20,6 +20,7 @@ class PrecisionRecall(KeptFeatures):
     generated one; each manifold the union of balls reaching every point's k-th nearest neighbour."""
 
     network = "vgg16-fc2"
+    replaceable = False  # the evaluation's `features` (Inception's replacement) leaves it
 
     def __init__(self, name: str, *, num: int, max_real: int | None, k: int = 3, truncation_psi: float = 1.0):
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -34,9 +35,8 @@ class PrecisionRecall(KeptFeatures):
 
     def prepare(self, ctx: Context) -> None:
         """The reference count is checked before any network runs (the VGG16 passes take minutes)."""
-        if ctx.data is not None and is_images(ctx.data):
-            real = len(open_images(ctx.data, max_items=self.max_real,
-                                   resolution=ctx.G.img_resolution if ctx.G is not None else None))
+        if ctx.options.data is not None and is_images(ctx.options.data):
+            real = len(ctx.reference.images(self.max_real))
             if real < self.k + 1:
                 raise InputError(f"{self.name}: the reference holds {real} images, but each manifold point needs "
                                  f"k = {self.k} neighbours besides itself: at least {self.k + 1} images")

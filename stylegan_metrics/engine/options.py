@@ -1,0 +1,72 @@
+"""What an evaluation runs with besides the generator and the metrics: one frozen object, built once by `evaluate`,
+the single-metric functions and the CLI, read by the runner, the context and the metrics."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from stylegan_core.errors import InputError
+
+from stylegan_metrics.networks.precision import check_precision
+
+from .state import DEFAULT_CHUNK
+
+WeightsOption = str | os.PathLike | dict[str, str | os.PathLike] | None
+
+
+def _positive_int(value, what: str, *, allow_none: bool = False, minimum: int = 1) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"{what} must be an integer >= {minimum}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """The options of one evaluation. A metric's own definition (covariance, truncation, attributes, counts) is
+    not here: it is part of the metric's name (`build_metric`)."""
+
+    # what is compared
+    data: Any = None                          # reference: folder, zip, dataset object, stats .npz or ReferenceStats
+    gen: Any = None                           # instead of a generator: a folder or zip of images (FID: statistics)
+    class_index: int | None = None            # a conditional G: this class for every sample (None: data's labels)
+    # networks
+    features: str | nn.Module | Any | None = None  # feature network of the metrics that read Inception features
+                                              # (FID, KID, IS); None: each metric's own (inception-v3)
+    similarity: str | Callable = "lpips-vgg16"  # perceptual distance of PPL
+    weights: WeightsOption = None             # a weights file, or {network name: file} when several need one
+    classifier: nn.Module | None = None       # attribute classifier of linear separability
+    precision: str = "fp32"                   # feature networks' arithmetic (PPL's network always fp32)
+    # samples
+    seed: int = 0                             # sample i depends only on (seed, i)
+    batch_size: int = 32                      # samples per generator call (never changes a result)
+    feature_batch_size: int | None = None     # generated images per feature-network call (None: batch_size)
+    # where and how
+    device: str | torch.device | None = None  # None: CUDA when available
+    distributed: bool = True                  # False: everything in this process even inside a process group
+    workers: int | None = None                # image-decoding processes for reference images (None: by device)
+    progress: bool = True                     # progress bars (a status line off a terminal)
+    state_dir: str | os.PathLike | None = None  # finished chunks saved per metric; a rerun resumes
+    chunk_size: int = DEFAULT_CHUNK           # samples per chunk: the unit of sharding and of saved state
+    cache: bool = True                        # reference statistics and features cached under $STYLEGAN_METRICS_HOME
+    # results
+    out: str | os.PathLike | None = None      # append each result as a JSON line before the saved state goes
+    snapshot_pkl: str | None = None           # the checkpoint path recorded in the results
+
+    def __post_init__(self):
+        _positive_int(self.batch_size, "the batch size")
+        _positive_int(self.feature_batch_size, "the feature batch size", allow_none=True)
+        _positive_int(self.chunk_size, "the chunk size")
+        _positive_int(self.seed, "the seed", minimum=0)
+        _positive_int(self.workers, "the number of image-decoding workers", allow_none=True, minimum=0)
+        check_precision(self.precision)
+
+    @property
+    def state_path(self) -> Path | None:
+        return Path(self.state_dir) if self.state_dir else None
