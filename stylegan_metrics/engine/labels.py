@@ -13,9 +13,7 @@ import torch
 from stylegan_core.data.datasets import ImageDataset
 from stylegan_core.errors import InputError
 
-from .sampling import _table_rows
-
-STREAM_LABEL = 3  # per-index row of the label table, from (seed, index)
+from .sampling import BLOCK, STREAMS, table_rows
 
 
 def label_rows(labels: np.ndarray, c_dim: int) -> torch.Tensor:
@@ -57,8 +55,8 @@ def conditioning(G, *, data, seed: int, class_index: int | None = None) -> Calla
     table = _label_table(data, c_dim)  # [L, c_dim]
 
     def rows(start: int, count: int) -> torch.Tensor:
-        index = _table_rows(seed, STREAM_LABEL, start, count,
-                            lambda g: torch.randint(0, len(table), (256,), generator=g))
+        index = table_rows(seed, STREAMS["label"], start, count,
+                           lambda g: torch.randint(0, len(table), (BLOCK,), generator=g))
         return table[index]
     return rows
 

@@ -14,12 +14,17 @@ from stylegan_core.errors import InputError
 from stylegan_metrics.engine.context import Context
 from stylegan_metrics.engine.metric import Metric, MetricFamily, parse_count
 from stylegan_metrics.engine.passes import RowsPart, index_batches
-from stylegan_metrics.engine.sampling import _table_rows, latents, map_latents
+from stylegan_metrics.engine.sampling import BLOCK, STREAMS, latents, map_latents, table_rows
 from stylegan_metrics.engine.state import Payload
 from stylegan_metrics.formulas.equivariance import equivariance_batch, psnr_from_sums
 
 GROUP = 4            # samples sharing one transform: NVIDIA's batch of 4 in metric_main
-STREAM_TRANSFORM = 20  # per-group uniform numbers, [num_groups, 2], from (seed, group index)
+
+
+def group_uniforms(seed: int, group: int) -> torch.Tensor:
+    """The two uniform numbers in [0, 1) of group `group` (samples GROUP * group ...), [2]: row `group` of the
+    STREAMS['eq_transform'] table."""
+    return table_rows(seed, STREAMS["eq_transform"], group, 1, lambda g: torch.rand(BLOCK, 2, generator=g))[0]
 
 
 def transform_params(kind: str, u: torch.Tensor, img_resolution: int, *, translate_max: float = 0.125,
@@ -40,7 +45,7 @@ def errors(m: "Equivariance", view) -> Payload:
         if first != view.start and first % GROUP:
             continue  # each group of 4 (or its part in this view) is drawn in one call
         last = min((first // GROUP + 1) * GROUP, view.start + view.count)
-        u = _table_rows(m.seed, STREAM_TRANSFORM, first // GROUP, 1, lambda g: torch.rand(256, 2, generator=g))[0]
+        u = group_uniforms(m.seed, first // GROUP)
         with torch.inference_mode():
             z = latents(m.seed, first, last - first, G.z_dim).to(m.device)
             ws = map_latents(G, z)  # [n, num_ws, w_dim]
