@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from stylegan_core import load_generator, save_checkpoint
 from stylegan_metrics import evaluate
 from stylegan_metrics.engine.sampling import BLOCK, STREAMS, latents, map_latents, table_rows
-from stylegan_metrics.formulas.equivariance import equivariance_batch, psnr_from_sums
-from stylegan_metrics.metrics.equivariance import GROUP, transform_params
+from stylegan_metrics.formulas.equivariance import psnr_from_sums
+from stylegan_metrics.metrics.equivariance import GROUP, equivariance_batch, transform_params
 from stylegan_metrics_cli.main import main
 from helpers import tiny_generator, write_disc_images
 
