@@ -19,12 +19,12 @@ def lpips_heads_path() -> Path:
 
 
 def unit_latents(seed: int, num: int, dim: int):
-    """Our per-index z0, z1 tables (streams 10, 11 of stylegan_metrics.metrics.ppl), unit-normalized."""
+    """Our per-index z0, z1 tables (streams ppl_z0, ppl_z1 of stylegan_metrics.engine.sampling.STREAMS),
+    unit-normalized."""
     from stylegan_metrics.formulas.paths import normalize
-    from stylegan_metrics.metrics.ppl import STREAM_Z0, STREAM_Z1
-    from stylegan_metrics.engine.sampling import latents
+    from stylegan_metrics.engine.sampling import STREAMS, latents
 
-    return [normalize(latents(seed, 0, num, dim, stream=s)) for s in (STREAM_Z0, STREAM_Z1)]
+    return [normalize(latents(seed, 0, num, dim, stream=s)) for s in (STREAMS["ppl_z0"], STREAMS["ppl_z1"])]
 
 
 def peer_generator_module(G, seed: int, num: int, shared_latents: bool):

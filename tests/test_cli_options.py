@@ -100,27 +100,31 @@ def captured(monkeypatch):
     return seen
 
 
-@pytest.mark.parametrize("args, name", [
-    ((), "fid50k_full_unbiased"),
-    (("--cov", "unbiased"), "fid50k_full_unbiased"),
-    (("--cov", "biased"), "fid50k_full"),
+@pytest.mark.parametrize("args, name, cov", [
+    ((), "fid50k_full_unbiased", "unbiased"),
+    (("--cov", "unbiased"), "fid50k_full_unbiased", "unbiased"),
+    (("--cov", "biased"), "fid50k_full", "biased"),
 ])
-def test_fid_cov_default_is_the_unbiased_covariance(captured, tmp_path, args, name):
+def test_fid_cov_default_is_the_unbiased_covariance(captured, tmp_path, args, name, cov):
     result = invoke("fid", "--ckpt", "toyfaces", "--data", tmp_path, *args)
     assert result.exit_code == 0, result.output
     [metric] = captured["metrics"]
-    assert metric.name == name and metric.cov == ("biased" if name == "fid50k_full" else "unbiased")
+    assert metric.name == name and metric.cov == cov
 
 
-@pytest.mark.parametrize("args, cov", [((), None), (("--cov", "unbiased"), "unbiased"), (("--cov", "biased"), "biased")])
-def test_evaluate_hands_its_names_and_cov_to_stylegan_metrics_evaluate(captured, tmp_path, args, cov):
+@pytest.mark.parametrize("args, cov, name, built_cov", [
+    ((), None, "fid10k_full", "biased"),  # evaluate's default: NVIDIA's biased covariance
+    (("--cov", "unbiased"), "unbiased", "fid10k_full_unbiased", "unbiased"),
+    (("--cov", "biased"), "biased", "fid10k_full", "biased"),
+])
+def test_evaluate_hands_its_names_and_cov_to_stylegan_metrics_evaluate(captured, tmp_path, args, cov, name,
+                                                                         built_cov):
     result = invoke("evaluate", "--ckpt", "toyfaces", "--metrics", "fid10k_full,ls", "--data", tmp_path, *args)
     assert result.exit_code == 0, result.output
     assert captured["names"] == "fid10k_full,ls" and captured["cov"] == cov and captured["G"] == "G"
     assert captured["attributes"] == "40" and captured["data"] == str(tmp_path)
     fid = registry.build_metrics(captured["names"], cov=captured["cov"])[0]  # what evaluate builds from them
-    assert fid.name == ("fid10k_full_unbiased" if cov == "unbiased" else "fid10k_full")
-    assert fid.cov == (cov or "biased")
+    assert fid.name == name and fid.cov == built_cov
 
 
 # --weights: PATH or NETWORK=PATH wherever it is accepted

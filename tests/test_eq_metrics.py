@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from stylegan_core import load_generator, save_checkpoint
 from stylegan_metrics import evaluate
-from stylegan_metrics.engine.sampling import _table_rows, latents, map_latents
-from stylegan_metrics.formulas.equivariance import equivariance_batch, psnr_from_sums
-from stylegan_metrics.metrics.equivariance import GROUP, STREAM_TRANSFORM, transform_params
+from stylegan_metrics.engine.sampling import BLOCK, STREAMS, latents, map_latents, table_rows
+from stylegan_metrics.formulas.equivariance import psnr_from_sums
+from stylegan_metrics.metrics.equivariance import GROUP, equivariance_batch, transform_params
 from stylegan_metrics_cli.main import main
 from helpers import tiny_generator, write_disc_images
 
@@ -29,7 +29,8 @@ def by_hand(G, kind: str, num: int, seed: int) -> float:
     sse = mask = 0.0
     for first in range(0, num, GROUP):
         n = min(GROUP, num - first)
-        u = _table_rows(seed, STREAM_TRANSFORM, first // GROUP, 1, lambda g: torch.rand(256, 2, generator=g))[0]
+        u = table_rows(seed, STREAMS["eq_transform"], first // GROUP, 1,
+                       lambda g: torch.rand(BLOCK, 2, generator=g))[0]  # [2]
         with torch.no_grad():
             ws = map_latents(G, latents(seed, first, n, G.z_dim))  # padded to 16 rows, as the engine maps
             s, m = equivariance_batch(G, ws, kind, transform_params(kind, u, G.img_resolution))

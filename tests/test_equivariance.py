@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from stylegan_core import load_generator
+from stylegan_core import InputError, load_generator
 from stylegan_metrics.formulas.equivariance import (
     KINDS, apply_affine_transformation, apply_fractional_pseudo_rotation, apply_fractional_rotation,
-    apply_fractional_translation, apply_integer_translation, construct_affine_bandlimit_filter, equivariance_batch,
-    psnr_from_sums, random_transform_params, rotation_matrix, translation_matrix,
+    apply_fractional_translation, apply_integer_translation, construct_affine_bandlimit_filter, psnr_from_sums,
+    rotation_matrix, translation_matrix,
 )
+from stylegan_metrics.metrics.equivariance import equivariance_batch, random_transform_params
 from helpers import tiny_stylegan2
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -108,7 +109,9 @@ def test_equivariance_batch_gives_nvidias_psnr(name):
 
 
 def test_equivariance_batch_needs_an_input_transform_and_keeps_the_users():
-    with pytest.raises(ValueError, match="input.transform"):
+    # the metric's own check (input_transform): one message for evaluate and for this function
+    with pytest.raises(InputError, match=r"equivariance needs a generator whose input can be transformed "
+                                         r"\(G\.synthesis\.input\.transform, \[3, 3\]"):
         equivariance_batch(tiny_stylegan2(8), torch.zeros(1, 4, 16), "eqt_int", torch.zeros(2))
     G = load_generator(FIXTURES / "nvidia_stylegan3_r.pkl")
     user = rotation_matrix(0.4)

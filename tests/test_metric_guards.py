@@ -19,7 +19,7 @@ from stylegan_metrics import AttributeClassifier, evaluate, fid, linear_separabi
 from stylegan_metrics.engine import passes
 from stylegan_metrics.engine.metric import MAX_COUNT, MetricWarning
 from stylegan_metrics.engine.passes import index_batches, run_pass
-from stylegan_metrics.metrics import build_metric, build_metrics
+from stylegan_metrics.metrics import build_metric
 from stylegan_metrics.metrics.fid import fid_name
 from stylegan_metrics.metrics.ls import MIN_KEPT, constant_attributes_warning, few_kept_warning, ls_name
 from stylegan_metrics.formulas.paths import downsample_rules_agree

@@ -67,10 +67,16 @@ class _FakeResponse(io.BytesIO):
         self.headers = {"Content-Length": str(len(data))}
 
 
-def test_standard_specs():
-    assert STANDARD_WEIGHTS["inception-v3"].sha256_prefix == "6726825d"
-    assert STANDARD_WEIGHTS["vgg16"].sha256_prefix == "397923af"
-    assert STANDARD_WEIGHTS["vgg16"].url == "https://download.pytorch.org/models/vgg16-397923af.pth"
+def test_each_standard_spec_downloads_the_file_it_names():
+    """A download is checked against the SHA-256 prefix of its file name: each standard URL ends in that very file
+    name (the upstream's, hash included) over https, under the spec's own registry key; docs/networks.md names the
+    same files."""
+    docs = (Path(__file__).parents[1] / "docs" / "networks.md").read_text()
+    assert set(STANDARD_WEIGHTS) == {"inception-v3", "vgg16"}
+    for name, spec in STANDARD_WEIGHTS.items():
+        assert spec.name == name
+        assert spec.url.startswith("https://") and spec.url.rsplit("/", 1)[1] == spec.filename, name
+        assert f"`{spec.filename}`" in docs, name
     assert issubclass(WeightsError, InputError)
 
 

@@ -11,9 +11,7 @@ import torch
 
 from stylegan_core.errors import InputError
 
-from .sampling import _table_rows
-
-STREAM_LABEL = 3  # per-index row of the label table, from (seed, index)
+from .sampling import BLOCK, STREAMS, table_rows
 
 
 def label_rows(labels: np.ndarray, c_dim: int) -> torch.Tensor:
@@ -51,8 +49,8 @@ def conditioning(G, *, table, seed: int, class_index: int | None = None) -> Call
     rows_table = _rows_of(table, c_dim)  # [L, c_dim]
 
     def rows(start: int, count: int) -> torch.Tensor:
-        index = _table_rows(seed, STREAM_LABEL, start, count,
-                            lambda g: torch.randint(0, len(rows_table), (256,), generator=g))
+        index = table_rows(seed, STREAMS["label"], start, count,
+                           lambda g: torch.randint(0, len(rows_table), (BLOCK,), generator=g))
         return rows_table[index]
     return rows
 

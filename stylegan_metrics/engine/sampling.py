@@ -20,8 +20,19 @@ from stylegan_metrics.networks.precision import precision_context
 
 from .metric import MetricWarning
 
-BLOCK = 256  # rows per seeded block of the latent table; any batch size slices the same table
-STREAM_Z, STREAM_NOISE = 0, 1
+BLOCK = 256  # rows per seeded block of every stream's table; any batch size slices the same table
+# Every random stream of the metrics: a stream id keys its own endless table (table_rows), so two draws never share
+# numbers. The ids fix every sample: changing one changes every result drawn from it.
+STREAMS = {
+    "z": 0,               # latents [dim] per sample index (latents): every generated image's z
+    "noise": 1,           # one int64 seed of the synthesis noise per sample index (noise_seeds)
+    "label": 3,           # a row index into the reference labels per sample index (engine.labels)
+    "ppl_z0": 10,         # PPL: the first endpoint's z per pair index (metrics.ppl)
+    "ppl_z1": 11,         # PPL: the second endpoint's z per pair index
+    "ppl_t": 12,          # PPL: the interpolation point t in [0, 1) per pair index
+    "eq_transform": 20,   # equivariance: two uniform numbers in [0, 1) per group index, sample index // GROUP of
+                          # metrics.equivariance (one transform per group)
+}
 # What a generated sample is, given (seed, index): recorded in every result and state key, so that numbers and saved
 # chunks of two schemes never mix. 1: noise maps from one CPU torch.Generator per sample; 2: the counter-based noise
 # of stylegan_core.networks.noise, drawn on the generator's device.
@@ -33,22 +44,26 @@ def _block_generator(seed: int, stream: int, block: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
 
 
-def _table_rows(seed: int, stream: int, start: int, count: int, draw) -> torch.Tensor:
+def table_rows(seed: int, stream: int, start: int, count: int,
+               draw: Callable[[torch.Generator], torch.Tensor]) -> torch.Tensor:
+    """Rows [start, start + count) of the endless table of `stream` (an id of STREAMS): the table is cut into blocks
+    of BLOCK rows, block b drawn by `draw(generator)` (BLOCK rows) from a generator seeded by (seed, stream, b) alone,
+    so row i depends only on (seed, stream, i), never on where a batch starts or how long it is."""
     first, last = start // BLOCK, (start + count - 1) // BLOCK
     table = torch.cat([draw(_block_generator(seed, stream, b)) for b in range(first, last + 1)])
     offset = start - first * BLOCK
     return table[offset:offset + count]
 
 
-def latents(seed: int, start: int, count: int, dim: int, stream: int = STREAM_Z) -> torch.Tensor:
+def latents(seed: int, start: int, count: int, dim: int, stream: int = STREAMS["z"]) -> torch.Tensor:
     """Rows [start, start + count) of an endless N(0, I) table; row i depends only on (seed, stream, i)."""
-    return _table_rows(seed, stream, start, count, lambda g: torch.randn(BLOCK, dim, generator=g))
+    return table_rows(seed, stream, start, count, lambda g: torch.randn(BLOCK, dim, generator=g))
 
 
 def noise_seeds(seed: int, start: int, count: int) -> torch.Tensor:
     """Per-sample seeds of the synthesis noise, [count] int64, from the same per-index table."""
-    return _table_rows(seed, STREAM_NOISE, start, count,
-                       lambda g: torch.randint(0, 2**62, (BLOCK,), generator=g, dtype=torch.int64))
+    return table_rows(seed, STREAMS["noise"], start, count,
+                      lambda g: torch.randint(0, 2**62, (BLOCK,), generator=g, dtype=torch.int64))
 
 
 NOISE_DECLARATION = "per_sample_noise"  # attribute of a synthesis network (see stylegan_core.networks.noise)

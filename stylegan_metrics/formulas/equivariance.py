@@ -1,4 +1,5 @@
-"""Equivariance of a generator to translating and rotating its input (EQ-T, EQ-T_frac, EQ-R; Karras et al. 2021).
+"""The arithmetic of equivariance to translating and rotating a generator's input (EQ-T, EQ-T_frac, EQ-R; Karras et
+al. 2021): image transforms, their masks and the PSNR; metrics.equivariance drives the generator.
 
 The generator draws an image with its input transformed (`G.synthesis.input.transform`); the reference is
 the untransformed image, transformed afterwards: an integer shift, a fractional shift by a separable
@@ -185,71 +186,8 @@ def psnr_from_sums(sum_sq_err: float, mask_sum: float) -> float:
     return 20 * math.log10(2) - 10 * math.log10(sum_sq_err / mask_sum)
 
 
-def random_transform_params(
-    kind: str,                          # 'eqt_int', 'eqt_frac' or 'eqr'
-    *,
-    img_resolution: int,                # eqt_int rounds the shift to whole pixels of this image size
-    translate_max: float = 0.125,       # Shifts uniform in [-max, max] (units of the image size) per axis.
-    rotate_max: float = 1.0,            # Angles uniform in [-max, max] * pi.
-    generator: torch.Generator | None = None,  # None: torch's global generator (NVIDIA's draws, in its order).
-    device: torch.device | str | None = None,
-) -> torch.Tensor:                      # [2] shift (tx, ty) or [] angle in radians
-    """One transform per batch, drawn as NVIDIA's metric draws it (one torch.rand call per batch and kind)."""
-    if kind == "eqr":
-        return (torch.rand([], generator=generator, device=device) * 2 - 1) * (rotate_max * math.pi)
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    t = (torch.rand(2, generator=generator, device=device) * 2 - 1) * translate_max
-    return (t * img_resolution).round() / img_resolution if kind == "eqt_int" else t
-
-
-@torch.no_grad()
-def equivariance_batch(
-    G,                                  # generator whose synthesis has `input.transform` [3, 3] (StyleGAN3)
-    ws: torch.Tensor,                   # [N, num_ws, w_dim]
-    kind: str,                          # 'eqt_int', 'eqt_frac' or 'eqr'
-    params: torch.Tensor,               # random_transform_params(kind, ...): [2] shift or [] angle
-    **synthesis_kwargs,                 # passed to G.synthesis (always with noise_mode='const')
-) -> tuple[torch.Tensor, torch.Tensor]:  # per sample: sum of masked squared errors [N], sum of the mask [N] (float64)
-    """Draw ws untransformed and transformed, transform the first the same way, compare where both are valid.
-
-    The transform buffer is restored afterwards. Summing both outputs over all samples and passing them to
-    `psnr_from_sums` gives NVIDIA's EQ-T / EQ-T_frac / EQ-R for those samples.
-    """
-    transform = getattr(getattr(getattr(G, "synthesis", None), "input", None), "transform", None)
-    if not isinstance(transform, torch.Tensor) or transform.shape != (3, 3):
-        raise ValueError("equivariance needs a generator with a [3, 3] G.synthesis.input.transform (StyleGAN3)")
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    saved = transform.clone()
-    identity = torch.eye(3, device=transform.device, dtype=transform.dtype)
-    try:
-        transform.copy_(identity)
-        orig = G.synthesis(ws, noise_mode="const", **synthesis_kwargs)  # [N, C, H, W]
-        params = params.to(transform.device)
-        if kind == "eqr":
-            transform.copy_(rotation_matrix(-params))
-            img = G.synthesis(ws, noise_mode="const", **synthesis_kwargs)
-            ref, ref_mask = apply_fractional_rotation(orig, params)
-            img, img_mask = apply_fractional_pseudo_rotation(img, params)
-            mask = ref_mask * img_mask
-        else:
-            t = params
-            if kind == "eqt_int":
-                t = (t * G.img_resolution).round() / G.img_resolution
-            transform.copy_(translation_matrix(t[0], t[1]).to(transform))
-            img = G.synthesis(ws, noise_mode="const", **synthesis_kwargs)
-            shift = apply_integer_translation if kind == "eqt_int" else apply_fractional_translation
-            ref, mask = shift(orig, t[0], t[1])
-    finally:
-        transform.copy_(saved)
-    sq_err = ((ref - img).square() * mask).to(torch.float64)
-    return sq_err.sum(dim=(1, 2, 3)), mask.to(torch.float64).sum(dim=(1, 2, 3))
-
-
 __all__ = [
     "KINDS", "apply_affine_transformation", "apply_fractional_pseudo_rotation", "apply_fractional_rotation",
     "apply_fractional_translation", "apply_integer_translation", "construct_affine_bandlimit_filter",
-    "equivariance_batch", "lanczos_window", "psnr_from_sums", "random_transform_params", "rotation_matrix", "sinc",
-    "translation_matrix",
+    "lanczos_window", "psnr_from_sums", "rotation_matrix", "sinc", "translation_matrix",
 ]

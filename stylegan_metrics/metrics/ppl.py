@@ -17,7 +17,8 @@ from stylegan_metrics.engine.metric import Metric, MetricFamily, check_count, co
 from stylegan_metrics.engine.passes import RowsPart, index_batches
 from stylegan_metrics.engine.options import EvaluationOptions
 from stylegan_metrics.engine.runner import run_metrics
-from stylegan_metrics.engine.sampling import _table_rows, latents, map_latents, noise_seeds, synthesize
+from stylegan_metrics.engine.sampling import (BLOCK, STREAMS, latents, map_latents, noise_seeds, synthesize,
+                                              table_rows)
 from stylegan_metrics.engine.state import DEFAULT_CHUNK, Payload
 from stylegan_metrics.formulas.paths import (DOWNSAMPLE_RULES, box_downsample, crop_face, downsample_factor,
                                              downsample_rules_agree, lerp,
@@ -25,7 +26,6 @@ from stylegan_metrics.formulas.paths import (DOWNSAMPLE_RULES, box_downsample, c
 from stylegan_metrics.result import MetricResult
 
 SPACES, SAMPLINGS = ("z", "w"), ("full", "end")
-STREAM_Z0, STREAM_Z1, STREAM_T = 10, 11, 12
 # The smallest step: t + epsilon (t in [0, 1)) is a float32, rounded by up to 2^-25 where t >= 0.5, and the
 # interpolated latents are rounded to 2^-24 of their size; a step of at least 100 * 2^-24 (about 6e-6) keeps both
 # roundings within 1% of it. Below that the step is noise, and under about 3e-8 it vanishes (PPL 0).
@@ -51,9 +51,10 @@ def pair_distances(G, dist_fn, combos: list[tuple[str, str]], *, seed: int, firs
     `combos`. Pair i draws z0, z1, t and one noise seed from (seed, i) only; both endpoints share the noise, and for
     a conditional G the label `labels(first, n)` gives sample index i (engine.labels, as every metric's sample i)."""
     with torch.inference_mode():
-        z0 = latents(seed, first, n, G.z_dim, stream=STREAM_Z0).to(device)
-        z1 = latents(seed, first, n, G.z_dim, stream=STREAM_Z1).to(device)
-        t_full = _table_rows(seed, STREAM_T, first, n, lambda g: torch.rand(256, 1, generator=g)).to(device)
+        z0 = latents(seed, first, n, G.z_dim, stream=STREAMS["ppl_z0"]).to(device)
+        z1 = latents(seed, first, n, G.z_dim, stream=STREAMS["ppl_z1"]).to(device)
+        t_full = table_rows(seed, STREAMS["ppl_t"], first, n,
+                            lambda g: torch.rand(BLOCK, 1, generator=g)).to(device)  # [n, 1]
         seeds = noise_seeds(seed, first, n)
         c = labels(first, n).to(device).repeat(2, 1) if labels is not None else None  # [2n, c_dim]: both endpoints
         w01 = map_latents(G, torch.cat([z0, z1]), c=c) if any(sp == "w" for sp, _ in combos) else None  # [2n, num_ws, w_dim]
