@@ -6,11 +6,10 @@ import types
 import numpy as np
 import torch
 
-from stylegan_metrics.engine.labels import conditioning
 from stylegan_metrics.engine.sampling import BLOCK, STREAMS, latents, noise_seeds, table_rows
 from stylegan_metrics.metrics import ppl
 from stylegan_metrics.metrics.equivariance import group_uniforms
-from helpers import tiny_generator, write_zip_dataset
+from helpers import labels_of, tiny_generator, write_zip_dataset
 
 
 def uniform(columns: int):
@@ -57,7 +56,7 @@ def test_a_label_is_the_row_its_entry_draws(tmp_path):
     classes = [0, 1, 2, 3, 1, 2]
     images = [np.full((8, 8, 3), 40 * i, np.uint8) for i in range(len(classes))]
     data = write_zip_dataset(tmp_path / "data.zip", images, labels=classes)
-    c = conditioning(types.SimpleNamespace(c_dim=4), data=data, seed=4)(5, 9)  # [9, 4] one-hot
+    c = labels_of(types.SimpleNamespace(c_dim=4, img_resolution=16), data=data, seed=4)(5, 9)  # [9, 4] one-hot
     index = table_rows(4, STREAMS["label"], 5, 9, lambda g: torch.randint(0, len(classes), (BLOCK,), generator=g))
     assert c.argmax(1).tolist() == [classes[i] for i in index.tolist()]
 
