@@ -107,7 +107,7 @@ def stage_rows(G, args, dev: torch.device, weights: dict) -> list[tuple[str, flo
     """(stage, images/s, images per CPU second, ratio note) rows."""
     from stylegan_core.networks.noise import noise_maps
     from stylegan_metrics.engine.sampling import generate_batches, latents, noise_seeds, to_device
-    from stylegan_metrics.networks.precision import precision_context
+    from stylegan_metrics.precision import precision_context
     from stylegan_metrics.networks.registry import build_feature_extractor
 
     n, b, res = args.stage_images, args.batch, G.synthesis.layer_resolutions

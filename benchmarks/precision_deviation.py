@@ -18,7 +18,7 @@ import torch
 from stylegan_core.data.toyfaces import ToyFaces
 from stylegan_metrics import compute_reference_stats, fid, ppl
 from stylegan_metrics.networks.registry import build_feature_extractor
-from stylegan_metrics.networks.precision import precision_context
+from stylegan_metrics.precision import precision_context
 from stylegan_metrics.networks.toyfaces_nets import load_toyfaces_generator
 
 

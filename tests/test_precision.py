@@ -7,7 +7,7 @@ import torch
 from stylegan_core import InputError
 from stylegan_metrics import fid
 from stylegan_metrics.networks.registry import build_feature_extractor
-from stylegan_metrics.networks.precision import precision_context
+from stylegan_metrics.precision import precision_context
 from helpers import Colours, tiny_generator
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from stylegan_core.errors import InputError
 
-from stylegan_metrics.networks.precision import check_precision
+from stylegan_metrics.precision import check_precision
 
 from .state import DEFAULT_CHUNK
 

@@ -16,7 +16,7 @@ from stylegan_core.errors import InputError
 from stylegan_core.data.images import to_uint8
 
 from stylegan_metrics.networks.batching import batch_invariant
-from stylegan_metrics.networks.precision import precision_context
+from stylegan_metrics.precision import precision_context
 
 from .metric import MetricWarning
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from stylegan_metrics.formulas.arrays import check_count, check_same_width, torch_matrix
-from stylegan_metrics.networks.precision import precision_context
+from stylegan_metrics.precision import precision_context
 
 
 def knn_radii(

@@ -16,7 +16,7 @@ from stylegan_core.errors import InputError
 
 from stylegan_metrics.networks.inception import build_inception_v3
 from stylegan_metrics.networks.lpips_vgg import build_lpips_vgg16
-from stylegan_metrics.networks.precision import check_precision, precision_context
+from stylegan_metrics.precision import check_precision, precision_context
 from stylegan_metrics.networks.batching import in_slices
 from stylegan_metrics.networks.toyfaces_nets import build_toyfaces_features, build_toyfaces_lpips
 from stylegan_metrics.networks.vgg16_fc2 import build_vgg16_fc2

@@ -1,4 +1,5 @@
-"""Arithmetic of the feature and similarity networks: fp32 (default, comparable), tf32 or bf16."""
+"""Arithmetic of the feature and similarity networks and of the formulas' matrix products: fp32 (default,
+comparable), tf32 or bf16; apart from both, so that the formulas do not import the networks."""
 
 from __future__ import annotations
 
