@@ -43,9 +43,26 @@ def fid(ckpt, gen, class_index, data, num, batch, seed, truncation_psi, cov, fea
                        workers=workers)
 
 
+def edm2_metrics(ctx, param, value: str | None) -> list[str] | None:
+    """--metrics of `stats`: EDM2's block names, each once."""
+    from stylegan_metrics.edm2_stats import EDM2_BLOCKS
+
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",")]
+    unknown = [n for n in names if n not in EDM2_BLOCKS]
+    if unknown or len(set(names)) != len(names) or not names:
+        raise click.BadParameter(f"{value!r}: a comma-separated list of {', '.join(EDM2_BLOCKS)}, each once")
+    return names
+
+
 @click.command()
 @data_option(required=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Statistics file to write (.npz).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Statistics file to write: .npz (of --features), or .pkl in NVIDIA EDM2's layout (of --metrics).")
+@click.option("--metrics", "blocks", callback=edm2_metrics, default=None,
+              help="With a .pkl --out: EDM2's statistics to write, fid (inception-v3) and/or fd_dinov2 "
+                   "(dinov2-vit-l14), from one pass over the images. [default: fid,fd_dinov2]")
 @click.option("--max-items", type=click.IntRange(min=2), default=None, help="Use only the first N images.")
 @batch_option(32)
 @features_option
@@ -57,9 +74,27 @@ def fid(ckpt, gen, class_index, data, num, batch, seed, truncation_psi, cov, fea
 @workers_option
 @no_progress_option
 @distributable
-def stats(data, out, max_items, batch, features, weights, precision, device, state_dir, chunk_size, workers,
+def stats(data, out, blocks, max_items, batch, features, weights, precision, device, state_dir, chunk_size, workers,
           no_progress) -> None:
-    """Reference statistics (mu, sigma of the features) of a dataset, saved as .npz."""
+    """Reference statistics (mu, sigma of the features) of a dataset, saved as .npz (or EDM2's .pkl)."""
+    from stylegan_metrics.edm2_stats import EDM2_BLOCKS, is_edm2_stats, write_edm2_stats
+    from stylegan_metrics.engine.options import EvaluationOptions
+    from stylegan_metrics.reference import reference_stats_of_networks
+
+    if is_edm2_stats(out):
+        check_output_name(out, ".pkl", "EDM2 statistics files end in .pkl", writable=ranks.is_main())
+        networks = [EDM2_BLOCKS[b] for b in blocks or ["fid", "fd_dinov2"]]
+        options = EvaluationOptions(data=data, weights=weights, batch_size=batch, device=device,
+                                    progress=not no_progress, state_dir=state_dir_for(state_dir, out, "stats"),
+                                    precision=precision, chunk_size=chunk_size, workers=workers)
+        results = reference_stats_of_networks(networks, options, max_items=max_items)
+        if ranks.is_main():
+            write_edm2_stats(out, results)
+            click.echo(f"wrote {out} ({results[0].n} images of {results[0].resolution}x{results[0].resolution}; "
+                       + "; ".join(f"{r.mu.shape[0]} {r.features} features" for r in results) + ")")
+        return
+    if blocks is not None:
+        raise click.UsageError("--metrics chooses the blocks of an EDM2 .pkl; a .npz holds --features' statistics")
     # before the work, not after it; one process checks the place
     check_output_name(out, ".npz", "statistics files end in .npz (refusing to write another kind of file)",
                       writable=ranks.is_main())

@@ -47,14 +47,26 @@ def compute_reference_stats(
     run resumable. `workers` DataLoader processes decode images while the network runs (default
     `default_workers(device)`). `resolution`, when given, must be the images' size. The statistics record the
     images' resolution, their source, and the feature network's resize rule."""
-    options = EvaluationOptions(data=data, features=features, weights=weights, batch_size=batch_size, device=device,
-                                progress=progress, cache=cache, state_dir=state_dir, chunk_size=chunk_size,
-                                precision=precision, distributed=distributed, workers=workers)
-    with ranks.alone(not distributed):
-        dev = ranks.init_from_env(resolve_device(device))
+    options = EvaluationOptions(data=data, weights=weights, batch_size=batch_size, device=device, progress=progress,
+                                cache=cache, state_dir=state_dir, chunk_size=chunk_size, precision=precision,
+                                distributed=distributed, workers=workers)
+    return reference_stats_of_networks([features], options, max_items=max_items, resolution=resolution)[0]
+
+
+def reference_stats_of_networks(networks: list, options: EvaluationOptions, *, max_items: int | None = None,
+                                resolution: int | None = None) -> list[ReferenceStats]:
+    """Statistics of `options.data`'s images (the first `max_items`) in each feature network of `networks` (names,
+    modules or extractors), from one pass over the images (each through each network once), cached."""
+    from .engine.reference import ReferenceRequest
+
+    with ranks.alone(not options.distributed):
+        dev = ranks.init_from_env(resolve_device(options.device))
         keep_freed_memory()
         ctx = Context(None, dev, options)
         images = ctx.reference.images(max_items)
         check_resolution(images.source, images.resolution, resolution)
-        extractor = ctx.feature_extractor(features)
-        return ctx.reference_stats(extractor, max_items, folder="")
+        extractors = [ctx.feature_extractor(network, replaceable=False) for network in networks]
+        folders = [f"stats-{i}" if len(networks) > 1 else "" for i in range(len(networks))]
+        ctx.reference.prefetch([ReferenceRequest("stats", e, 0, max_items, folder=f)
+                                for e, f in zip(extractors, folders)])
+        return [ctx.reference_stats(e, max_items, folder=f) for e, f in zip(extractors, folders)]

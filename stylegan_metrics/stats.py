@@ -22,7 +22,8 @@ SYMMETRY_TOLERANCE = 1e-5     # |sigma - sigma^T| relative to the largest entry 
 PSD_TOLERANCE = 1e-6          # the lowest eigenvalue may be this far below 0, relative to D x the largest entry
 MAX_MAGNITUDE = 1e100         # |mu|, |sigma| entries: beyond this, float64 products in the Fréchet distance overflow
 MAX_FIELD_BYTES = 2**16       # one single-value field of a statistics file (n, features, source, digest, ...)
-FEATURE_WIDTHS = {"inception-v3": 2048, "vgg16-fc2": 4096}  # D of the pretrained networks statistics files name
+FEATURE_WIDTHS = {"inception-v3": 2048, "vgg16-fc2": 4096}
+STATISTICS_SUFFIXES = (".npz", ".pkl")  # our (and pytorch-fid's, EDM's) .npz; EDM2's .pkl (edm2_stats)  # D of the pretrained networks statistics files name
 
 
 class FeatureStats:
@@ -242,7 +243,7 @@ class ReferenceStats:
             check_array_sizes(fields, MAX_FIELD_BYTES)  # e.g. a 'features' string that declares gigabytes
             with np.load(path, allow_pickle=False) as data:
                 features = str(data["features"]) if "features" in headers else "inception-v3"  # a small field
-                _check_width(str(path), features, d)  # before mu and sigma are read
+                check_named_width(str(path), features, d)  # before mu and sigma are read
                 check_npz_members(path)  # deflated members that would inflate far beyond the file
                 check_array_sizes(headers)
                 mu, sigma = np.array(data["mu"]), np.array(data["sigma"])
@@ -270,7 +271,7 @@ class ReferenceStats:
         return stats
 
 
-def _check_width(where: str, features: str, d: int) -> None:
+def check_named_width(where: str, features: str, d: int) -> None:
     """InputError when statistics named after a network of FEATURE_WIDTHS (a file without a name: inception-v3, as
     pytorch-fid writes them) have another number of features."""
     width = FEATURE_WIDTHS.get(features)

@@ -11,6 +11,7 @@ from stylegan_core.data.datasets import ImageDataset
 from stylegan_core.errors import InputError
 
 from stylegan_metrics.networks.resizing import resize_rule
+from stylegan_metrics.stats import STATISTICS_SUFFIXES
 
 from .context import Context
 from .reference_images import dataset_batches, dataset_fingerprint, image_views, is_images
@@ -57,15 +58,16 @@ def generated_images(gen) -> ImageDataset:
 
 
 def gen_is_statistics(gen) -> bool:
-    return gen is not None and isinstance(gen, (str, Path)) and Path(gen).suffix.lower() == ".npz"
+    return gen is not None and isinstance(gen, (str, Path)) and Path(gen).suffix.lower() in STATISTICS_SUFFIXES
 
 
 def gen_count(gen) -> int:
     """How many generated images `gen` holds: a folder's or zip's images, a statistics file's n."""
     if gen_is_statistics(gen):
+        from stylegan_metrics.edm2_stats import is_edm2_stats, read_edm2_stats
         from stylegan_metrics.stats import ReferenceStats
 
-        n = ReferenceStats.load(gen).n
+        n = next(iter(read_edm2_stats(gen).values())).n if is_edm2_stats(gen) else ReferenceStats.load(gen).n
         if n < 2:
             raise InputError(f"{gen} does not say how many images it summarises (no n): name the count, e.g. fid50k_full")
         return n
@@ -82,7 +84,7 @@ def reference_resolution(ctx: Context) -> int:
             return data.resolution
         if is_images(data):
             return ctx.reference.images(check_size=False).resolution
-        if isinstance(data, (str, Path)):
+        if isinstance(data, (str, Path)) and Path(data).suffix.lower() == ".npz":  # EDM2's .pkl: unknown
             return ReferenceStats.load(data).resolution
     except InputError:
         pass  # the metrics that read the reference say what is wrong with it

@@ -14,6 +14,7 @@ from stylegan_core import ranks
 from stylegan_core.errors import InputError, OutputError
 from stylegan_core.files import check_writable
 
+from stylegan_metrics.edm2_stats import edm2_block, is_edm2_stats
 from stylegan_metrics.networks.registry import FeatureExtractor
 from stylegan_metrics.networks.resizing import resize_rule
 from stylegan_metrics.stats import FeatureStats, ReferenceStats
@@ -65,7 +66,12 @@ class _Consumer:
 def given_statistics(data, extractor: FeatureExtractor, *, resolution: int | None) -> ReferenceStats:
     """Statistics given as a .npz path or a ReferenceStats, checked against the feature network (its name and
     weights) and, where they record it, against the generator's resolution (None: no generator)."""
-    stats = data.check() if isinstance(data, ReferenceStats) else ReferenceStats.load(data)
+    if isinstance(data, ReferenceStats):
+        stats = data.check()
+    elif is_edm2_stats(data):
+        stats = edm2_block(data, extractor.name)
+    else:
+        stats = ReferenceStats.load(data)
     where = str(data) if isinstance(data, (str, os.PathLike)) else "reference statistics"
     if stats.resolution and resolution is not None:  # statistics that record their images' size (not pytorch-fid's)
         check_resolution(where, stats.resolution, resolution)

@@ -18,6 +18,8 @@ import torch
 from stylegan_core.data.datasets import ImageDataset
 from stylegan_core.errors import InputError
 
+from stylegan_metrics.stats import STATISTICS_SUFFIXES
+
 from .passes import ImageView
 
 
@@ -52,7 +54,8 @@ def is_image_dataset(data) -> bool:
 
 def is_images(data) -> bool:
     """Whether `data` names reference images (a folder, a zip or a dataset object) rather than statistics."""
-    return is_image_dataset(data) or (isinstance(data, (str, os.PathLike)) and Path(data).suffix.lower() != ".npz")
+    return is_image_dataset(data) or (isinstance(data, (str, os.PathLike))
+                                      and Path(data).suffix.lower() not in STATISTICS_SUFFIXES)
 
 
 @dataclass

@@ -19,10 +19,10 @@ from stylegan_metrics.engine.state import DEFAULT_CHUNK
 from stylegan_metrics.networks.registry import FeatureExtractor
 from stylegan_metrics.result import MetricResult
 
-from . import equivariance, fid, inception_score, kid, ls, ppl, precision_recall
+from . import equivariance, fd_dinov2, fid, inception_score, kid, ls, ppl, precision_recall
 
 FAMILIES: list[MetricFamily] = [fid.FAMILY, kid.FAMILY, precision_recall.FAMILY, inception_score.FAMILY, ppl.FAMILY,
-                                ls.FAMILY, equivariance.TRANSLATION, equivariance.ROTATION]
+                                ls.FAMILY, equivariance.TRANSLATION, equivariance.ROTATION, fd_dinov2.FAMILY]
 
 
 def register(family: MetricFamily) -> MetricFamily:

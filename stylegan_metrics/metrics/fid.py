@@ -35,7 +35,8 @@ class FID(Metric):
     """Fréchet distance between Gaussians fitted to the features of `num` generated images and of the reference
     (its first `max_real` images, or all of them with max_real=None)."""
 
-    network = "inception-v3"  # its feature network (the evaluation's `features` replaces it)
+    network = "inception-v3"  # its feature network
+    replaceable = True         # the evaluation's `features` option replaces it
     reduction = "sum"          # the generated images' float64 feature sums, over every chunk and rank
 
     def __init__(
@@ -55,7 +56,7 @@ class FID(Metric):
         self.name, self.num, self.max_real, self.cov, self.truncation_psi = name, num, max_real, cov, truncation_psi
 
     def prepare(self, ctx: Context) -> None:
-        self.extractor = ctx.feature_extractor(self.network)
+        self.extractor = ctx.feature_extractor(self.network, replaceable=self.replaceable)
         self.gen_stats = None
         if gen_is_statistics(ctx.options.gen):  # both sides given as statistics: no images to run
             self.samples = "none"
