@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import warnings
 from pathlib import Path
 
@@ -207,6 +208,29 @@ def test_status_lines_off_a_terminal(monkeypatch, capsys):
     assert "count: 4 of 8 samples (50.0%)" in err and "count: 8 of 8 samples (100.0%)" in err and "left" in err
     run_pass(index_batches(4), [Count()], chunk_size=8, progress=False, desc="count")
     assert capsys.readouterr().err == ""
+
+
+def test_a_long_pass_says_so_once_from_its_first_samples(monkeypatch, capsys):
+    class Slow:
+        num, folder = 40, "slow"
+
+        def state_key(self):
+            return {}
+
+        def shapes(self, count):
+            return {}
+
+        def new_part(self):
+            return passes.RowsPart(lambda view: time.sleep(0.02) or {"i": np.arange(view.start, view.start + view.count)})
+
+    monkeypatch.setattr(passes, "ESTIMATE_SECONDS", 0.01)
+    monkeypatch.setattr(passes, "LONG_PASS_SECONDS", 0.05)  # 10 batches of 20 ms: about 0.2 s in all
+    run_pass(index_batches(4), [Slow()], chunk_size=8, progress=True, desc="slow")
+    lines = [line for line in capsys.readouterr().err.splitlines() if "at this speed" in line]
+    assert len(lines) == 1 and lines[0].startswith("slow: 4 of 40 samples took 0:00:00; at this speed the rest takes")
+    monkeypatch.setattr(passes, "LONG_PASS_SECONDS", 3600.0)
+    run_pass(index_batches(4), [Slow()], chunk_size=8, progress=True, desc="slow")
+    assert "at this speed" not in capsys.readouterr().err
 
 
 def test_precision_recall_k_and_counts_are_checked_before_any_network(tmp_path):

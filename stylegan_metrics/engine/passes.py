@@ -189,6 +189,7 @@ def index_batches(batch_size: int) -> Callable[[int, int], Iterator[IndexView]]:
 
 
 STATUS_SECONDS = 60.0  # off a terminal (no progress bar): one status line per this many seconds
+ESTIMATE_SECONDS, LONG_PASS_SECONDS = 15.0, 600.0  # after this long, a pass estimated to last longer says so once
 
 
 def _duration(seconds: float) -> str:
@@ -198,19 +199,29 @@ def _duration(seconds: float) -> str:
 
 class StatusLine:
     """Where no progress bar shows (stderr not a terminal: a log file, a batch job), one line on stderr every
-    STATUS_SECONDS: samples done, elapsed time and an estimate of the time left."""
+    STATUS_SECONDS: samples done, elapsed time and an estimate of the time left. Wherever it runs, a pass that the
+    first ESTIMATE_SECONDS show to need more than LONG_PASS_SECONDS says so once (`warn_long`), e.g. DINOv2 ViT-L
+    on a CPU."""
 
-    def __init__(self, desc: str, total: int, enabled: bool):
-        self.desc, self.total, self.enabled = desc or "pass", total, enabled
+    def __init__(self, desc: str, total: int, enabled: bool, warn_long: bool = False):
+        self.desc, self.total, self.enabled, self.warn_long = desc or "pass", total, enabled, warn_long
         self.start = self.last = time.monotonic()
 
     def update(self, done: int) -> None:
         now = time.monotonic()
-        if not self.enabled or now - self.last < STATUS_SECONDS or done <= 0:
+        elapsed = now - self.start
+        if done <= 0:
+            return
+        left = elapsed * (self.total - done) / done
+        if self.warn_long and elapsed >= ESTIMATE_SECONDS:
+            self.warn_long = False
+            if left > LONG_PASS_SECONDS:
+                print(f"{self.desc}: {done:,} of {self.total:,} samples took {_duration(elapsed)}; at this speed the "
+                      f"rest takes about {_duration(left)} (a GPU, or smaller counts, for a quicker run)",
+                      file=sys.stderr, flush=True)
+        if not self.enabled or now - self.last < STATUS_SECONDS:
             return
         self.last = now
-        elapsed = now - self.start
-        left = elapsed * (self.total - done) / done
         print(f"{self.desc}: {done:,} of {self.total:,} samples ({100 * done / self.total:.1f}%), "
               f"{_duration(elapsed)} elapsed, about {_duration(left)} left", file=sys.stderr, flush=True)
 
@@ -247,7 +258,8 @@ def run_pass(
     out: dict[int, dict[int, Payload]] = {i: {} for i in range(len(consumers))}
     bar = tqdm(total=num, unit="img", desc=desc, disable=None if progress and ranks.is_main() else True,
                dynamic_ncols=True)
-    status = StatusLine(desc, num, enabled=progress and ranks.is_main() and bool(bar.disable))  # no bar: a log
+    status = StatusLine(desc, num, enabled=progress and ranks.is_main() and bool(bar.disable),  # no bar: a log
+                        warn_long=progress and ranks.is_main())
     done = 0
 
     def advance(n: int) -> None:  # rank 0's bar stands for all ranks

@@ -12,6 +12,18 @@ from stylegan_metrics.engine.reference import ReferenceRequest
 from stylegan_metrics.engine.state import Payload
 
 
+SPACE_SUFFIX = r"(?P<space>_dinov2)?"  # a metric name's feature space other than its own network's
+SPACES = {"_dinov2": "dinov2-vit-l14"}
+
+
+def in_feature_space(metric: "KeptFeatures", groups: dict) -> "KeptFeatures":
+    """The metric in the feature space its name's suffix chooses (`_dinov2`: DINOv2 ViT-L/14, as dgm-eval does),
+    which the evaluation's `features` option then leaves; as it is without a suffix."""
+    if groups.get("space"):
+        metric.network, metric.replaceable = SPACES[groups["space"]], False
+    return metric
+
+
 class KeptFeatures(Metric):
     """Base of the metrics that keep features: generated features of output `output` of the feature network
     `network` per chunk; with `max_real` set, reference features too (`compares` False: none)."""

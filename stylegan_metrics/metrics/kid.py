@@ -6,7 +6,7 @@ from __future__ import annotations
 from stylegan_metrics.engine.metric import MetricFamily, parse_count
 from stylegan_metrics.formulas.kid import kid_from_arrays
 
-from .kept import KeptFeatures
+from .kept import SPACE_SUFFIX, KeptFeatures, in_feature_space
 
 
 class KID(KeptFeatures):
@@ -28,10 +28,11 @@ class KID(KeptFeatures):
 
 def _make(name: str, groups: dict, *, truncation_psi: float = 1.0, **_) -> KID:
     num = parse_count(groups["count"])
-    return KID(name, num=num, max_real=1_000_000 if groups["full"] else num, truncation_psi=truncation_psi)
+    return in_feature_space(KID(name, num=num, max_real=1_000_000 if groups["full"] else num,
+                                truncation_psi=truncation_psi), groups)
 
 
 FAMILY = MetricFamily(
-    "kid", r"kid{count}(?P<full>_full)?", _make, examples=("kid50k_full", "kid50k"),
+    "kid", r"kid{count}(?P<full>_full)?" + SPACE_SUFFIX, _make, examples=("kid50k_full", "kid50k"),
     description="kernel Inception distance; _full: up to 1,000,000 reference images, else the first N; "
-                "100 subsets of 1,000")
+                "100 subsets of 1,000; _dinov2: in DINOv2 ViT-L/14 features")

@@ -10,7 +10,7 @@ from stylegan_metrics.engine.reference_images import is_images
 from stylegan_metrics.engine.metric import MetricFamily, check_count, parse_count
 from stylegan_metrics.formulas.precision_recall import precision_recall_from_arrays
 
-from .kept import KeptFeatures
+from .kept import SPACE_SUFFIX, KeptFeatures, in_feature_space
 
 BLOCK = 10_000  # rows and columns per distance block, as NVIDIA's
 
@@ -53,11 +53,11 @@ class PrecisionRecall(KeptFeatures):
 
 def _make(name: str, groups: dict, *, truncation_psi: float = 1.0, **_) -> PrecisionRecall:
     num = parse_count(groups["count"])
-    return PrecisionRecall(name, num=num, max_real=200_000 if groups["full"] else num, k=int(groups["k"]),
-                           truncation_psi=truncation_psi)
+    return in_feature_space(PrecisionRecall(name, num=num, max_real=200_000 if groups["full"] else num,
+                                            k=int(groups["k"]), truncation_psi=truncation_psi), groups)
 
 
 FAMILY = MetricFamily(
-    "pr", r"pr{count}(?P<k>\d)(?P<full>_full)?", _make, examples=("pr50k3_full", "pr50k3"),
+    "pr", r"pr{count}(?P<k>\d)(?P<full>_full)?" + SPACE_SUFFIX, _make, examples=("pr50k3_full", "pr50k3"),
     description="precision and recall of VGG16 features, k nearest neighbours (the last digit); _full: up to "
-                "200,000 reference images, else the first N")
+                "200,000 reference images, else the first N; _dinov2: in DINOv2 ViT-L/14 features")
