@@ -51,7 +51,8 @@ class _Consumer:
     def state_key(self) -> dict:
         r = self.request
         if r.kind == "stats":
-            return {"run": "reference-stats", "data": self.images.fingerprint, "features": r.extractor.fingerprint}
+            return {"run": "reference-stats", "data": self.images.fingerprint, "max_items": r.max_real,
+                    "features": r.extractor.fingerprint}
         return {"run": "reference-features", "data": self.images.fingerprint, "features": r.extractor.fingerprint,
                 "output": r.output}
 
