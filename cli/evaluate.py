@@ -20,7 +20,7 @@ def metrics_help() -> str:
     names = ", ".join(name for family in registry.FAMILIES for name in family.examples)
     return (f"Comma-separated metric names: {names}; counts may change (fid10k_full, ppl2500_wend, ls10k), other "
             "options take a suffix (fid50k_full_unbiased, ppl_wend_eps0.001, ls10k_keep0.25; see docs/metrics.md). "
-            "With --gen, fid, kid, pr and is use all of its images.")
+            "With --gen, fid, kid, pr, dc and is use all of its images.")
 
 
 class MetricsOption(click.Option):

@@ -108,8 +108,8 @@ truncation_option = click.option("--truncation", "truncation_psi",
 no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 features_option = click.option("--features", type=click.Choice(sorted(FEATURE_NETWORKS)), default="inception-v3",
                                show_default=True,
-                               help="Feature network of FID, KID and IS and of the statistics stats writes (PR "
-                                    "always uses vgg16-fc2); toyfaces: the bundled domain network.")
+                               help="Feature network of FID, KID and IS and of the statistics stats writes (PR and "
+                                    "density/coverage always use vgg16-fc2); toyfaces: the bundled domain network.")
 similarity_option = click.option("--similarity", type=click.Choice(sorted(SIMILARITY_NETWORKS)),
                                  default="lpips-vgg16", show_default=True,
                                  help="Perceptual distance of PPL; toyfaces-lpips: the bundled domain network.")
@@ -117,9 +117,9 @@ weights_option = click.option("--weights", "weights", multiple=True, metavar="[N
                               callback=lambda ctx, param, values: parse_weights(values),
                               help="Weights file of a standard network instead of the cache or a download: PATH "
                                    "alone when one network needs a file, or NETWORK=PATH naming it (NETWORK: a "
-                                   "--features or --similarity name, or vgg16-fc2 for PR); with several networks, "
-                                   "name each: --weights inception-v3=a.pth --weights lpips-vgg16=b.pth. See "
-                                   "docs/networks.md.")
+                                   "--features or --similarity name, or vgg16-fc2 for pr and dc); with several "
+                                   "networks, name each: --weights inception-v3=a.pth --weights lpips-vgg16=b.pth. "
+                                   "See docs/networks.md.")
 COV_HELP = ("FID covariance: biased (1/N, NVIDIA stylegan2-ada) or unbiased (N - 1, StyleGAN1; the result name "
             "ends in _unbiased). Default by command: evaluate follows NVIDIA's names (1/N; a name ending in "
             "_unbiased asks for N - 1), fid follows StyleGAN1 and fid() (N - 1).")

@@ -2,6 +2,7 @@
 NVIDIA's metric names, on one engine."""
 
 from stylegan_metrics.demo import run_demo
+from stylegan_metrics.formulas.density_coverage import density_coverage_from_arrays
 from stylegan_metrics.formulas.frechet import frechet_distance
 from stylegan_metrics.formulas.inception_score import inception_score_from_probs
 from stylegan_metrics.formulas.kid import kid_from_arrays
@@ -23,7 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttributeClassifier", "FeatureStats", "METRICS", "MetricResult", "ReferenceStats", "bundled_files",
-    "compute_reference_stats",
+    "compute_reference_stats", "density_coverage_from_arrays",
     "evaluate", "fid", "frechet_distance", "inception_score_from_probs", "kid_from_arrays", "linear_separability",
     "load_classifier", "load_toyfaces_classifier", "load_toyfaces_generator", "plot_results", "ppl",
     "precision_recall_from_arrays", "read_results", "register", "run_demo", "separability_from_arrays",

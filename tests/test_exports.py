@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 import stylegan_metrics
-from stylegan_metrics import inception_score_from_probs, kid_from_arrays, precision_recall_from_arrays
+from stylegan_metrics import (density_coverage_from_arrays, inception_score_from_probs, kid_from_arrays,
+                              precision_recall_from_arrays)
 
-FORMULAS = ["frechet_distance", "inception_score_from_probs", "kid_from_arrays", "precision_recall_from_arrays",
-            "separability_from_arrays"]
+FORMULAS = ["density_coverage_from_arrays", "frechet_distance", "inception_score_from_probs", "kid_from_arrays",
+            "precision_recall_from_arrays", "separability_from_arrays"]
 
 
 @pytest.mark.parametrize("name", FORMULAS)
@@ -29,6 +30,17 @@ def test_precision_recall_of_points_on_a_line():
     real 10 only (recall 1/3)."""
     real, gen = np.array([[0.0], [1.0], [10.0]]), np.array([[5.0], [6.0], [30.0]])
     assert precision_recall_from_arrays(real, gen, k=1) == (2 / 3, 1 / 3)
+
+
+def test_density_coverage_of_points_on_a_line():
+    """k = 1. Real {0, 1, 10}: radii 1, 1, 9, open balls (-1, 1), (0, 2), (1, 19). Gen {0.5, 0.7, 30}: 0.5 and 0.7
+    lie in two balls each, 30 in none: density 4 / (1 * 3). Nearest generated: 0.5 for 0 and 1 (0.5 away, below
+    their radius 1), 0.7 for 10 (9.3 away, not below 9): coverage 2/3."""
+    real, gen = np.array([[0.0], [1.0], [10.0]]), np.array([[0.5], [0.7], [30.0]])
+    assert density_coverage_from_arrays(real, gen, k=1) == (4 / 3, 2 / 3)
+    # k = 2: radii 10, 9, 10 -> (-10, 10), (-8, 10), (0, 20): 0.5 and 0.7 in three each, density 6 / (2 * 3);
+    # 10's nearest generated, 9.3 away, is now below its radius: coverage 1
+    assert density_coverage_from_arrays(real, gen, k=2) == (1.0, 1.0)
 
 
 def test_inception_score_of_two_splits():

@@ -1,5 +1,6 @@
 """Improved precision and recall (Kynkaanniemi et al. 2019): k-nearest-neighbour balls around feature vectors,
-distances in row x column blocks so that memory stays bounded by one block, never N x M."""
+distances in row x column blocks so that memory stays bounded by one block, never N x M (the block helpers also
+serve formulas.density_coverage)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,28 @@ from stylegan_metrics.formulas.arrays import check_count, check_same_width, torc
 from stylegan_metrics.precision import precision_context
 
 
+def nth_smallest_distances(
+    points: torch.Tensor,       # [N, D]
+    others: torch.Tensor,       # [M, D]
+    n: int,                     # 1: the nearest, 2: the second nearest, ... (n <= M)
+    row_batch_size: int,
+    col_batch_size: int,
+) -> torch.Tensor:              # [N]
+    """Each point's n-th smallest distance to the rows of `others`. Per row block of points, only the n smallest
+    distances seen so far are kept while the column blocks of `others` pass."""
+    found = []
+    for rows in points.split(row_batch_size):
+        best = None  # [r, <= n] smallest distances so far, ascending
+        for cols in others.split(col_batch_size):
+            dist = torch.cdist(rows, cols)  # [r, c]
+            nearest = dist.topk(min(n, dist.shape[1]), dim=1, largest=False).values
+            del dist
+            merged = nearest if best is None else torch.cat([best, nearest], dim=1)
+            best = merged.topk(min(n, merged.shape[1]), dim=1, largest=False).values
+        found.append(best[:, n - 1])
+    return torch.cat(found)
+
+
 def knn_radii(
     manifold: torch.Tensor,     # [N, D]
     k: int,                     # neighbourhood size
@@ -16,19 +39,8 @@ def knn_radii(
     col_batch_size: int,
 ) -> torch.Tensor:              # [N]
     """Each point's distance to its k-th nearest neighbour other than itself: the (k+1)-th smallest distance
-    of its row, the row including the (zero) distance to itself. Per row block, only the k+1 smallest
-    distances seen so far are kept while the column blocks pass."""
-    radii = []
-    for rows in manifold.split(row_batch_size):
-        best = None  # [r, <= k+1] smallest distances so far, ascending
-        for cols in manifold.split(col_batch_size):
-            dist = torch.cdist(rows, cols)  # [r, c]
-            nearest = dist.topk(min(k + 1, dist.shape[1]), dim=1, largest=False).values
-            del dist
-            merged = nearest if best is None else torch.cat([best, nearest], dim=1)
-            best = merged.topk(min(k + 1, merged.shape[1]), dim=1, largest=False).values
-        radii.append(best[:, k])
-    return torch.cat(radii)
+    of its row, the row including the (zero) distance to itself."""
+    return nth_smallest_distances(manifold, manifold, k + 1, row_batch_size, col_batch_size)
 
 
 def manifold_coverage(
@@ -53,6 +65,28 @@ def manifold_coverage(
     return covered / probes.shape[0]
 
 
+def knn_features(
+    real,                       # [N, D] numpy or torch, any device
+    gen,                        # [M, D]
+    *,
+    k: int,                     # checked already
+    device: torch.device | str | None,  # None: the device of `real` when it is a tensor, else the CPU
+    min_gen: int | None = None,  # generated rows needed (None: k + 1, a generated manifold)
+    gen_why: str = "",          # why min_gen of them
+) -> tuple[torch.Tensor, torch.Tensor, torch.device]:
+    """(real [N, D], gen [M, D], device): float32 tensors on one device, checked (finite, one width, real at least
+    k + 1 rows, each real point's k neighbours besides itself)."""
+    if device is None:
+        device = real.device if isinstance(real, torch.Tensor) else torch.device("cpu")
+    device = torch.device(device)
+    why = f"each manifold point needs k={k} neighbours besides itself"
+    real = torch_matrix("real features", real, min_rows=k + 1, why=why, device=device)
+    gen = torch_matrix("generated features", gen, min_rows=k + 1 if min_gen is None else min_gen,
+                       why=why if min_gen is None else gen_why, device=device)
+    check_same_width(real.shape, gen.shape)
+    return real, gen, device
+
+
 def precision_recall_from_arrays(
     real,                               # [N, D] features of real images (numpy or torch, any device)
     gen,                                # [M, D] features of generated images
@@ -69,13 +103,7 @@ def precision_recall_from_arrays(
     k = check_count("k", k, 1)
     row_batch_size = check_count("row_batch_size", row_batch_size, 1)
     col_batch_size = check_count("col_batch_size", col_batch_size, 1)
-    if device is None:
-        device = real.device if isinstance(real, torch.Tensor) else torch.device("cpu")
-    device = torch.device(device)
-    why = f"each manifold point needs k={k} neighbours besides itself"
-    real = torch_matrix("real features", real, min_rows=k + 1, why=why, device=device)
-    gen = torch_matrix("generated features", gen, min_rows=k + 1, why=why, device=device)
-    check_same_width(real.shape, gen.shape)
+    real, gen, device = knn_features(real, gen, k=k, device=device)
     with torch.inference_mode(), precision_context("fp32", device.type):
         precision = manifold_coverage(real, gen, k, row_batch_size, col_batch_size)
         recall = manifold_coverage(gen, real, k, row_batch_size, col_batch_size)

@@ -19,10 +19,11 @@ from stylegan_metrics.engine.state import DEFAULT_CHUNK
 from stylegan_metrics.networks.registry import FeatureExtractor
 from stylegan_metrics.result import MetricResult
 
-from . import equivariance, fd_dinov2, fid, inception_score, kid, ls, ppl, precision_recall
+from . import density_coverage, equivariance, fd_dinov2, fid, inception_score, kid, ls, ppl, precision_recall
 
-FAMILIES: list[MetricFamily] = [fid.FAMILY, kid.FAMILY, precision_recall.FAMILY, inception_score.FAMILY, ppl.FAMILY,
-                                ls.FAMILY, equivariance.TRANSLATION, equivariance.ROTATION, fd_dinov2.FAMILY]
+FAMILIES: list[MetricFamily] = [fid.FAMILY, kid.FAMILY, precision_recall.FAMILY, density_coverage.FAMILY,
+                                inception_score.FAMILY, ppl.FAMILY, ls.FAMILY, equivariance.TRANSLATION,
+                                equivariance.ROTATION, fd_dinov2.FAMILY]
 
 
 def register(family: MetricFamily) -> MetricFamily:
@@ -48,7 +49,7 @@ def build_metric(name: str, **options) -> Metric:
     raise InputError(f"unknown metric {name!r}; known: {known} (counts may change: fid10k_full, ls10k, ...)")
 
 
-BARE_NAMES = {"fid": "fid{n}_full", "kid": "kid{n}_full", "pr": "pr{n}3_full", "is": "is{n}"}
+BARE_NAMES = {"fid": "fid{n}_full", "kid": "kid{n}_full", "pr": "pr{n}3_full", "dc": "dc{n}5_full", "is": "is{n}"}
 
 
 def with_count(name: str, gen) -> str:
@@ -107,9 +108,10 @@ def evaluate(
     feature_batch_size: int | None = None,    # generated images per feature-network call (None: batch_size)
 ) -> list[MetricResult]:
     """Several metrics by name (NVIDIA's: 'fid50k_full', 'ppl_wend', 'ls', ...) in one call, one MetricResult each,
-    in order. `G` may be None with `gen` a folder or zip of generated images (bare names 'fid', 'kid', 'pr', 'is'
-    then use all of them). Every generated sample index is made once for all metrics that look at generated images (FID and LS
-    share images when neither truncates); PPL draws its own pairs. Results equal the single-metric functions'."""
+    in order. `G` may be None with `gen` a folder or zip of generated images (bare names 'fid', 'kid', 'pr', 'dc',
+    'is' then use all of them). Every generated sample index is made once for all metrics that look at generated
+    images (FID and LS share images when neither truncates); PPL draws its own pairs. Results equal the
+    single-metric functions'."""
     if (G is None) == (gen is None):
         raise InputError("give either a generator or generated images (gen=..., --gen), not both or neither")
     built = build_metrics(metrics, gen=gen, cov=cov, truncation_psi=truncation_psi, attributes=attributes)

@@ -15,6 +15,26 @@ from .kept import SPACE_SUFFIX, KeptFeatures, in_feature_space
 BLOCK = 10_000  # rows and columns per distance block, as NVIDIA's
 
 
+def check_neighbours(name: str, k, num, *, example: str,
+                     why: str = "each manifold point needs k = {k} neighbours besides itself") -> None:
+    """k at least 1 and a count of at least k + 1 images, checked when the name is read (`example`: how a name
+    of the family spells its count and k; `why`: why k + 1 generated images, {k} standing for k)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InputError(f"{name}: k (the digit after the count, {example}) must be at least 1, not {k!r}")
+    check_count(num)
+    if num < k + 1:
+        raise InputError(f"{name}: {num} generated images, but {why.format(k=k)}: at least {k + 1} images")
+
+
+def check_reference_count(ctx: Context, name: str, k: int, max_real: int | None) -> None:
+    """At least k + 1 reference images, checked before any network runs (the VGG16 passes take minutes)."""
+    if ctx.options.data is not None and is_images(ctx.options.data):
+        real = len(ctx.reference.images(max_real))
+        if real < k + 1:
+            raise InputError(f"{name}: the reference holds {real} images, but each manifold point needs "
+                             f"k = {k} neighbours besides itself: at least {k + 1} images")
+
+
 class PrecisionRecall(KeptFeatures):
     """Precision: generated features inside the reference manifold; recall: reference features inside the
     generated one; each manifold the union of balls reaching every point's k-th nearest neighbour."""
@@ -23,23 +43,13 @@ class PrecisionRecall(KeptFeatures):
     replaceable = False  # the evaluation's `features` (Inception's replacement) leaves it
 
     def __init__(self, name: str, *, num: int, max_real: int | None, k: int = 3, truncation_psi: float = 1.0):
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InputError(f"{name}: k (the digit after the count, pr50k3 = 50k images, k = 3) must be at least 1, "
-                             f"not {k!r}")
-        check_count(num)
-        if num < k + 1:
-            raise InputError(f"{name}: {num} generated images, but each manifold point needs k = {k} neighbours "
-                             f"besides itself: at least {k + 1} images")
+        check_neighbours(name, k, num, example="pr50k3 = 50k images, k = 3")
         super().__init__(name, num=num, max_real=max_real, truncation_psi=truncation_psi)
         self.k = k
 
     def prepare(self, ctx: Context) -> None:
         """The reference count is checked before any network runs (the VGG16 passes take minutes)."""
-        if ctx.options.data is not None and is_images(ctx.options.data):
-            real = len(ctx.reference.images(self.max_real))
-            if real < self.k + 1:
-                raise InputError(f"{self.name}: the reference holds {real} images, but each manifold point needs "
-                                 f"k = {self.k} neighbours besides itself: at least {self.k + 1} images")
+        check_reference_count(ctx, self.name, self.k, self.max_real)
         super().prepare(ctx)
 
     def compute(self, gen, real):
