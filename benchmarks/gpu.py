@@ -12,7 +12,9 @@ Tables (markdown, stdout):
   * stages: images/s of latents and noise (noise v1: the former per-sample CPU torch.Generator loop and copy;
     noise v2: stylegan_core.networks.noise on the device), the generator alone (G(z), its own torch.randn noise on
     the device) and inside our sampling (`generate_batches`, with v2 noise, and with v1 noise patched back in),
-    per precision, and the feature network per precision and per call size (--feature-batch);
+    per precision, and the feature network per precision and per call size (--feature-batch), then each of
+    --extra-features likewise (default `dinov2-vit-l14`, EDM2's FD_DINOv2 network, on the generator's 256-px
+    images resized to 224 inside it; seeded random-valued weights in Meta's layout);
   * FID end to end: ours per precision, ours with FID+KID+IS in one evaluation, ours with larger feature batches,
     and the peers (torch-fidelity's calculate_metrics; torchmetrics' FrechetInceptionDistance, wired as
     benchmarks/run_all.py wires them), each timed from the call to the value in this process after a warm-up run
@@ -50,9 +52,10 @@ import bench_fid  # noqa: E402  (puts the repository root on sys.path)
 import torch  # noqa: E402
 
 FULL = dict(resolution=256, channel_base=16384, channel_max=512, z_dim=512, num=10_000, ref=500, batch=64,
-            stage_images=2048, ppl_pairs=2000, features="inception-v3", similarity="lpips-vgg16")
+            stage_images=2048, ppl_pairs=2000, features="inception-v3", similarity="lpips-vgg16",
+            extra_features="dinov2-vit-l14")
 TINY = dict(resolution=32, channel_base=512, channel_max=32, z_dim=64, num=32, ref=16, batch=16, stage_images=32,
-            ppl_pairs=16, features="toyfaces", similarity="toyfaces-lpips")
+            ppl_pairs=16, features="toyfaces", similarity="toyfaces-lpips", extra_features="")
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 
@@ -147,17 +150,17 @@ def stage_rows(G, args, dev: torch.device, weights: dict) -> list[tuple[str, flo
         return rows
     images = torch.randint(0, 256, (max(args.feature_batches), 3, G.img_resolution, G.img_resolution),
                            dtype=torch.uint8, generator=torch.Generator().manual_seed(0)).to(dev)
-    for p in args.precisions:
-        extractor = build_feature_extractor(args.features, weights=weights.get(args.features), device=dev, precision=p)
+    for features, p in ((f, p) for f in [args.features, *args.extra_features] for p in args.precisions):
+        extractor = build_feature_extractor(features, weights=weights.get(features), device=dev, precision=p)
         for fb in args.feature_batches:
             rate, cpu_rate = throughput(lambda s, c: extractor.outputs(images[:c]), max(n, fb), fb, dev)
-            base = next((r for r in rows if r[0].startswith(f"{args.features} fp32,")), None)
-            rows.append((f"{args.features} {p}, {fb} images per call", rate, cpu_rate,
+            base = next((r for r in rows if r[0].startswith(f"{features} fp32,")), None)
+            rows.append((f"{features} {p}, {fb} images per call", rate, cpu_rate,
                          f"{rate / base[1]:.2f}x {base[0]}" if base else "-"))
         plain_row = len(rows) - len(args.feature_batches)
         for mode in args.compile if p == args.precisions[0] else ():  # static shapes: one graph per call size
             compiled = dataclasses.replace(extractor, module=compiled_or_error(extractor.module, mode))
-            add_or_fail(rows, f"{args.features} {p}, {args.batch} images per call, torch.compile mode={mode}",
+            add_or_fail(rows, f"{features} {p}, {args.batch} images per call, torch.compile mode={mode}",
                         lambda s, c, compiled=compiled: compiled.outputs(images[:c]), max(n, args.batch),
                         args.batch, dev, plain_row)
     return rows
@@ -280,6 +283,9 @@ def parse_args():
     parser.add_argument("--compile", default="none", help="comma-separated torch.compile modes to measure G and the "
                         "feature network with, in the first of --precisions: default, reduce-overhead (CUDA graphs), "
                         "max-autotune (default: none; each compilation takes a while)")
+    parser.add_argument("--extra-features", help="comma-separated feature networks timed after the standard one "
+                        "in the stages table, on seeded random-valued weights (default dinov2-vit-l14; none with "
+                        "--tiny; '' for none)")
     for name in ("resolution", "channel-base", "channel-max", "z-dim", "num", "ref", "batch", "stage-images",
                  "ppl-pairs"):
         parser.add_argument(f"--{name}", type=int, help=f"default {FULL[name.replace('-', '_')]} "
@@ -289,6 +295,7 @@ def parse_args():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     args.only = set(args.only.split(","))
+    args.extra_features = [f for f in args.extra_features.split(",") if f]
     cuda = args.device.startswith("cuda")
     args.precisions = args.precisions.split(",") if args.precisions else list(PRECISIONS if cuda else ["fp32"])
     args.feature_batches = [int(x) for x in args.feature_batches.split(",")] if args.feature_batches else \
@@ -302,7 +309,7 @@ def main() -> None:
     args = parse_args()
     import stylegan_core
     from stylegan_core.allocator import keep_freed_memory
-    from stylegan_metrics.testing import write_inception_v3_weights, write_vgg16_weights
+    from stylegan_metrics.testing import write_dinov2_weights, write_inception_v3_weights, write_vgg16_weights
 
     keep_freed_memory()
     if args.threads:
@@ -325,6 +332,10 @@ def main() -> None:
         needed = {args.features, args.e2e_features} if args.only & {"stages", "fid"} else set()
         if "inception-v3" in needed:
             weights["inception-v3"] = str(write_inception_v3_weights(tmp / "inception.pth"))
+        for name in args.extra_features if "stages" in args.only and not args.no_features else ():
+            if name.startswith("dinov2-"):  # Meta's layout, seeded random values (~1.2 GB for vit-l14)
+                arch = name.removeprefix("dinov2-").removesuffix("-pil")
+                weights[name] = str(write_dinov2_weights(tmp / f"{name}.pth", arch))
         if "ppl" in args.only and args.similarity == "lpips-vgg16":
             weights["lpips-vgg16"] = str(write_vgg16_weights(tmp / "vgg16.pth"))
         if dev.type == "cuda":

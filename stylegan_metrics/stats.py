@@ -22,8 +22,10 @@ SYMMETRY_TOLERANCE = 1e-5     # |sigma - sigma^T| relative to the largest entry 
 PSD_TOLERANCE = 1e-6          # the lowest eigenvalue may be this far below 0, relative to D x the largest entry
 MAX_MAGNITUDE = 1e100         # |mu|, |sigma| entries: beyond this, float64 products in the Fréchet distance overflow
 MAX_FIELD_BYTES = 2**16       # one single-value field of a statistics file (n, features, source, digest, ...)
-FEATURE_WIDTHS = {"inception-v3": 2048, "vgg16-fc2": 4096}
-STATISTICS_SUFFIXES = (".npz", ".pkl")  # our (and pytorch-fid's, EDM's) .npz; EDM2's .pkl (edm2_stats)  # D of the pretrained networks statistics files name
+FEATURE_WIDTHS = {"inception-v3": 2048, "vgg16-fc2": 4096,  # D of the pretrained networks statistics files name
+                  **{f"dinov2-vit-{size}14{suffix}": width for size, width in zip("sblg", (384, 768, 1024, 1536))
+                     for suffix in ("", "-pil")}}
+STATISTICS_SUFFIXES = (".npz", ".pkl")  # our (and pytorch-fid's, EDM's) .npz; EDM2's .pkl (edm2_stats)
 
 
 class FeatureStats:

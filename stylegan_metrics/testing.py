@@ -1,5 +1,5 @@
-"""Public helpers (like numpy.testing): seeded random weight files in the exact upstream formats of Inception-v3
-and VGG16, for offline tests, benchmarks and smoke runs where the pretrained files cannot be downloaded."""
+"""Public helpers (like numpy.testing): seeded random weight files in the exact upstream formats of Inception-v3,
+VGG16 and DINOv2, for offline tests, benchmarks and smoke runs where the pretrained files cannot be downloaded."""
 
 from __future__ import annotations
 
@@ -93,4 +93,30 @@ def write_vgg16_weights(path: str | os.PathLike, seed: int = 0, *, classifier: b
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(vgg16_state_dict(seed, classifier=classifier), path)
+    return path
+
+
+def dinov2_state_dict(arch: str = "vit-s14", seed: int = 0) -> dict[str, torch.Tensor]:
+    """Keys and shapes of Meta's `dinov2_<arch>_pretrain.pth` (arch 'vit-s14', 'vit-b14', 'vit-l14' or 'vit-g14'),
+    seeded random values: fan-in-scaled weights, small biases and embeddings, norms and LayerScales around 1."""
+    from stylegan_metrics.networks.dinov2 import ARCHS, DinoViT
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in DinoViT(**ARCHS[arch]).state_dict().items()}
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in shapes.items():
+        if key.endswith(("norm1.weight", "norm2.weight", "norm.weight", "gamma")):
+            state[key] = 1 + 0.1 * torch.randn(shape, generator=g)
+        elif key.endswith("weight"):
+            state[key] = torch.randn(shape, generator=g) * shape[1:].numel() ** -0.5
+        else:  # biases, cls_token, pos_embed, mask_token
+            state[key] = 0.02 * torch.randn(shape, generator=g)
+    return state
+
+
+def write_dinov2_weights(path: str | os.PathLike, arch: str = "vit-s14", seed: int = 0) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(dinov2_state_dict(arch, seed), path)
     return path

@@ -68,15 +68,17 @@ class _FakeResponse(io.BytesIO):
 
 
 def test_each_standard_spec_downloads_the_file_it_names():
-    """A download is checked against the SHA-256 prefix of its file name: each standard URL ends in that very file
-    name (the upstream's, hash included) over https, under the spec's own registry key; docs/networks.md names the
-    same files."""
+    """A download is checked against the SHA-256 prefix of its file name, or the whole SHA-256 recorded for an
+    upstream file whose name has none: each standard URL ends in that very file name (the upstream's, hash included)
+    over https, under the spec's own registry key; docs/networks.md names the same files and recorded hashes."""
     docs = (Path(__file__).parents[1] / "docs" / "networks.md").read_text()
-    assert set(STANDARD_WEIGHTS) == {"inception-v3", "vgg16"}
+    assert set(STANDARD_WEIGHTS) == {"inception-v3", "vgg16", "dinov2-vit-s14", "dinov2-vit-b14", "dinov2-vit-l14",
+                                     "dinov2-vit-g14"}
     for name, spec in STANDARD_WEIGHTS.items():
         assert spec.name == name
         assert spec.url.startswith("https://") and spec.url.rsplit("/", 1)[1] == spec.filename, name
         assert f"`{spec.filename}`" in docs, name
+        assert spec.sha256 is None or f"`{spec.sha256}`" in docs, name
     assert issubclass(WeightsError, InputError)
 
 

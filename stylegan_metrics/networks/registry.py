@@ -14,6 +14,7 @@ from torch import nn
 
 from stylegan_core.errors import InputError
 
+from stylegan_metrics.networks.dinov2 import ARCHS as DINOV2_ARCHS, build_dinov2
 from stylegan_metrics.networks.inception import build_inception_v3
 from stylegan_metrics.networks.lpips_vgg import build_lpips_vgg16
 from stylegan_metrics.precision import check_precision, precision_context
@@ -30,6 +31,9 @@ FEATURE_NETWORKS: dict[str, Callable[[str | os.PathLike | None, torch.device], t
     # (stage means [N, 240], hair logits [N, 6]) with the bundled classifier
     "toyfaces": build_toyfaces_features,
     "vgg16-fc2": build_vgg16_fc2,
+    # Meta's DINOv2 CLS token [N, 384 / 768 / 1024 / 1536] (EDM2's FD_DINOv2 uses vit-l14); -pil: dgm-eval's resize
+    **{f"dinov2-{arch}{suffix}": functools.partial(build_dinov2, arch=arch, resize=resize)
+       for arch in DINOV2_ARCHS for suffix, resize in (("", "torch"), ("-pil", "pil"))},
 }
 
 

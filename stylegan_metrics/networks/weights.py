@@ -1,4 +1,4 @@
-"""Find, verify (SHA-256 prefix) and download the weight files of the standard feature networks."""
+"""Find, verify (SHA-256) and download the weight files of the standard feature networks."""
 
 from __future__ import annotations
 
@@ -27,16 +27,26 @@ _DOWNLOAD_TIMEOUT_S = 60
 @dataclass(frozen=True)
 class WeightsSpec:
     name: str  # registry name, e.g. 'inception-v3'
-    filename: str  # '<stem>-<sha256 hex prefix>.pth'
+    filename: str  # '<stem>-<sha256 hex prefix>.pth'; the upstream's own name when `sha256` is given
     url: str
+    sha256: str | None = None  # the whole SHA-256 (64 hex digits), for upstream files whose names carry no hash
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[^/\\]+-[0-9a-f]{8,64}\.pth", self.filename):
+        if self.sha256 is not None:
+            if not re.fullmatch(r"[0-9a-f]{64}", self.sha256) or not re.fullmatch(r"[^/\\]+\.pth", self.filename):
+                raise ValueError(f"weights {self.filename!r}: sha256 must be 64 lowercase hex digits and the file "
+                                 f"name a '.pth' name, got {self.sha256!r}")
+        elif not re.fullmatch(r"[^/\\]+-[0-9a-f]{8,64}\.pth", self.filename):
             raise ValueError(f"weights file name {self.filename!r} must end in '-<8+ hex digits of its SHA-256>.pth'")
 
     @property
     def sha256_prefix(self) -> str:
-        return self.filename.removesuffix(".pth").rsplit("-", 1)[1]
+        """What the file's SHA-256 must start with: the recorded whole hash, else the file name's hex suffix."""
+        return self.sha256 if self.sha256 is not None else self.filename.removesuffix(".pth").rsplit("-", 1)[1]
+
+    @property
+    def hash_source(self) -> str:
+        return "recorded for it" if self.sha256 is not None else "from its file name"
 
 
 STANDARD_WEIGHTS: dict[str, WeightsSpec] = {
@@ -50,6 +60,14 @@ STANDARD_WEIGHTS: dict[str, WeightsSpec] = {
         # torchvision's ImageNet VGG16: lpips-vgg16's trunk, and vgg16-fc2 (torch-fidelity's `vgg16` extractor
         # loads this very file; its fc2 features match NVIDIA's `vgg16` metric network)
         WeightsSpec("vgg16", "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth"),
+        # Meta's DINOv2 backbones (dinov2-vit-*14 and their -pil variants), under the names torch.hub gives them; Meta
+        # publishes no hashes: these SHA-256s are the ones other projects record for these URLs (docs/networks.md)
+        *(WeightsSpec(f"dinov2-vit-{size}14", f"dinov2_vit{size}14_pretrain.pth",
+                      f"https://dl.fbaipublicfiles.com/dinov2/dinov2_vit{size}14/dinov2_vit{size}14_pretrain.pth", sha)
+          for size, sha in (("s", "b938bf1bc15cd2ec0feacfe3a1bb553fe8ea9ca46a7e1d8d00217f29aef60cd9"),
+                            ("b", "0b8b82f85de91b424aded121c7e1dcc2b7bc6d0adeea651bf73a13307fad8c73"),
+                            ("l", "d5383ea8f4877b2472eb973e0fd72d557c7da5d3611bd527ceeb1d7162cbf428"),
+                            ("g", "baf8467e50af277596bbbafa06887c177ee899ab46033649c383577d7e9309d3"))),
     )
 }
 
@@ -204,7 +222,7 @@ def resolve_weights(
             if not actual.startswith(spec.sha256_prefix):
                 raise WeightsError(
                     f"{path}: SHA-256 starts with {actual[:len(spec.sha256_prefix)]}, expected {spec.sha256_prefix} "
-                    f"(from its file name); the file is corrupt or not {spec.filename}, remove or replace it; "
+                    f"({spec.hash_source}); the file is corrupt or not {spec.filename}, remove or replace it; "
                     f"{_guidance(spec, searched)}"
                 )
             return path
