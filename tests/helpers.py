@@ -223,3 +223,18 @@ def architecture_example():
     for block in re.findall(r"```python\n(.*?)```", section, re.S):
         exec(compile(block, str(ARCHITECTURE), "exec"), module.__dict__)
     return module
+
+
+DINOV2_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "dinov2_tiny.npz"
+
+
+def tiny_dinov2_state(fixture: dict, model: str) -> dict[str, torch.Tensor]:
+    """The DINOv2 fixture's state dict of `model` ('mlp' or 'swiglu'), Meta's layout: base + int8 q * step, exact in
+    float32 (`fixture`: the arrays of tests/fixtures/dinov2_tiny.npz)."""
+    state = {}
+    for name, q in fixture.items():
+        if name.startswith(f"state:{model}:"):
+            key = name.split(":", 2)[2]
+            base, step = fixture[f"affine:{model}:{key}"]
+            state[key] = torch.from_numpy(q).to(torch.float32) * float(step) + float(base)
+    return state

@@ -19,6 +19,7 @@ from stylegan_metrics.networks.registry import FEATURE_NETWORKS, build_feature_e
 from stylegan_metrics.networks.resizing import resize_rule
 from stylegan_metrics.networks.weights import STANDARD_WEIGHTS, WeightsError, WeightsSpec, resolve_weights
 from stylegan_metrics.testing import dinov2_state_dict, write_dinov2_weights
+from helpers import tiny_dinov2_state
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dinov2_tiny.npz"
 SIZES = ("32", "64", "40x56")
@@ -34,14 +35,7 @@ def meta() -> dict[str, np.ndarray]:
 
 
 def tiny_state(meta: dict, model: str) -> dict[str, torch.Tensor]:
-    """The fixture's state dict of `model` ('mlp' or 'swiglu'): base + int8 q * step, exact in float32."""
-    state = {}
-    for name, q in meta.items():
-        if name.startswith(f"state:{model}:"):
-            key = name.split(":", 2)[2]
-            base, step = meta[f"affine:{model}:{key}"]
-            state[key] = torch.from_numpy(q).to(torch.float32) * float(step) + float(base)
-    return state
+    return tiny_dinov2_state(meta, model)
 
 
 def probe(h: int, w: int) -> torch.Tensor:

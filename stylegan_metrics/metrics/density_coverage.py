@@ -7,7 +7,7 @@ from stylegan_metrics.engine.context import Context
 from stylegan_metrics.engine.metric import MetricFamily, parse_count
 from stylegan_metrics.formulas.density_coverage import density_coverage_from_arrays
 
-from .kept import KeptFeatures
+from .kept import SPACE_SUFFIX, KeptFeatures, in_feature_space
 from .precision_recall import BLOCK, check_neighbours, check_reference_count
 
 
@@ -41,11 +41,11 @@ class DensityCoverage(KeptFeatures):
 
 def _make(name: str, groups: dict, *, truncation_psi: float = 1.0, **_) -> DensityCoverage:
     num = parse_count(groups["count"])
-    return DensityCoverage(name, num=num, max_real=200_000 if groups["full"] else num, k=int(groups["k"]),
-                           truncation_psi=truncation_psi)
+    return in_feature_space(DensityCoverage(name, num=num, max_real=200_000 if groups["full"] else num,
+                                            k=int(groups["k"]), truncation_psi=truncation_psi), groups)
 
 
 FAMILY = MetricFamily(
-    "dc", r"dc{count}(?P<k>\d)(?P<full>_full)?", _make, examples=("dc50k5_full", "dc50k5"),
+    "dc", r"dc{count}(?P<k>\d)(?P<full>_full)?" + SPACE_SUFFIX, _make, examples=("dc50k5_full", "dc50k5"),
     description="density and coverage of VGG16 features, k nearest neighbours (the last digit); _full: up to "
-                "200,000 reference images, else the first N")
+                "200,000 reference images, else the first N; _dinov2: in DINOv2 ViT-L/14 features")
