@@ -93,3 +93,29 @@ def test_fd_dinov2_names(tiny_l14):
     assert build_metric("fd_dinov2_2500_pil").network == "dinov2-vit-l14-pil"
     with pytest.raises(InputError, match="named twice"):
         evaluate(tiny_generator(16), ["fd_dinov2", "fd_dinov2_50k"], data="x", device="cpu")
+
+
+def test_the_cli_computes_fid_fd_dinov2_kid_and_pr_in_one_generation_pass(tmp_path, metrics_home, tiny_l14,
+                                                                          monkeypatch):
+    """The four metrics of EDM2's and NVIDIA's suites by name from the command line; stand-ins registered for
+    Inception and VGG16 count their calls: every network once per generated image, one generation pass."""
+    from stylegan_core import save_checkpoint
+
+    stand_ins = {"inception-v3": CrashingQuadrants(), "vgg16-fc2": CrashingQuadrants()}
+    for name, net in stand_ins.items():
+        monkeypatch.setitem(FEATURE_NETWORKS, name, lambda w, d, net=net: (net.to(d), f"stand-in-{id(net)}"))
+    generated = []
+    G = tiny_generator(16, seed=1)
+    original = G.synthesis.forward
+    monkeypatch.setattr(G.synthesis, "forward", lambda *a, **k: generated.append(list(a[0].shape)) or original(*a, **k))
+    ckpt = save_checkpoint(tmp_path / "G.pt", G=G, G_ema=G)
+    data, out = write_disc_images(tmp_path / "real", 12, size=16), tmp_path / "m.jsonl"
+    monkeypatch.setattr("stylegan_core.formats.checkpoint.load_generator", lambda *a, **k: G)
+    r = CliRunner().invoke(main, ["evaluate", "--ckpt", str(ckpt), "--data", str(data), "--metrics",
+                                  "fid16_full,fd_dinov2_16,kid16_full,pr163_full", "--batch", "4", "--device", "cpu",
+                                  "--no-progress", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert [line.split('"metric": "')[1].split('"')[0] for line in out.read_text().splitlines()] == [
+        "fid16_full", "fd_dinov2_16", "kid16_full", "pr163_full"]
+    assert len(generated) == 4  # 16 images, 4 per generator call (each padded to 16 rows), made once for all four
+    assert Counted.calls == 3 + 4 and all(net.calls == 3 + 4 for net in stand_ins.values())
