@@ -49,8 +49,9 @@ class _Consumer:
 
     def state_key(self) -> dict:
         r = self.request
-        if r.kind == "stats":
-            return {"run": "reference-stats", "data": self.images.fingerprint, "features": r.extractor.fingerprint}
+        if r.kind == "stats":  # max_items as the version before the reference service keyed it: its states resume
+            return {"run": "reference-stats", "data": self.images.fingerprint, "max_items": r.max_real,
+                    "features": r.extractor.fingerprint}
         return {"run": "reference-features", "data": self.images.fingerprint, "features": r.extractor.fingerprint,
                 "output": r.output}
 
