@@ -173,6 +173,7 @@ def check_snapshot_metrics(names: list[str], *, data: str, features: str, weight
                                                             progress=False))
     for m in metrics:
         _as_metric_option(m.name, m.prepare, ctx)  # networks and their weights; what the generator must offer
+    _as_metric_option(",".join(names), ctx.check_weights_used)  # --metrics-weights that no metric reads
     readers = [m for m in metrics if m.reference_request() is not None]
     if readers and is_images(data):
         _as_metric_option(readers[0].name, ctx.reference.images)  # the engine's size rule

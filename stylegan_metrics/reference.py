@@ -3,18 +3,20 @@ service (engine.reference) and cached under $STYLEGAN_METRICS_HOME/stats."""
 
 from __future__ import annotations
 
+import numbers
 import os
 
 import torch
 
 from stylegan_core import ranks
 from stylegan_core.allocator import keep_freed_memory
+from stylegan_core.errors import InputError
 
 from .engine.context import Context
 from .engine.device import resolve_device
 from .engine.options import EvaluationOptions
 from .engine.reference_cache import metrics_home
-from .engine.reference_images import check_resolution
+from .engine.reference_images import check_resolution, is_images
 from .engine.state import DEFAULT_CHUNK
 from .networks.registry import FeatureExtractor
 from .stats import ReferenceStats
@@ -59,6 +61,16 @@ def reference_stats_of_networks(networks: list, options: EvaluationOptions, *, m
     modules or extractors), from one pass over the images (each through each network once), cached."""
     from .engine.reference import ReferenceRequest
 
+    if max_items is not None and (isinstance(max_items, bool) or not isinstance(max_items, numbers.Integral)
+                                  or max_items < 2):
+        raise InputError(f"max_items must be an integer >= 2 (None: every image), not {max_items!r}")
+    max_items = None if max_items is None else int(max_items)
+    data = options.data
+    if not is_images(data):
+        what = repr(str(data)) if isinstance(data, (str, os.PathLike)) else \
+            "None" if data is None else f"a {type(data).__name__}"
+        raise InputError(f"statistics are computed from images: give an image folder, a zip or a dataset object "
+                         f"with a fingerprint() method, not {what}")
     with ranks.alone(not options.distributed):
         dev = ranks.init_from_env(resolve_device(options.device))
         keep_freed_memory()

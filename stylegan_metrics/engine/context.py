@@ -52,8 +52,8 @@ class Context:
         return weights
 
     def check_weights_used(self) -> None:
-        """Once every metric has built its networks: a weights file named for a network that no metric runs is
-        refused (a typo or a forgotten metric would otherwise go unnoticed)."""
+        """Once every metric has built its networks: a weights file named for a network that no metric runs, or a
+        single file when none runs, is refused (a typo or a forgotten metric would otherwise go unnoticed)."""
         weights = self.options.weights
         if isinstance(weights, dict):
             unused = sorted(set(weights) - self._weights_used)
@@ -61,6 +61,9 @@ class Context:
                 runs = ", ".join(sorted(self._weights_used)) or "no standard network"
                 raise InputError(f"weights given for {', '.join(unused)}, which no metric of this evaluation runs "
                                  f"(they run {runs})")
+        elif weights is not None and not self._weights_used:
+            raise InputError(f"weights file {weights} given, but no metric of this evaluation runs a standard network "
+                             f"that reads one")
 
     def feature_extractor(self, network: str | nn.Module | FeatureExtractor = DEFAULT_FEATURES, *,
                           replaceable: bool = True) -> FeatureExtractor:

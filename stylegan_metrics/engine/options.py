@@ -14,7 +14,9 @@ from torch import nn
 from stylegan_core.errors import InputError
 
 from stylegan_metrics.precision import check_precision
+from stylegan_metrics.stats import ReferenceStats
 
+from .reference_images import is_image_dataset
 from .state import DEFAULT_CHUNK
 
 WeightsOption = str | os.PathLike | dict[str, str | os.PathLike] | None
@@ -25,6 +27,27 @@ def _positive_int(value, what: str, *, allow_none: bool = False, minimum: int = 
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InputError(f"{what} must be an integer >= {minimum}, not {value!r}")
+
+
+def _is_path(value) -> bool:
+    return isinstance(value, (str, os.PathLike))
+
+
+def _check_kinds(data, gen, weights, classifier) -> None:
+    """What the reference, the generated side, the weights and the classifier may be, refused before any work
+    (rather than a TypeError from deep inside a run)."""
+    if not (data is None or _is_path(data) or isinstance(data, ReferenceStats) or is_image_dataset(data)):
+        raise InputError(f"reference data of type {type(data).__name__}: give an image folder, a zip, statistics "
+                         f"(.npz or ReferenceStats), or a dataset object with a fingerprint() method")
+    if not (gen is None or _is_path(gen)):
+        raise InputError(f"generated images of type {type(gen).__name__}: give a folder or a zip of images (FID: "
+                         f"also a statistics .npz path)")
+    if not (weights is None or _is_path(weights) or (isinstance(weights, dict) and all(
+            isinstance(name, str) and _is_path(path) for name, path in weights.items()))):
+        raise InputError(f"weights must be a file path or a dict {{network name: file path}}, not {weights!r}")
+    if not (classifier is None or isinstance(classifier, nn.Module)):
+        raise InputError(f"the attribute classifier must be a torch module (a file or 'toyfaces' is what the CLI's "
+                         f"--classifier loads), not {classifier!r}")
 
 
 @dataclass(frozen=True)
@@ -65,6 +88,8 @@ class EvaluationOptions:
         _positive_int(self.chunk_size, "the chunk size")
         _positive_int(self.seed, "the seed", minimum=0)
         _positive_int(self.workers, "the number of image-decoding workers", allow_none=True, minimum=0)
+        _positive_int(self.class_index, "the class index (--class)", allow_none=True, minimum=0)
+        _check_kinds(self.data, self.gen, self.weights, self.classifier)
         check_precision(self.precision)
 
     @property

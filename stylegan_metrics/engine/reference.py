@@ -50,7 +50,7 @@ class _Consumer:
 
     def state_key(self) -> dict:
         r = self.request
-        if r.kind == "stats":
+        if r.kind == "stats":  # max_items as the version before the reference service keyed it: its states resume
             return {"run": "reference-stats", "data": self.images.fingerprint, "max_items": r.max_real,
                     "features": r.extractor.fingerprint}
         return {"run": "reference-features", "data": self.images.fingerprint, "features": r.extractor.fingerprint,

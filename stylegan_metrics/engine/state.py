@@ -52,10 +52,12 @@ class RunState:
             raise InputError(f"{self.folder}: the state folder is a file; pass another --state-dir")
         stored = self._read_manifest()
         if stored is not None and stored != self.key:
-            changed = sorted(k for k in set(stored) | set(self.key) if stored.get(k) != self.key.get(k))
+            changed = sorted(k for k in set(stored) | set(self.key)
+                             if (k in stored, stored.get(k)) != (k in self.key, self.key.get(k)))
             first = changed[0]
             raise InputError(f"{self.folder} holds the state of a run with other parameters ({first}: "
-                             f"{_short(stored.get(first))} there, {_short(self.key.get(first))} now"
+                             f"{_short(stored.get(first), first in stored)} there, "
+                             f"{_short(self.key.get(first), first in self.key)} now"
                              f"{f'; also {len(changed) - 1} more' if len(changed) > 1 else ''}); rerun the same "
                              f"command to resume it, or delete the folder or pass another --state-dir")
         chunks = sorted(self.folder.glob("chunk-*.npz"))
@@ -220,6 +222,8 @@ def _marker(path: Path) -> str | None:
     return str(array) if array.dtype.kind == "U" and array.ndim == 0 else None
 
 
-def _short(value) -> str:
+def _short(value, present: bool = True) -> str:
+    if not present:
+        return "absent"
     text = json.dumps(value)
     return text if len(text) <= 60 else text[:57] + "..."
