@@ -78,6 +78,7 @@ def reference_stats_of_networks(networks: list, options: EvaluationOptions, *, m
         images = ctx.reference.images(max_items)
         check_resolution(images.source, images.resolution, resolution)
         extractors = [ctx.feature_extractor(network, replaceable=False) for network in networks]
+        ctx.check_weights_used()
         folders = [f"stats-{i}" if len(networks) > 1 else "" for i in range(len(networks))]
         ctx.reference.prefetch([ReferenceRequest("stats", e, 0, max_items, folder=f)
                                 for e, f in zip(extractors, folders)])

@@ -134,3 +134,27 @@ def test_reference_state_is_keyed_as_before_and_resumes(tmp_path, metrics_home, 
     [fresh] = evaluate(tiny_generator(16), [name], data=data, features=CrashingQuadrants(), **OPTIONS)
     assert repr(resumed.value) == repr(fresh.value)
 
+
+
+def test_numpy_integers_are_options_and_bad_calls_are_one_line(tmp_path, metrics_home):
+    o = EvaluationOptions(batch_size=np.int64(4), seed=np.int32(3), chunk_size=np.int64(8), workers=np.int64(0))
+    assert (o.batch_size, o.seed, o.chunk_size, o.workers) == (4, 3, 8, 0)
+    assert all(type(v) is int for v in (o.batch_size, o.seed, o.chunk_size, o.workers))
+    with pytest.raises(InputError, match="a list of names or one comma-separated string, not NoneType"):
+        evaluate(tiny_generator(16), None, device="cpu")
+
+    class Broken(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return torch.zeros(3, 16, 16, dtype=torch.uint8)
+
+        def fingerprint(self):
+            raise RuntimeError("no database connection")
+    with pytest.raises(InputError, match=r"Broken.fingerprint\(\) failed: RuntimeError: no database connection"):
+        evaluate(tiny_generator(16), ["fid4_full"], data=Broken(), features=Quadrants(), device="cpu",
+                 progress=False)
+    data = write_disc_images(tmp_path / "real", 4, size=16)
+    with pytest.raises(InputError, match="weights file .* given, but no metric"):
+        compute_reference_stats(data, features=Quadrants(), weights=tmp_path / "x.pth", device="cpu", progress=False)

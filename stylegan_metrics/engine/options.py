@@ -3,6 +3,7 @@ the single-metric functions and the CLI, read by the runner, the context and the
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +23,13 @@ from .state import DEFAULT_CHUNK
 WeightsOption = str | os.PathLike | dict[str, str | os.PathLike] | None
 
 
-def _positive_int(value, what: str, *, allow_none: bool = False, minimum: int = 1) -> None:
+def _positive_int(value, what: str, *, allow_none: bool = False, minimum: int = 1) -> int | None:
+    """`value` as an int (numpy integers too), or an InputError; None where `allow_none`."""
     if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise InputError(f"{what} must be an integer >= {minimum}, not {value!r}")
+    return int(value)
 
 
 def _is_path(value) -> bool:
@@ -83,12 +86,17 @@ class EvaluationOptions:
     snapshot_pkl: str | None = None           # the checkpoint path recorded in the results
 
     def __post_init__(self):
-        _positive_int(self.batch_size, "the batch size")
-        _positive_int(self.feature_batch_size, "the feature batch size", allow_none=True)
-        _positive_int(self.chunk_size, "the chunk size")
-        _positive_int(self.seed, "the seed", minimum=0)
-        _positive_int(self.workers, "the number of image-decoding workers", allow_none=True, minimum=0)
-        _positive_int(self.class_index, "the class index (--class)", allow_none=True, minimum=0)
+        checked = dict(batch_size=_positive_int(self.batch_size, "the batch size"),
+                       feature_batch_size=_positive_int(self.feature_batch_size, "the feature batch size",
+                                                        allow_none=True),
+                       chunk_size=_positive_int(self.chunk_size, "the chunk size"),
+                       seed=_positive_int(self.seed, "the seed", minimum=0),
+                       workers=_positive_int(self.workers, "the number of image-decoding workers", allow_none=True,
+                                             minimum=0),
+                       class_index=_positive_int(self.class_index, "the class index (--class)", allow_none=True,
+                                                 minimum=0))
+        for name, value in checked.items():  # numpy integers as ints: they reach JSON results and state keys
+            object.__setattr__(self, name, value)
         _check_kinds(self.data, self.gen, self.weights, self.classifier)
         check_precision(self.precision)
 

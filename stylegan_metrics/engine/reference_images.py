@@ -93,7 +93,10 @@ def open_images(data, *, max_items: int | None = None, resolution: int | None = 
     """A folder or zip (read as ImageDataset), or a dataset object with `fingerprint()` -> dict (e.g. ToyFaces),
     limited to its first `max_items` images. `resolution`, when given, must be the images' side."""
     if is_image_dataset(data):
-        fingerprint = data.fingerprint()
+        try:
+            fingerprint = data.fingerprint()
+        except Exception as e:  # a user's dataset: its own failure, named, as one line
+            raise InputError(f"{type(data).__name__}.fingerprint() failed: {type(e).__name__}: {e}") from None
         try:
             json.dumps(fingerprint, sort_keys=True)  # it becomes part of cache keys
         except (TypeError, ValueError):

@@ -62,6 +62,8 @@ def build_metrics(metrics: list[str] | str, *, gen=None, **options) -> list[Metr
     evaluate` run them: bare names ('fid') only with generated images as files (`gen`), each computation once
     (two names of one computation, 'ppl_wend,ppl50k_wend', are refused like a repeated name). `options`:
     build_metric's."""
+    if not isinstance(metrics, (str, list, tuple)):
+        raise InputError(f"metrics: a list of names or one comma-separated string, not {type(metrics).__name__}")
     names = [n.strip() for n in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
     if not names or not all(isinstance(n, str) and n for n in names):
         raise InputError("no metric named")
