@@ -82,6 +82,10 @@ def stats(data, out, blocks, max_items, batch, features, weights, precision, dev
     from stylegan_metrics.reference import reference_stats_of_networks
 
     if is_edm2_stats(out):
+        given = click.get_current_context().get_parameter_source("features")
+        if given is not None and given != click.core.ParameterSource.DEFAULT:
+            raise click.UsageError("--features chooses the network of a .npz; an EDM2 .pkl holds --metrics' networks "
+                                   "(fid: inception-v3, fd_dinov2: dinov2-vit-l14)")
         check_output_name(out, ".pkl", "EDM2 statistics files end in .pkl", writable=ranks.is_main())
         networks = [EDM2_BLOCKS[b] for b in blocks or ["fid", "fd_dinov2"]]
         options = EvaluationOptions(data=data, weights=weights, batch_size=batch, device=device,

@@ -9,6 +9,8 @@ import tempfile
 
 import torch
 
+from stylegan_core.files import atomic_write
+
 
 def _inception_v3_skeleton() -> torch.nn.Module:
     """torch-fidelity's Inception-v3 module with its constructor's initial values: built from an empty weights file,
@@ -48,11 +50,18 @@ def inception_v3_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     return state
 
 
-def write_inception_v3_weights(path: str | os.PathLike, seed: int = 0) -> Path:
+def _save(path: str | os.PathLike, state: dict[str, torch.Tensor]) -> Path:
+    """`state` saved with torch.save, atomically (temp file, then rename), its folder created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(inception_v3_state_dict(seed), path)
+    with atomic_write(path) as f:
+        torch.save(state, f)
     return path
+
+
+def write_inception_v3_weights(path: str | os.PathLike, seed: int = 0) -> Path:
+    """A seeded random `inception_v3_state_dict` in the upstream file format, at `path`."""
+    return _save(path, inception_v3_state_dict(seed))
 
 
 def _hankel(shape: tuple[int, int], generator: torch.Generator, std: float) -> torch.Tensor:
@@ -90,10 +99,8 @@ def vgg16_state_dict(seed: int = 0, *, classifier: bool = False) -> dict[str, to
 
 
 def write_vgg16_weights(path: str | os.PathLike, seed: int = 0, *, classifier: bool = False) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(vgg16_state_dict(seed, classifier=classifier), path)
-    return path
+    """A seeded random `vgg16_state_dict` in torchvision's file format, at `path`."""
+    return _save(path, vgg16_state_dict(seed, classifier=classifier))
 
 
 def dinov2_state_dict(arch: str = "vit-s14", seed: int = 0) -> dict[str, torch.Tensor]:
@@ -116,7 +123,5 @@ def dinov2_state_dict(arch: str = "vit-s14", seed: int = 0) -> dict[str, torch.T
 
 
 def write_dinov2_weights(path: str | os.PathLike, arch: str = "vit-s14", seed: int = 0) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(dinov2_state_dict(arch, seed), path)
-    return path
+    """A seeded random `dinov2_state_dict` of `arch` in Meta's file format, at `path`."""
+    return _save(path, dinov2_state_dict(arch, seed))

@@ -114,3 +114,5 @@ def test_stats_writes_edm2s_layout_which_edm2s_arithmetic_reads(tmp_path, metric
     assert r.exit_code == 2 and "--metrics chooses the blocks of an EDM2 .pkl" in r.output
     r = CliRunner().invoke(main, ["stats", "--data", str(data), "--out", str(out), "--metrics", "fid,kid"])
     assert r.exit_code == 2 and "fid, fd_dinov2" in r.output
+    r = CliRunner().invoke(main, ["stats", "--data", str(data), "--out", str(out), "--features", "toyfaces"])
+    assert r.exit_code == 2 and "--features chooses the network of a .npz" in r.output

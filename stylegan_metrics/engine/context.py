@@ -40,11 +40,12 @@ class Context:
                                           resolution=self.G.img_resolution if self.G is not None else None)
 
     def weights_for(self, network: str) -> str | os.PathLike | None:
-        """The weights file of a standard network: the dict entry, or the single path when one network needs it."""
-        weights = self.options.weights
-        self._weights_used.add(network)
+        """The weights file of a standard network: the dict entry, or the single path when one network needs it.
+        A '-pil' variant reads its network's file: under either name."""
+        weights, base = self.options.weights, network.removesuffix("-pil")
+        self._weights_used.add(base)
         if isinstance(weights, dict):
-            return weights.get(network)
+            return weights.get(network, weights.get(base))
         if weights is not None:
             if len(self._weights_used) > 1:
                 raise InputError(f"one weights file given but {' and '.join(sorted(self._weights_used))} both need "
@@ -56,7 +57,7 @@ class Context:
         single file when none runs, is refused (a typo or a forgotten metric would otherwise go unnoticed)."""
         weights = self.options.weights
         if isinstance(weights, dict):
-            unused = sorted(set(weights) - self._weights_used)
+            unused = sorted(name for name in weights if name.removesuffix("-pil") not in self._weights_used)
             if unused:
                 runs = ", ".join(sorted(self._weights_used)) or "no standard network"
                 raise InputError(f"weights given for {', '.join(unused)}, which no metric of this evaluation runs "
@@ -66,7 +67,7 @@ class Context:
                              f"that reads one")
 
     def feature_extractor(self, network: str | nn.Module | FeatureExtractor = DEFAULT_FEATURES, *,
-                          replaceable: bool = True) -> FeatureExtractor:
+                          replaceable: bool = False) -> FeatureExtractor:
         """The feature network `network` (a registry name or a module), or the evaluation's `features` option where
         one is given and the metric lets it replace its own (`replaceable`); built once per evaluation."""
         features = self.options.features if replaceable and self.options.features is not None else network

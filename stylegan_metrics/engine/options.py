@@ -44,7 +44,7 @@ def _check_kinds(data, gen, weights, classifier) -> None:
                          f"(.npz or ReferenceStats), or a dataset object with a fingerprint() method")
     if not (gen is None or _is_path(gen)):
         raise InputError(f"generated images of type {type(gen).__name__}: give a folder or a zip of images (FID: "
-                         f"also a statistics .npz path)")
+                         f"also statistics: a .npz or EDM2 .pkl path)")
     if not (weights is None or _is_path(weights) or (isinstance(weights, dict) and all(
             isinstance(name, str) and _is_path(path) for name, path in weights.items()))):
         raise InputError(f"weights must be a file path or a dict {{network name: file path}}, not {weights!r}")
@@ -53,7 +53,7 @@ def _check_kinds(data, gen, weights, classifier) -> None:
                          f"--classifier loads), not {classifier!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EvaluationOptions:
     """The options of one evaluation. A metric's own definition (covariance, truncation, attributes, counts) is
     not here: it is part of the metric's name (`build_metric`)."""

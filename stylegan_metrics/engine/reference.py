@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ from stylegan_metrics.stats import FeatureStats, ReferenceStats
 
 from .options import EvaluationOptions
 from .passes import STATS_SHAPES, StatsPart, open_states, output_rows, run_pass
-from .reductions import reduce_over_ranks
+from .reductions import on_main, reduce_over_ranks
 from .reference_cache import (features_cache_file, load_cached_features, metrics_home, save_features, stats_cache_file,
                               stats_of_rows)
 from .reference_images import (ReferenceImages, check_resolution, dataset_batches, image_views, is_images,
@@ -39,7 +40,14 @@ class ReferenceRequest:
     extractor: FeatureExtractor    # the feature network
     output: int = 0                # which of its outputs ('stats': 0, the pool features)
     max_real: int | None = None    # the first this many reference images (None: all)
-    folder: str = "reference"      # state sub-folder of its part of the pass (--state-dir)
+    folder: str | None = None      # state sub-folder of its part of the pass (--state-dir); None: named by the
+                                   # request (kind, network, output, count), so no two requests share one
+
+    def state_folder(self, count: int) -> str:
+        if self.folder is not None:
+            return self.folder
+        network = re.sub(r"[^A-Za-z0-9_.-]", "_", self.extractor.name)
+        return f"reference-{self.kind}-{network}-{self.output}-{count}"
 
 
 class _Consumer:
@@ -88,10 +96,16 @@ class ReferenceService:
     """The reference data of one evaluation (`options.data`): images opened and fingerprinted once, statistics and
     features each computed once (memoised), from the cache under $STYLEGAN_METRICS_HOME/stats when it holds them."""
 
-    def __init__(self, options: EvaluationOptions, device: torch.device, resolution: int | None):
+    def __init__(
+        self,
+        options: EvaluationOptions,   # the evaluation's: data, cache, batch size, workers, state folder, chunk size
+        device: torch.device,         # where the feature networks run
+        resolution: int | None,       # the generator's image side, which reference images must have (None: any)
+    ):
         self.options, self.device, self.resolution = options, device, resolution
-        self._images: ReferenceImages | None = None
-        self._served: dict[tuple, object] = {}
+        self._images: ReferenceImages | None = None            # every reference image, opened once
+        self._heads: dict[int | None, ReferenceImages] = {}    # the first max_items of them, fingerprinted once
+        self._served: dict[tuple, object] = {}                 # request key -> statistics or rows
 
     @property
     def data(self):
@@ -104,13 +118,15 @@ class ReferenceService:
                              "a zip or a dataset object (data=..., --data), not statistics")
         if self._images is None:
             self._images = open_images(self.data)
-        images = self._images.head(max_items)
+        if max_items not in self._heads:
+            self._heads[max_items] = self._images.head(max_items)
+        images = self._heads[max_items]
         if check_size:
             check_resolution(images.source, images.resolution, self.resolution)
         return images
 
     def stats(self, extractor: FeatureExtractor, max_real: int | None = None, *,
-              folder: str = "reference") -> ReferenceStats:
+              folder: str | None = None) -> ReferenceStats:
         """Feature statistics of the reference: given (.npz, ReferenceStats) and checked, or of its images."""
         if self.data is None:
             raise InputError("this metric compares against real images: give the reference data (data=..., --data)")
@@ -122,9 +138,15 @@ class ReferenceService:
         return self._serve([ReferenceRequest("stats", extractor, 0, max_real, folder)])[0]
 
     def features(self, extractor: FeatureExtractor, output: int = 0, max_real: int | None = None, *,
-                 folder: str = "reference") -> np.ndarray | None:
+                 folder: str | None = None) -> np.ndarray | None:
         """Output `output` of `extractor` on the reference images, [N, D] float32 on the main rank (None elsewhere)."""
         return self._serve([ReferenceRequest("features", extractor, output, max_real, folder)])[0]
+
+    def value(self, request: ReferenceRequest):
+        """What `request` asks for: statistics (given, cached or computed) or rows (on the main rank)."""
+        if request.kind == "stats":
+            return self.stats(request.extractor, request.max_real, folder=request.folder)
+        return self.features(request.extractor, request.output, request.max_real, folder=request.folder)
 
     def prefetch(self, requests: list[ReferenceRequest]) -> None:
         """Everything `requests` ask of reference images, in one pass (nothing for given statistics: the metrics
@@ -207,12 +229,12 @@ class ReferenceService:
             return None
         value = ReferenceStats.from_accumulator(stats_of_rows(rows, self.options.chunk_size, self.device),
                                                 r.extractor.name, r.extractor.fingerprint, **self._description(r))
-        if ranks.is_main():
-            value.save(self._stats_cache(r))
+        on_main(lambda: value.save(self._stats_cache(r)))  # a failure reaches every rank, none waits
         return value
 
     def _consumer(self, r: ReferenceRequest) -> _Consumer:
-        return _Consumer(r, self.images(r.max_real), r.folder)
+        images = self.images(r.max_real)
+        return _Consumer(r, images, r.state_folder(len(images)))
 
     def _states(self, consumers: list[_Consumer]):
         return open_states(consumers, source_key={}, state_dir=self.options.state_path,
@@ -221,18 +243,25 @@ class ReferenceService:
     def _remove_stale_state(self, r: ReferenceRequest) -> None:
         """A crashed run's chunks of r are of no use once its value is known."""
         state_dir = self.options.state_path
-        if state_dir is not None and (state_dir / r.folder).exists():
+        if state_dir is None:
+            return
+        folder = state_dir / r.state_folder(len(self.images(r.max_real)))
+        if not ranks.all_agree(not folder.exists()):  # any rank sees it: every rank takes part (RunState syncs)
             self._states([self._consumer(r)])[0].remove()
 
     def _check_writable(self, r: ReferenceRequest) -> None:
+        """Before the work, not after it: the cache file's place, checked by the main rank for every rank."""
         path = self._stats_cache(r) if r.kind == "stats" else self._features_cache(r)
-        if path is None or not ranks.is_main():
+        if path is None:
             return
-        try:
-            check_writable(path)  # before the work, not after it
-        except OutputError as e:
-            raise OutputError(f"{e}: the statistics cache lives under $STYLEGAN_METRICS_HOME ({metrics_home()}); "
-                              f"point it at a writable folder") from None
+
+        def check() -> None:
+            try:
+                check_writable(path)
+            except OutputError as e:
+                raise OutputError(f"{e}: the statistics cache lives under $STYLEGAN_METRICS_HOME ({metrics_home()}); "
+                                  f"point it at a writable folder") from None
+        on_main(check)
 
     def _pass(self, requests: list[ReferenceRequest]) -> None:
         """One pass over the largest set of images the requests read (each image through each network once)."""
@@ -250,29 +279,30 @@ class ReferenceService:
                 total = reduce_over_ranks("sum", chunks[i])
                 value = ReferenceStats.from_accumulator(FeatureStats.from_arrays(total), r.extractor.name,
                                                         r.extractor.fingerprint, **self._description(r))
-                if self._stats_cache(r) is not None and ranks.is_main():
-                    value.save(self._stats_cache(r))
+                path, save = self._stats_cache(r), value.save
             else:
                 gathered = reduce_over_ranks("chunks", chunks[i])
                 value = np.concatenate([p["features"] for p in gathered.values()]) if ranks.is_main() else None
-                if self._features_cache(r) is not None and ranks.is_main():
-                    save_features(self._features_cache(r), value)
+                path, save = self._features_cache(r), lambda path, rows=value: save_features(path, rows)
+            if path is not None:  # by the main rank; a failure reaches every rank, and the cache is there for all
+                on_main(lambda: save(path))
             self._served[self._key(r)] = value
-        ranks.barrier()  # the cache files are there for every rank
         for state in states:
             if state is not None:
                 state.remove()
 
     def _stats_from_rows(self, r: ReferenceRequest, key: tuple) -> ReferenceStats:
-        """The statistics of r's images summed from kept rows of the same network output (the numbers a pass of
-        its own would give: the same chunks, summed on the same device, merged in the same order), on every rank."""
-        value = None
-        if ranks.is_main():
+        """The statistics of r's images summed from kept rows of the same network output (the numbers a one-process
+        pass of its own would give: the same chunks, summed on the same device, merged in the same order), computed
+        and cached by the main rank, on every rank."""
+        def compute() -> ReferenceStats:
             rows = self._served[key][:len(self.images(r.max_real))]
             value = ReferenceStats.from_accumulator(stats_of_rows(rows, self.options.chunk_size, self.device),
                                                     r.extractor.name, r.extractor.fingerprint, **self._description(r))
             if self._stats_cache(r) is not None:
                 value.save(self._stats_cache(r))
+            return value
+        value = on_main(compute)
         self._remove_stale_state(r)
-        return ranks.broadcast_from_main(value)
+        return value
 

@@ -158,8 +158,8 @@ def run_metrics(G, metrics: list[Metric], options: EvaluationOptions) -> list[Me
                                               snapshot_pkl=options.snapshot_pkl)
         ordered = [results[id(m)] for m in metrics]
         state_dir = options.state_path
-        if options.out is not None and ranks.is_main():
-            write_results(options.out, ordered, state_dir)
+        if options.out is not None:  # by the main rank; a failure reaches every rank, none waits in a collective
+            on_main(lambda: write_results(options.out, ordered, state_dir))
         for state in states:
             if state is not None:
                 state.remove()

@@ -66,7 +66,7 @@ class FID(Metric):
 
     def prepare_reference(self, ctx: Context) -> None:
         data = ctx.options.data
-        self.reference = ctx.reference_stats(self.extractor, self.max_real, folder=f"{self.folder}-reference")
+        self.reference = ctx.reference.value(self.reference_request())
         self.reference.covariance(self.cov)  # refused now, not after the pass (the biased one needs n)
         self.reference_name = str(data) if not isinstance(data, ReferenceStats) else "ReferenceStats"
         if self.samples == "none":

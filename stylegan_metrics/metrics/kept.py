@@ -17,8 +17,8 @@ SPACES = {"_dinov2": "dinov2-vit-l14"}
 
 
 def in_feature_space(metric: "KeptFeatures", groups: dict) -> "KeptFeatures":
-    """The metric in the feature space its name's suffix chooses (`_dinov2`: DINOv2 ViT-L/14, as dgm-eval does),
-    which the evaluation's `features` option then leaves; as it is without a suffix."""
+    """The metric in the feature space its name's suffix chooses (`_dinov2`: fd_dinov2's DINOv2 ViT-L/14 with EDM2's
+    resize, sharing its network calls), which the evaluation's `features` option then leaves; as it is without one."""
     if groups.get("space"):
         metric.network, metric.replaceable = SPACES[groups["space"]], False
     return metric
@@ -46,8 +46,8 @@ class KeptFeatures(Metric):
         return ReferenceRequest("features", self.extractor, self.output, self.max_real, folder=f"{self.folder}-reference")
 
     def prepare_reference(self, ctx: Context) -> None:
-        self.real = ctx.reference_features(self.extractor, self.output, self.max_real,
-                                           folder=f"{self.folder}-reference") if self.compares else None
+        request = self.reference_request()
+        self.real = ctx.reference.value(request) if request is not None else None
 
     def state_key(self) -> dict:
         return {"metric": type(self).__name__, "features": self.extractor.fingerprint, "output": self.output}
