@@ -35,15 +35,26 @@ def check_reference_count(ctx: Context, name: str, k: int, max_real: int | None)
                              f"k = {k} neighbours besides itself: at least {k + 1} images")
 
 
-class PrecisionRecall(KeptFeatures):
-    """Precision: generated features inside the reference manifold; recall: reference features inside the
-    generated one; each manifold the union of balls reaching every point's k-th nearest neighbour."""
+class NeighbourMetric(KeptFeatures):
+    """Base of the k-nearest-neighbour metrics of VGG16 fc2 features (precision/recall, density/coverage): k and the
+    counts checked up front, the reference count before any network; subclasses set `example` and `why` (the
+    wording of the k check) and implement `compute`."""
 
     network = "vgg16-fc2"
     replaceable = False  # the evaluation's `features` (Inception's replacement) leaves it
+    example: str = ""    # how a name of the family spells its count and k, e.g. 'pr50k3 = 50k images, k = 3'
+    why: str = "each manifold point needs k = {k} neighbours besides itself"
 
-    def __init__(self, name: str, *, num: int, max_real: int | None, k: int = 3, truncation_psi: float = 1.0):
-        check_neighbours(name, k, num, example="pr50k3 = 50k images, k = 3")
+    def __init__(
+        self,
+        name: str,                  # result name
+        *,
+        num: int,                   # generated images
+        max_real: int | None,       # reference images used (None: all)
+        k: int,                     # neighbours
+        truncation_psi: float = 1.0,
+    ):
+        check_neighbours(name, k, num, example=self.example, why=self.why)
         super().__init__(name, num=num, max_real=max_real, truncation_psi=truncation_psi)
         self.k = k
 
@@ -52,22 +63,33 @@ class PrecisionRecall(KeptFeatures):
         check_reference_count(ctx, self.name, self.k, self.max_real)
         super().prepare(ctx)
 
+    def params(self) -> dict:
+        return dict(super().params(), k=self.k, block=BLOCK)
+
+
+def neighbour_family(family: str, cls: type[NeighbourMetric], **kwargs) -> MetricFamily:
+    """The registry entry of a k-NN metric: '<family><count><k>' (the first N reference images) and
+    '..._full' (up to 200,000), '_dinov2' for DINOv2 features; `kwargs`: MetricFamily's examples, description."""
+    def make(name: str, groups: dict, *, truncation_psi: float = 1.0, **_) -> NeighbourMetric:
+        num = parse_count(groups["count"])
+        return in_feature_space(cls(name, num=num, max_real=200_000 if groups["full"] else num, k=int(groups["k"]),
+                                    truncation_psi=truncation_psi), groups)
+    return MetricFamily(family, family + r"{count}(?P<k>\d)(?P<full>_full)?" + SPACE_SUFFIX, make, **kwargs)
+
+
+class PrecisionRecall(NeighbourMetric):
+    """Precision: generated features inside the reference manifold; recall: reference features inside the
+    generated one; each manifold the union of balls reaching every point's k-th nearest neighbour."""
+
+    example = "pr50k3 = 50k images, k = 3"
+
     def compute(self, gen, real):
         precision, recall = precision_recall_from_arrays(real, gen, k=self.k, row_batch_size=BLOCK,
                                                          col_batch_size=BLOCK, device=self.device)
         return {f"{self.name}_precision": precision, f"{self.name}_recall": recall}
 
-    def params(self) -> dict:
-        return dict(super().params(), k=self.k, block=BLOCK)
 
-
-def _make(name: str, groups: dict, *, truncation_psi: float = 1.0, **_) -> PrecisionRecall:
-    num = parse_count(groups["count"])
-    return in_feature_space(PrecisionRecall(name, num=num, max_real=200_000 if groups["full"] else num,
-                                            k=int(groups["k"]), truncation_psi=truncation_psi), groups)
-
-
-FAMILY = MetricFamily(
-    "pr", r"pr{count}(?P<k>\d)(?P<full>_full)?" + SPACE_SUFFIX, _make, examples=("pr50k3_full", "pr50k3"),
+FAMILY = neighbour_family(
+    "pr", PrecisionRecall, examples=("pr50k3_full", "pr50k3"),
     description="precision and recall of VGG16 features, k nearest neighbours (the last digit); _full: up to "
                 "200,000 reference images, else the first N; _dinov2: in DINOv2 ViT-L/14 features")
