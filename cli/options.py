@@ -263,12 +263,13 @@ def run_on_generator(ckpt: str | None, gen: str | None, run: Callable, *, device
     """What every metric command does: join the group, load G on this rank's device, `run(G, device)` (the engine
     appends results to `out` before the saved state goes), print the results; returns them."""
     from stylegan_core.formats.checkpoint import load_generator
+    from stylegan_metrics.engine.reductions import on_main
     from stylegan_metrics.result import check_results_file
 
     check_source(ckpt, gen)
     dev = join_process_group(device)  # each rank on its own GPU before G is loaded
-    if out is not None and ranks.is_main():
-        check_results_file(out)  # before the generator is loaded: a file of other content is refused as it is
+    if out is not None:  # before the generator is loaded: a file of other content is refused as it is, by the
+        on_main(lambda: check_results_file(out))  # main rank for every rank (none is left waiting)
     G = load_generator(ckpt, device=dev) if ckpt is not None else None
     with metric_warnings_as_lines():
         results = run(G, dev)

@@ -87,8 +87,6 @@ def check_inputs(G, metrics: list[Metric], options: EvaluationOptions) -> None:
     for m in metrics:
         check_truncation(m.truncation_psi)
     check_gen_count(options.gen, metrics)
-    if options.out is not None and ranks.is_main():
-        check_results_file(options.out)  # before the work, not after it
 
 
 def run_metrics(G, metrics: list[Metric], options: EvaluationOptions) -> list[MetricResult]:
@@ -97,6 +95,8 @@ def run_metrics(G, metrics: list[Metric], options: EvaluationOptions) -> list[Me
     check_inputs(G, metrics, options)
     with ranks.alone(not options.distributed):
         dev = ranks.init_from_env(resolve_device(options.device))  # each rank on its own GPU
+        if options.out is not None:  # before the work, not after it; checked by the main rank for every rank
+            on_main(lambda: check_results_file(options.out))
         keep_freed_memory()
         G = G.to(dev).eval() if isinstance(G, nn.Module) else G
         ctx = Context(G, dev, options)

@@ -47,7 +47,8 @@ class KeptFeatures(Metric):
 
     def prepare_reference(self, ctx: Context) -> None:
         request = self.reference_request()
-        self.real = ctx.reference.value(request) if request is not None else None
+        self.real = ctx.reference.value(request) if request is not None else None  # rows on the main rank only
+        self.reference_n = None if request is None else len(ctx.reference.images(self.max_real))  # on every rank
 
     def state_key(self) -> dict:
         return {"metric": type(self).__name__, "features": self.extractor.fingerprint, "output": self.output}
@@ -69,4 +70,4 @@ class KeptFeatures(Metric):
         return dict(num_gen=self.num, max_real=self.max_real, truncation_psi=self.truncation_psi,
                     features=self.extractor.name, features_fingerprint=self.extractor.fingerprint,
                     precision=self.extractor.precision,
-                    reference_n=None if self.real is None else int(self.real.shape[0]))
+                    reference_n=self.reference_n)
