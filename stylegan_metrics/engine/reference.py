@@ -53,7 +53,12 @@ class ReferenceRequest:
 class _Consumer:
     """One request's share of the reference pass: rows kept or sums, of images 0..num-1."""
 
-    def __init__(self, request: ReferenceRequest, images: ReferenceImages, folder: str):
+    def __init__(
+        self,
+        request: ReferenceRequest,    # what it keeps: sums or rows, of which network output
+        images: ReferenceImages,      # the images it reads (a head of the evaluation's reference images)
+        folder: str,                  # its state sub-folder
+    ):
         self.request, self.images, self.num, self.folder = request, images, len(images), folder
 
     def state_key(self) -> dict:

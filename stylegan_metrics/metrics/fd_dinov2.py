@@ -16,7 +16,14 @@ class FDDinov2(FID):
 
     replaceable = False
 
-    def __init__(self, name: str, *, num: int, pil: bool = False, truncation_psi: float = 1.0):
+    def __init__(
+        self,
+        name: str,                    # result name
+        *,
+        num: int,                     # generated images (EDM2: 50,000), against every reference image
+        pil: bool = False,            # EDM2's 'pil' resize (dgm-eval's rule) instead of its 'torch' one
+        truncation_psi: float = 1.0,
+    ):
         super().__init__(name, num=num, max_real=None, cov="unbiased", truncation_psi=truncation_psi)
         self.network = NETWORKS[pil]
 

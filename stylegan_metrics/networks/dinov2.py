@@ -110,7 +110,13 @@ class DinoViT(nn.Module):
     no registers), with its state-dict keys: float images [N, 3, H, W] (H, W multiples of 14, ImageNet-normalised)
     -> the CLS token after the final norm [N, D], what the hub model's forward returns."""
 
-    def __init__(self, *, width: int = 1024, depth: int = 24, ffn: str = "mlp"):  # ffn: 'mlp' or 'swiglu'
+    def __init__(
+        self,
+        *,
+        width: int = 1024,    # token width D (ViT-S 384, B 768, L 1024, g 1536); heads of 64 channels each
+        depth: int = 24,      # transformer blocks
+        ffn: str = "mlp",     # feed-forward layers: 'mlp' (S, B, L) or 'swiglu' (g)
+    ):
         super().__init__()
         if width % HEAD_WIDTH or ffn not in ("mlp", "swiglu"):
             raise ValueError(f"DINOv2 needs a width that is a multiple of {HEAD_WIDTH} and ffn 'mlp' or 'swiglu', "
