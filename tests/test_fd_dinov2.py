@@ -119,3 +119,19 @@ def test_the_cli_computes_fid_fd_dinov2_kid_and_pr_in_one_generation_pass(tmp_pa
         "fid16_full", "fd_dinov2_16", "kid16_full", "pr163_full"]
     assert len(generated) == 4  # 16 images, 4 per generator call (each padded to 16 rows), made once for all four
     assert Counted.calls == 3 + 4 and all(net.calls == 3 + 4 for net in stand_ins.values())
+
+
+def test_kid_pr_and_dc_run_in_any_registered_feature_space_by_suffix(tmp_path, metrics_home):
+    from stylegan_metrics.metrics import build_metric
+
+    data, G = write_disc_images(tmp_path / "real", 12, size=32), tiny_generator(32, seed=2)
+    by_name = evaluate(G, ["kid12_full_toyfaces", "pr123_full_toyfaces", "dc123_full_toyfaces"], data=data,
+                       **OPTIONS)
+    [by_option] = evaluate(G, ["kid12_full"], data=data, features="toyfaces", **OPTIONS)
+    assert by_name[0].value == by_option.value
+    assert all(r.params["features"] == "toyfaces" for r in by_name)
+    assert set(by_name[1].results) == {"pr123_full_toyfaces_precision", "pr123_full_toyfaces_recall"}
+    assert build_metric("kid50k_full_inception-v3").name == "kid50k_full"  # its own network: one name
+    assert build_metric("pr50k3_full_dinov2-vit-l14").name == "pr50k3_full_dinov2"
+    with pytest.raises(InputError, match="'fully' is not a feature network"):
+        build_metric("kid50k_fully")

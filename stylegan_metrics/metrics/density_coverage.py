@@ -25,4 +25,5 @@ class DensityCoverage(NeighbourMetric):
 FAMILY = neighbour_family(
     "dc", DensityCoverage, examples=("dc50k5_full", "dc50k5"),
     description="density and coverage of VGG16 features, k nearest neighbours (the last digit); _full: up to "
-                "200,000 reference images, else the first N; _dinov2: in DINOv2 ViT-L/14 features")
+                "200,000 reference images, else the first N; _<network>: another feature space (_dinov2: "
+                "DINOv2 ViT-L/14)")

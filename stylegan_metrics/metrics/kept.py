@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from stylegan_core.errors import InputError
+
 from stylegan_metrics.engine.context import Context
 from stylegan_metrics.engine.metric import Metric
 from stylegan_metrics.engine.passes import RowsPart, output_rows
@@ -12,15 +14,34 @@ from stylegan_metrics.engine.reference import ReferenceRequest
 from stylegan_metrics.engine.state import Payload
 
 
-SPACE_SUFFIX = r"(?P<space>_dinov2)?"  # a metric name's feature space other than its own network's
-SPACES = {"_dinov2": "dinov2-vit-l14"}
+SPACE_SUFFIX = r"(?:_(?P<space>[a-z][a-z0-9.-]*))?"  # a metric name's feature space, when not its own network's
+SPACE_ALIASES = {"dinov2": "dinov2-vit-l14"}          # short names: fd_dinov2's network
+
+
+def space_name(network: str) -> str:
+    """The suffix that names a registered feature network in a metric name: its alias, or its registry name."""
+    return next((alias for alias, name in SPACE_ALIASES.items() if name == network), network)
 
 
 def in_feature_space(metric: "KeptFeatures", groups: dict) -> "KeptFeatures":
-    """The metric in the feature space its name's suffix chooses (`_dinov2`: fd_dinov2's DINOv2 ViT-L/14 with EDM2's
-    resize, sharing its network calls), which the evaluation's `features` option then leaves; as it is without one."""
-    if groups.get("space"):
-        metric.network, metric.replaceable = SPACES[groups["space"]], False
+    """The metric in the feature space its name's suffix chooses, any registered feature network (`_dinov2`:
+    fd_dinov2's DINOv2 ViT-L/14 with EDM2's resize, sharing its network calls; `_toyfaces`, `_dinov2-vit-b14`,
+    ...), which the evaluation's `features` option then leaves. The suffix of the metric's own network is dropped
+    (one computation, one name); without a suffix the metric is as it was."""
+    space = groups.get("space")
+    if not space:
+        return metric
+    from stylegan_metrics.networks.registry import FEATURE_NETWORKS
+
+    network = SPACE_ALIASES.get(space, space)
+    if network not in FEATURE_NETWORKS:
+        known = ", ".join([*SPACE_ALIASES, *sorted(FEATURE_NETWORKS)])
+        raise InputError(f"{metric.name}: {space!r} is not a feature network; the suffix names one of {known}")
+    base = metric.name[:-len(space) - 1]
+    if network == metric.network:
+        metric.name = base
+    else:
+        metric.name, metric.network, metric.replaceable = f"{base}_{space_name(network)}", network, False
     return metric
 
 

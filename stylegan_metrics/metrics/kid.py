@@ -35,4 +35,4 @@ def _make(name: str, groups: dict, *, truncation_psi: float = 1.0, **_) -> KID:
 FAMILY = MetricFamily(
     "kid", r"kid{count}(?P<full>_full)?" + SPACE_SUFFIX, _make, examples=("kid50k_full", "kid50k"),
     description="kernel Inception distance; _full: up to 1,000,000 reference images, else the first N; "
-                "100 subsets of 1,000; _dinov2: in DINOv2 ViT-L/14 features")
+                "100 subsets of 1,000; _<network>: another feature space (_dinov2: DINOv2 ViT-L/14)")

@@ -92,4 +92,5 @@ class PrecisionRecall(NeighbourMetric):
 FAMILY = neighbour_family(
     "pr", PrecisionRecall, examples=("pr50k3_full", "pr50k3"),
     description="precision and recall of VGG16 features, k nearest neighbours (the last digit); _full: up to "
-                "200,000 reference images, else the first N; _dinov2: in DINOv2 ViT-L/14 features")
+                "200,000 reference images, else the first N; _<network>: another feature space (_dinov2: "
+                "DINOv2 ViT-L/14)")
