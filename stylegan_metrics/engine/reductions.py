@@ -1,5 +1,6 @@
 """How the chunk payloads of every rank reach a metric's `finish`, so that no metric handles ranks itself: every
-chunk gathered on the main rank ('chunks'), or every chunk's arrays summed ('sum'); then one finish, on the main rank."""
+chunk gathered on the main rank ('chunks'), or every chunk's arrays summed ('sum'); then one finish, on the main
+rank, whose value or exception reaches every rank (`on_main`)."""
 
 from __future__ import annotations
 

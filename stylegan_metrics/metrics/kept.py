@@ -64,7 +64,8 @@ class KeptFeatures(Metric):
     def reference_request(self) -> ReferenceRequest | None:
         if not self.compares:
             return None
-        return ReferenceRequest("features", self.extractor, self.output, self.max_real, folder=f"{self.folder}-reference")
+        return ReferenceRequest("features", self.extractor, self.output, self.max_real,
+                                folder=f"{self.folder}-reference")
 
     def prepare_reference(self, ctx: Context) -> None:
         request = self.reference_request()
