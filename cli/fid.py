@@ -77,7 +77,7 @@ def edm2_metrics(ctx, param, value: str | None) -> list[str] | None:
 def stats(data, out, blocks, max_items, batch, features, weights, precision, device, state_dir, chunk_size, workers,
           no_progress) -> None:
     """Reference statistics (mu, sigma of the features) of a dataset, saved as .npz (or EDM2's .pkl)."""
-    from stylegan_metrics.edm2_stats import EDM2_BLOCKS, is_edm2_stats, write_edm2_stats
+    from stylegan_metrics.edm2_stats import EDM2_BLOCKS, check_replaceable, is_edm2_stats, write_edm2_stats
     from stylegan_metrics.engine.options import EvaluationOptions
     from stylegan_metrics.reference import reference_stats_of_networks
 
@@ -87,6 +87,7 @@ def stats(data, out, blocks, max_items, batch, features, weights, precision, dev
             raise click.UsageError("--features chooses the network of a .npz; an EDM2 .pkl holds --metrics' networks "
                                    "(fid: inception-v3, fd_dinov2: dinov2-vit-l14)")
         check_output_name(out, ".pkl", "EDM2 statistics files end in .pkl", writable=ranks.is_main())
+        check_replaceable(out)  # a network pickle named *.pkl is never replaced
         networks = [EDM2_BLOCKS[b] for b in blocks or ["fid", "fd_dinov2"]]
         options = EvaluationOptions(data=data, weights=weights, batch_size=batch, device=device,
                                     progress=not no_progress, state_dir=state_dir_for(state_dir, out, "stats"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stylegan_core.errors import InputError
+from stylegan_core.errors import InputError, OutputError
 from stylegan_core.files import atomic_write
 from stylegan_core.formats.nvidia_pickle import read_network_pickle
 
@@ -18,6 +18,7 @@ from .stats import ReferenceStats, check_named_width
 
 EDM2_BLOCKS = {"fid": "inception-v3", "fd_dinov2": "dinov2-vit-l14"}  # block -> the feature network it holds
 EDM2_SUFFIX = ".pkl"
+MAX_IMAGES = 2**63 - 1  # num_images: an int64, as every count of ours
 
 
 def is_edm2_stats(path) -> bool:
@@ -34,7 +35,7 @@ def read_edm2_stats(path: str | os.PathLike) -> dict[str, ReferenceStats]:
     n = data.get("num_images", 0)
     if isinstance(n, np.ndarray) and n.shape == () and n.dtype.kind in "iu":
         n = int(n)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= MAX_IMAGES:
         raise InputError(f"{path}: num_images = {n!r} is not a whole number of images")
     found = {}
     for block, network in EDM2_BLOCKS.items():
@@ -64,11 +65,29 @@ def edm2_block(path: str | os.PathLike, network: str) -> ReferenceStats:
     return found[network]
 
 
+def check_replaceable(path: str | os.PathLike) -> None:
+    """OutputError when `path` is an existing file that is not EDM2 statistics (a network pickle named *.pkl, an
+    image): only a file of EDM2's layout, a dict holding a 'fid' or 'fd_dinov2' block, is replaced. Its numbers are
+    not checked: a damaged statistics file may be rewritten."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    try:
+        data = read_network_pickle(path)
+    except InputError:
+        data = None
+    if not (isinstance(data, dict) and any(block in data for block in EDM2_BLOCKS)):
+        raise OutputError(f"{path}: exists and is not EDM2 statistics (no 'fid' or 'fd_dinov2' block); refusing to "
+                          f"replace it: remove it or name another file")
+
+
 def write_edm2_stats(path: str | os.PathLike, stats: list[ReferenceStats]) -> Path:
-    """Write statistics of EDM2's networks in its layout (readable by EDM2's calculate_metrics.py), atomically."""
+    """Write statistics of EDM2's networks in its layout (readable by EDM2's calculate_metrics.py), atomically; an
+    existing file is replaced only when it is EDM2 statistics (`check_replaceable`)."""
     path = Path(path)
     if path.suffix.lower() != EDM2_SUFFIX:
         raise InputError(f"{path}: EDM2 statistics files end in .pkl (refusing to write another kind of file)")
+    check_replaceable(path)
     blocks = {network: block for block, network in EDM2_BLOCKS.items()}
     content: dict = {"num_images": int(stats[0].n)}
     for s in stats:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from stylegan_core.errors import InputError
+
 from stylegan_metrics.formulas.arrays import check_count, check_same_width, torch_matrix
 from stylegan_metrics.precision import precision_context
 
@@ -84,7 +86,18 @@ def knn_features(
     gen = torch_matrix("generated features", gen, min_rows=k + 1 if min_gen is None else min_gen,
                        why=why if min_gen is None else gen_why, device=device)
     check_same_width(real.shape, gen.shape)
+    check_distance_range(real, gen)
     return real, gen, device
+
+
+def check_distance_range(real: torch.Tensor, gen: torch.Tensor, rows: int = 1024) -> None:
+    """InputError when float32 distances between these features could overflow to Inf (every ball infinite or empty:
+    a wrong number, silently): |x| <= m in D dimensions bounds every squared distance (and cdist's squared norms) by
+    4 m^2 D, which must stay below float32's largest number (network features are far smaller)."""
+    largest = max(float(part.abs().max()) for t in (real, gen) for part in t.split(rows))
+    if 4 * largest ** 2 * real.shape[1] >= float(torch.finfo(torch.float32).max):
+        raise InputError(f"features hold values up to {largest:.3g}; the distances between such {real.shape[1]}-wide "
+                         f"features overflow float32 (not features of a network)")
 
 
 def precision_recall_from_arrays(

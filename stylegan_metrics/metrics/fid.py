@@ -72,6 +72,11 @@ class FID(Metric):
         if self.samples == "none":
             self.gen_stats = given_statistics(ctx.options.gen, self.extractor, resolution=None)
             self.gen_stats.covariance(self.cov)
+            n = self.gen_stats.n  # 0: the file does not say (pytorch-fid's)
+            if n and n != self.num:  # the name's count would be a wrong label: statistics cannot be cut to it
+                raise InputError(f"{ctx.options.gen} holds statistics of {n:,} generated images, but {self.name} "
+                                 f"names {self.num:,}; name their count, {count_name(n)} (as in "
+                                 f"fid{count_name(n)}_full, fd_dinov2_{count_name(n)})")
 
     def state_key(self) -> dict:
         return {"metric": "fid", "features": self.extractor.fingerprint}
