@@ -10,6 +10,7 @@ from stylegan_metrics.engine.generated import gen_count
 from stylegan_metrics.metrics import build_metric
 from stylegan_metrics.metrics.fid import fid_name
 from stylegan_metrics.reference import compute_reference_stats
+from stylegan_metrics.stats import check_replaceable as check_replaceable_statistics
 
 from .launch import distributable, state_dir_for
 from .options import (batch_option, check_source, chunk_size_option, cov_option, data_option, device_option,
@@ -103,6 +104,7 @@ def stats(data, out, blocks, max_items, batch, features, weights, precision, dev
     # before the work, not after it; one process checks the place
     check_output_name(out, ".npz", "statistics files end in .npz (refusing to write another kind of file)",
                       writable=ranks.is_main())
+    check_replaceable_statistics(out)  # another .npz (a user's arrays) is never replaced
     result = compute_reference_stats(data, features=features, max_items=max_items, batch_size=batch,
                                      weights=weights_of(weights, features, "--features"),
                                      device=device, progress=not no_progress,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stylegan_core.errors import InputError
+from stylegan_core.errors import InputError, OutputError
 from stylegan_core.files import atomic_write
 from stylegan_core.limits import LimitError, check_array_sizes, check_npz_members, npz_headers
 
@@ -271,6 +271,22 @@ class ReferenceStats:
             raise InputError(f"{path}: its contents do not match their digest (the file was changed after it was "
                              f"written)")
         return stats
+
+
+def check_replaceable(path: str | os.PathLike) -> None:
+    """OutputError when `path` is an existing file that is not statistics (a .npz holding mu and sigma): a user's
+    other arrays named *.npz are never replaced. The values are not read: damaged statistics may be rewritten."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        names = set()
+    if not {"mu.npy", "sigma.npy"} <= names:
+        raise OutputError(f"{path}: exists and is not statistics (no mu and sigma); refusing to replace it: remove it "
+                          f"or name another file")
 
 
 def check_named_width(where: str, features: str, d: int) -> None:

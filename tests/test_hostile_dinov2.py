@@ -84,6 +84,20 @@ def test_stats_never_replaces_a_pkl_that_is_not_edm2_statistics(tmp_path, metric
     assert read_edm2_stats(old)["inception-v3"].n == 100
 
 
+def test_stats_never_replaces_an_npz_that_is_not_statistics(tmp_path, metrics_home):
+    data = write_disc_images(tmp_path / "real", 4, size=16)
+    arrays = tmp_path / "arrays.npz"
+    np.savez(arrays, weights=np.arange(10))
+    before = arrays.read_bytes()
+    r = invoke("stats", "--data", data, "--out", arrays, "--features", "toyfaces", "--device", "cpu", "--no-progress")
+    one_line_error(r, "is not statistics (no mu and sigma)", "refusing to replace it")
+    assert arrays.read_bytes() == before
+    ours = tmp_path / "ours.npz"
+    for _ in range(2):  # statistics are replaced by statistics
+        r = invoke("stats", "--data", data, "--out", ours, "--features", "toyfaces", "--device", "cpu", "--no-progress")
+        assert r.exit_code == 0, r.output
+
+
 def test_generated_statistics_of_another_count_than_the_name_are_refused(tmp_path, metrics_home):
     x = RNG.normal(size=(40, 15))
     for name, rows in (("gen", x[:8]), ("ref", x[8:])):
