@@ -137,3 +137,20 @@ def test_duplicate_features_and_k_against_the_count():
     nan[3, 2] = np.nan
     with pytest.raises(InputError, match="NaN"):
         density_coverage_from_arrays(real, nan, k=3)
+
+
+def test_a_constant_feature_network_gives_density_and_coverage_with_a_warning(tmp_path, metrics_home, monkeypatch):
+    import torch
+
+    from stylegan_metrics.engine.metric import MetricWarning
+    from stylegan_metrics.networks.registry import FEATURE_NETWORKS
+    from helpers import tiny_generator
+
+    class Constant(torch.nn.Module):
+        def forward(self, x):
+            return torch.ones(x.shape[0], 4)
+    monkeypatch.setitem(FEATURE_NETWORKS, "vgg16-fc2", lambda weights, device: (Constant(), "constant"))
+    data = write_disc_images(tmp_path / "real", 8, size=16)
+    with pytest.warns(MetricWarning, match="one vector for every reference image, so every ball has radius 0"):
+        [r] = evaluate(tiny_generator(16), ["dc85_full"], data=data, device="cpu", progress=False)
+    assert r.results == {"dc85_full_density": 0.0, "dc85_full_coverage": 0.0}

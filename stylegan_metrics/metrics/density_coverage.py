@@ -3,6 +3,11 @@ features, distances in blocks (formulas.density_coverage)."""
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
+
+from stylegan_metrics.engine.metric import MetricWarning
 from stylegan_metrics.formulas.density_coverage import density_coverage_from_arrays
 
 from .precision_recall import BLOCK, NeighbourMetric, neighbour_family
@@ -19,6 +24,10 @@ class DensityCoverage(NeighbourMetric):
     def compute(self, gen, real):
         density, coverage = density_coverage_from_arrays(real, gen, k=self.k, row_batch_size=BLOCK,
                                                          col_batch_size=BLOCK, device=self.device)
+        if real.shape[0] and np.all(real == real[:1]):
+            warnings.warn(f"{self.name}: the feature network gives one vector for every reference image, so every "
+                          f"ball has radius 0 and density and coverage read {density:g} and {coverage:g} whatever the "
+                          f"generator (check the network and its weights)", MetricWarning, stacklevel=2)
         return {f"{self.name}_density": density, f"{self.name}_coverage": coverage}
 
 
