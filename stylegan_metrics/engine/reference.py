@@ -4,6 +4,7 @@ statistics or every feature row), served once per evaluation from the cache or f
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -232,10 +233,15 @@ class ReferenceService:
         rows = load_cached_features(self._features_cache(dataclasses.replace(r, output=0)), len(images))
         if not ranks.all_agree(rows is not None):
             return None
-        value = ReferenceStats.from_accumulator(stats_of_rows(rows, self.options.chunk_size, self.device),
-                                                r.extractor.name, r.extractor.fingerprint, **self._description(r))
+        value = self._summed(r, rows)
         on_main(lambda: value.save(self._stats_cache(r)))  # a failure reaches every rank, none waits
         return value
+
+    def _summed(self, r: ReferenceRequest, rows: np.ndarray) -> ReferenceStats:
+        """r's statistics summed from its images' feature rows: the numbers a one-process pass of its own would give
+        (the same chunks, summed on the same device, merged in the same order)."""
+        return ReferenceStats.from_accumulator(stats_of_rows(rows, self.options.chunk_size, self.device),
+                                               r.extractor.name, r.extractor.fingerprint, **self._description(r))
 
     def _consumer(self, r: ReferenceRequest) -> _Consumer:
         images = self.images(r.max_real)
@@ -288,24 +294,21 @@ class ReferenceService:
             else:
                 gathered = reduce_over_ranks("chunks", chunks[i])
                 value = np.concatenate([p["features"] for p in gathered.values()]) if ranks.is_main() else None
-                path, save = self._features_cache(r), lambda path, rows=value: save_features(path, rows)
+                path, save = self._features_cache(r), functools.partial(save_features, rows=value)
             if path is not None:  # by the main rank; a failure reaches every rank, and the cache is there for all
-                on_main(lambda: save(path))
+                on_main(functools.partial(save, path))
             self._served[self._key(r)] = value
         for state in states:
             if state is not None:
                 state.remove()
 
     def _stats_from_rows(self, r: ReferenceRequest, key: tuple) -> ReferenceStats:
-        """The statistics of r's images summed from kept rows of the same network output (the numbers a one-process
-        pass of its own would give: the same chunks, summed on the same device, merged in the same order), computed
-        and cached by the main rank, on every rank."""
+        """The statistics of r's images summed from kept rows of the same network output (`_summed`), computed and
+        cached by the main rank (which holds the rows), on every rank."""
         def compute() -> ReferenceStats:
-            rows = self._served[key][:len(self.images(r.max_real))]
-            value = ReferenceStats.from_accumulator(stats_of_rows(rows, self.options.chunk_size, self.device),
-                                                    r.extractor.name, r.extractor.fingerprint, **self._description(r))
-            if self._stats_cache(r) is not None:
-                value.save(self._stats_cache(r))
+            value, path = self._summed(r, self._served[key][:len(self.images(r.max_real))]), self._stats_cache(r)
+            if path is not None:
+                value.save(path)
             return value
         value = on_main(compute)
         self._remove_stale_state(r)
