@@ -6,24 +6,30 @@ from __future__ import annotations
 import torch
 
 from stylegan_metrics.formulas.arrays import check_count
-from stylegan_metrics.formulas.precision_recall import knn_features, knn_radii, nth_smallest_distances
+from stylegan_metrics.formulas.precision_recall import knn_features, knn_radii
 from stylegan_metrics.precision import precision_context
 
 
-def balls_containing(
-    probes: torch.Tensor,       # [M, D]
-    centres: torch.Tensor,      # [N, D]
+def balls_and_nearest(
+    centres: torch.Tensor,      # [N, D] real features
+    probes: torch.Tensor,       # [M, D] generated features
     radii: torch.Tensor,        # [N] one radius per centre
-    row_batch_size: int,
-    col_batch_size: int,
-) -> int:
-    """The number of (probe, centre) pairs whose distance is strictly below the centre's radius: summed over the
-    probes, how many balls hold each (a probe on a boundary is outside)."""
-    count = 0
-    for rows in probes.split(row_batch_size):
-        for cols, col_radii in zip(centres.split(col_batch_size), radii.split(col_batch_size)):
-            count += int((torch.cdist(rows, cols) < col_radii).sum())  # [r, c] -> one count
-    return count
+    row_batch_size: int,        # centres per distance block
+    col_batch_size: int,        # probes per distance block
+) -> tuple[int, torch.Tensor]:
+    """One pass over the centre x probe distances, block by block: the number of (probe, centre) pairs whose
+    distance is strictly below the centre's radius (a probe on a boundary is outside), and each centre's distance
+    to its nearest probe [N]."""
+    inside, nearest = 0, []
+    for rows, row_radii in zip(centres.split(row_batch_size), radii.split(row_batch_size)):
+        best = None                                                       # [r] nearest probe so far
+        for cols in probes.split(col_batch_size):
+            dist = torch.cdist(rows, cols)                                # [r, c]
+            inside += int((dist < row_radii[:, None]).sum())
+            closest = dist.min(dim=1).values
+            best = closest if best is None else torch.minimum(best, closest)
+        nearest.append(best)
+    return inside, torch.cat(nearest)
 
 
 def density_coverage_from_arrays(
@@ -47,7 +53,6 @@ def density_coverage_from_arrays(
                                      gen_why="density and coverage look at generated samples")
     with torch.inference_mode(), precision_context("fp32", device.type):
         radii = knn_radii(real, k, row_batch_size, col_batch_size)                        # [N]
-        inside = balls_containing(gen, real, radii, row_batch_size, col_batch_size)
-        nearest = nth_smallest_distances(real, gen, 1, row_batch_size, col_batch_size)   # [N]
+        inside, nearest = balls_and_nearest(real, gen, radii, row_batch_size, col_batch_size)  # each distance once
         covered = int((nearest < radii).sum())
     return inside / (k * gen.shape[0]), covered / real.shape[0]
