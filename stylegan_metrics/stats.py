@@ -16,14 +16,17 @@ from stylegan_core.errors import InputError, OutputError
 from stylegan_core.files import atomic_write
 from stylegan_core.limits import LimitError, check_array_sizes, check_npz_members, npz_headers
 
+from stylegan_metrics.networks.dinov2 import ARCHS as DINOV2_ARCHS
+from stylegan_metrics.networks.vgg16_fc2 import FEATURES as VGG16_FC2_WIDTH
+
 COVARIANCE_KINDS = ("unbiased", "biased")
 MAX_FEATURES = 8192           # feature dimensions of reference statistics (Inception-v3: 2048)
 SYMMETRY_TOLERANCE = 1e-5     # |sigma - sigma^T| relative to the largest entry (float32 files round)
 PSD_TOLERANCE = 1e-6          # the lowest eigenvalue may be this far below 0, relative to D x the largest entry
 MAX_MAGNITUDE = 1e100         # |mu|, |sigma| entries: beyond this, float64 products in the Fréchet distance overflow
 MAX_FIELD_BYTES = 2**16       # one single-value field of a statistics file (n, features, source, digest, ...)
-FEATURE_WIDTHS = {"inception-v3": 2048, "vgg16-fc2": 4096,  # D of the pretrained networks statistics files name
-                  **{f"dinov2-vit-{size}14{suffix}": width for size, width in zip("sblg", (384, 768, 1024, 1536))
+FEATURE_WIDTHS = {"inception-v3": 2048, "vgg16-fc2": VGG16_FC2_WIDTH,  # D of the networks statistics files name
+                  **{f"dinov2-{arch}{suffix}": kwargs["width"] for arch, kwargs in DINOV2_ARCHS.items()
                      for suffix in ("", "-pil")}}
 STATISTICS_SUFFIXES = (".npz", ".pkl")  # our (and pytorch-fid's, EDM's) .npz; EDM2's .pkl (edm2_stats)
 
