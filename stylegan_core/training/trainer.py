@@ -238,9 +238,9 @@ class Trainer:
                     bar.update(self.images_seen - before)
                     done = self._finished(total_steps)
                     if done or tick.is_over(self.images_seen, opt.tick_kimg):
-                        tick = self._end_tick(tick, log, bar, started=start, last=last)
+                        tick = self._end_tick(tick, log, bar, started=start)
                     if done or self._snapshot_due(before):
-                        last = self._snapshot(tick, log, on_snapshot, last)
+                        last = self._snapshot(tick, log, on_snapshot)
                     if beat is not None:
                         beat.beat(log, self.images_seen, clock())
         finally:
@@ -286,12 +286,12 @@ class Trainer:
         """Status line columns of the loss terms this run computes."""
         return ["G", "D"] + ["r1"] * (self.options.r1_gamma > 0) + ["pl"] * (self.options.pl_weight > 0)
 
-    def _end_tick(self, tick: Tick, log: TrainingLog, bar, *, started: float, last: Path | None) -> Tick:
+    def _end_tick(self, tick: Tick, log: TrainingLog, bar, *, started: float) -> Tick:
         """Status line and stats.jsonl record of the tick just ended (`started`: time.time() when this train() call
         began); returns the next tick. Stops a diverged run."""
         end = time.time()
         losses = self.stats.collect()
-        self._stop_if_diverged(tick, log, last, [k for k, v in losses.items() if not math.isfinite(v["mean"] + v["std"])])
+        self._stop_if_diverged(tick, log, [k for k, v in losses.items() if not math.isfinite(v["mean"] + v["std"])])
         stats = tick.record(self.images_seen, end, log.prior_sec + end - started, self.device)
         if self.options.progressive:  # NVIDIA's keys: the lod and minibatch the tick ended with
             stats["Progress/lod"] = scalar(self.G.synthesis.lod)
@@ -305,10 +305,10 @@ class Trainer:
         bar.set_postfix({k: f"{losses[v]['mean']:.3f}" for k, v in LOSS_COLUMNS.items() if v in losses}, refresh=False)
         return Tick(tick.index + 1, self.images_seen, end, maintenance=time.time() - end)
 
-    def _snapshot(self, tick: Tick, log: TrainingLog, on_snapshot: SnapshotHook | None, last: Path | None) -> Path:
+    def _snapshot(self, tick: Tick, log: TrainingLog, on_snapshot: SnapshotHook | None) -> Path:
         """Write a snapshot of finite networks, then run the hook (denormals as in a plain evaluation)."""
         begin = time.time()
-        self._stop_if_diverged(tick, log, last, self.stats.nonfinite())
+        self._stop_if_diverged(tick, log, self.stats.nonfinite())
         path = self.save_snapshot()
         kimg = self.images_seen / 1e3
         lod = f", lod {float(self.G.synthesis.lod):g}" if self.options.progressive else ""
@@ -327,14 +327,14 @@ class Trainer:
         tick.maintenance += time.time() - begin
         return path
 
-    def _stop_if_diverged(self, tick: Tick, log: TrainingLog, last: Path | None, losses: list[str]) -> None:
+    def _stop_if_diverged(self, tick: Tick, log: TrainingLog, losses: list[str]) -> None:
         """Log and raise TrainingDiverged naming the tick when `losses` (names of statistics) are NaN or Inf or a
         network's weights are; the diverged networks are never written."""
         weights = nonfinite_weights(G=self.G, G_ema=self.G_ema, D=self.D)
         if not losses and not weights:
             return
         what = ", ".join(losses + [f"weights of {name}" for name in weights])
-        good = last or self.resumed_from
+        good = self.last_snapshot  # written by this run, or resumed from
         kept = f"the last good snapshot is {good.name}" if good else "no snapshot was written"
         message = (f"training diverged in tick {tick.index} (kimg {tick.start_images / 1e3:g} to "
                    f"{self.images_seen / 1e3:g}): {what} became NaN or Inf; {kept}")
