@@ -10,7 +10,7 @@ import numpy as np
 from stylegan_metrics.engine.metric import MetricWarning
 from stylegan_metrics.formulas.density_coverage import density_coverage_from_arrays
 
-from .precision_recall import BLOCK, NeighbourMetric, neighbour_family
+from .precision_recall import NeighbourMetric, neighbour_family
 
 
 class DensityCoverage(NeighbourMetric):
@@ -18,17 +18,18 @@ class DensityCoverage(NeighbourMetric):
     features with a generated feature inside their own ball; each ball reaching the reference feature's k-th nearest
     reference neighbour. The features are precision/recall's: one VGG16 call per image serves both."""
 
+    formula, results = staticmethod(density_coverage_from_arrays), ("density", "coverage")
     example = "dc50k5 = 50k images, k = 5"
     why = "a ball reaching k = {k} neighbours besides its centre holds k + 1 points"
 
     def compute(self, gen, real):
-        density, coverage = density_coverage_from_arrays(real, gen, k=self.k, row_batch_size=BLOCK,
-                                                         col_batch_size=BLOCK, device=self.device)
+        values = super().compute(gen, real)
         if real.shape[0] and np.all(real == real[:1]):
+            density, coverage = values.values()
             warnings.warn(f"{self.name}: the feature network gives one vector for every reference image, so every "
                           f"ball has radius 0 and density and coverage read {density:g} and {coverage:g} whatever the "
                           f"generator (check the network and its weights)", MetricWarning, stacklevel=2)
-        return {f"{self.name}_density": density, f"{self.name}_coverage": coverage}
+        return values
 
 
 FAMILY = neighbour_family(

@@ -3,6 +3,8 @@ images, distances in blocks (formulas.precision_recall)."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 from stylegan_core.errors import InputError
 
 from stylegan_metrics.engine.context import Context
@@ -37,11 +39,13 @@ def check_reference_count(ctx: Context, name: str, k: int, max_real: int | None)
 
 class NeighbourMetric(KeptFeatures):
     """Base of the k-nearest-neighbour metrics of VGG16 fc2 features (precision/recall, density/coverage): k and the
-    counts checked up front, the reference count before any network; subclasses set `example` and `why` (the
-    wording of the k check) and implement `compute`."""
+    counts checked up front, the reference count before any network; subclasses set `formula` (real, gen, k, blocks,
+    device -> two numbers), `results` (their names) and `example` and `why` (the wording of the k check)."""
 
     network = "vgg16-fc2"
     replaceable = False  # the evaluation's `features` (Inception's replacement) leaves it
+    formula: Callable[..., tuple[float, float]]  # formulas.*_from_arrays(real, gen, k=..., ...)
+    results: tuple[str, str]                     # result names after the metric's: ('precision', 'recall')
     example: str = ""    # how a name of the family spells its count and k, e.g. 'pr50k3 = 50k images, k = 3'
     why: str = "each manifold point needs k = {k} neighbours besides itself"
 
@@ -63,6 +67,10 @@ class NeighbourMetric(KeptFeatures):
         check_reference_count(ctx, self.name, self.k, self.max_real)
         super().prepare(ctx)
 
+    def compute(self, gen, real):
+        values = self.formula(real, gen, k=self.k, row_batch_size=BLOCK, col_batch_size=BLOCK, device=self.device)
+        return {f"{self.name}_{result}": value for result, value in zip(self.results, values)}
+
     def params(self) -> dict:
         return dict(super().params(), k=self.k, block=BLOCK)
 
@@ -81,12 +89,8 @@ class PrecisionRecall(NeighbourMetric):
     """Precision: generated features inside the reference manifold; recall: reference features inside the
     generated one; each manifold the union of balls reaching every point's k-th nearest neighbour."""
 
+    formula, results = staticmethod(precision_recall_from_arrays), ("precision", "recall")
     example = "pr50k3 = 50k images, k = 3"
-
-    def compute(self, gen, real):
-        precision, recall = precision_recall_from_arrays(real, gen, k=self.k, row_batch_size=BLOCK,
-                                                         col_batch_size=BLOCK, device=self.device)
-        return {f"{self.name}_precision": precision, f"{self.name}_recall": recall}
 
 
 FAMILY = neighbour_family(
