@@ -238,3 +238,14 @@ def tiny_dinov2_state(fixture: dict, model: str) -> dict[str, torch.Tensor]:
             base, step = fixture[f"affine:{model}:{key}"]
             state[key] = torch.from_numpy(q).to(torch.float32) * float(step) + float(base)
     return state
+
+
+def recorded_cdist_shapes(monkeypatch) -> list[tuple[int, int]]:
+    """The (rows, columns) of every torch.cdist call from now on, recorded in the returned list."""
+    shapes, cdist = [], torch.cdist
+
+    def recording(a, b, *args, **kwargs):
+        shapes.append((a.shape[0], b.shape[0]))
+        return cdist(a, b, *args, **kwargs)
+    monkeypatch.setattr(torch, "cdist", recording)
+    return shapes

@@ -12,7 +12,7 @@ from stylegan_metrics import density_coverage_from_arrays, evaluate
 from stylegan_metrics.engine.sampling import generate_batches
 from stylegan_metrics.metrics import build_metric, build_metrics
 from stylegan_metrics.networks.registry import FEATURE_NETWORKS, build_feature_extractor
-from helpers import CrashingQuadrants, tiny_generator, write_disc_images
+from helpers import CrashingQuadrants, recorded_cdist_shapes, tiny_generator, write_disc_images
 
 CPU = torch.device("cpu")
 BLOCKS = [(10_000, 10_000), (7, 5), (13, 64), (1, 1)]
@@ -85,17 +85,10 @@ def test_equals_prdc_on_a_grid_with_ties(row_batch_size, col_batch_size):
 
 
 def test_blocks_bound_the_distance_matrices(monkeypatch):
-    shapes = []
-    original = torch.cdist
-
-    def recording(a, b, *args, **kwargs):
-        shapes.append((a.shape[0], b.shape[0]))
-        return original(a, b, *args, **kwargs)
-
     rng = np.random.RandomState(3)
     real, gen = rng.randn(50, 4), rng.randn(40, 4) + 0.3
     expected = density_coverage_from_arrays(real, gen)
-    monkeypatch.setattr(torch, "cdist", recording)
+    shapes = recorded_cdist_shapes(monkeypatch)
     assert density_coverage_from_arrays(real, gen, row_batch_size=9, col_batch_size=11) == expected
     assert max(r for r, _ in shapes) <= 9 and max(c for _, c in shapes) <= 11
 

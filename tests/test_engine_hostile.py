@@ -143,13 +143,7 @@ def test_numpy_integers_are_options_and_bad_calls_are_one_line(tmp_path, metrics
     with pytest.raises(InputError, match="a list of names or one comma-separated string, not NoneType"):
         evaluate(tiny_generator(16), None, device="cpu")
 
-    class Broken(torch.utils.data.Dataset):
-        def __len__(self):
-            return 4
-
-        def __getitem__(self, i):
-            return torch.zeros(3, 16, 16, dtype=torch.uint8)
-
+    class Broken(Fingerprinted):
         def fingerprint(self):
             raise RuntimeError("no database connection")
     with pytest.raises(InputError, match=r"Broken.fingerprint\(\) failed: RuntimeError: no database connection"):

@@ -188,48 +188,42 @@ def test_absurd_counts_are_refused_up_front(tmp_path):
              "at most 10,000,000")
 
 
+class Indices:
+    """A consumer of a pass that keeps each sample's index (after `delay` seconds per batch)."""
+
+    def __init__(self, num: int, folder: str, delay: float = 0.0):
+        self.num, self.folder, self.delay = num, folder, delay
+
+    def state_key(self):
+        return {}
+
+    def shapes(self, count):
+        return {}
+
+    def new_part(self):
+        return passes.RowsPart(lambda view: time.sleep(self.delay) or {"i": np.arange(view.start,
+                                                                                       view.start + view.count)})
+
+
 def test_status_lines_off_a_terminal(monkeypatch, capsys):
-    class Count:
-        num, folder = 8, "count"
-
-        def state_key(self):
-            return {}
-
-        def shapes(self, count):
-            return {}
-
-        def new_part(self):
-            return passes.RowsPart(lambda view: {"i": np.arange(view.start, view.start + view.count)})
-
     monkeypatch.setattr(passes, "STATUS_SECONDS", 0.0)
-    out = run_pass(index_batches(4), [Count()], chunk_size=8, progress=True, desc="count")
+    out = run_pass(index_batches(4), [Indices(8, "count")], chunk_size=8, progress=True, desc="count")
     assert np.array_equal(out[0][0]["i"], np.arange(8))
     err = capsys.readouterr().err  # pytest's stderr is no terminal: no bar, status lines instead
     assert "count: 4 of 8 samples (50.0%)" in err and "count: 8 of 8 samples (100.0%)" in err and "left" in err
-    run_pass(index_batches(4), [Count()], chunk_size=8, progress=False, desc="count")
+    run_pass(index_batches(4), [Indices(8, "count")], chunk_size=8, progress=False, desc="count")
     assert capsys.readouterr().err == ""
 
 
 def test_a_long_pass_says_so_once_from_its_first_samples(monkeypatch, capsys):
-    class Slow:
-        num, folder = 40, "slow"
-
-        def state_key(self):
-            return {}
-
-        def shapes(self, count):
-            return {}
-
-        def new_part(self):
-            return passes.RowsPart(lambda view: time.sleep(0.02) or {"i": np.arange(view.start, view.start + view.count)})
-
+    slow = Indices(40, "slow", delay=0.02)
     monkeypatch.setattr(passes, "ESTIMATE_SECONDS", 0.01)
     monkeypatch.setattr(passes, "LONG_PASS_SECONDS", 0.05)  # 10 batches of 20 ms: about 0.2 s in all
-    run_pass(index_batches(4), [Slow()], chunk_size=8, progress=True, desc="slow")
+    run_pass(index_batches(4), [slow], chunk_size=8, progress=True, desc="slow")
     lines = [line for line in capsys.readouterr().err.splitlines() if "at this speed" in line]
     assert len(lines) == 1 and lines[0].startswith("slow: 4 of 40 samples took 0:00:00; at this speed the rest takes")
     monkeypatch.setattr(passes, "LONG_PASS_SECONDS", 3600.0)
-    run_pass(index_batches(4), [Slow()], chunk_size=8, progress=True, desc="slow")
+    run_pass(index_batches(4), [slow], chunk_size=8, progress=True, desc="slow")
     assert "at this speed" not in capsys.readouterr().err
 
 

@@ -10,6 +10,7 @@ from stylegan_core.errors import InputError
 from stylegan_metrics.formulas.precision_recall import precision_recall_from_arrays
 from stylegan_metrics.networks.registry import FEATURE_NETWORKS, build_feature_extractor
 from stylegan_metrics.testing import write_vgg16_weights
+from helpers import recorded_cdist_shapes
 
 BLOCKS = [(10_000, 10_000), (7, 5), (1, 1), (13, 64)]
 
@@ -85,17 +86,10 @@ def test_equals_torch_fidelity():
 
 
 def test_blocks_bound_the_distance_matrices(monkeypatch):
-    shapes = []
-    cdist = torch.cdist
-
-    def recording(a, b, *args, **kwargs):
-        shapes.append((a.shape[0], b.shape[0]))
-        return cdist(a, b, *args, **kwargs)
-
     rng = np.random.RandomState(3)
     real, gen = rng.randn(50, 4), rng.randn(40, 4) + 0.3
     expected = precision_recall_from_arrays(real, gen, k=3)
-    monkeypatch.setattr(torch, "cdist", recording)
+    shapes = recorded_cdist_shapes(monkeypatch)
     assert precision_recall_from_arrays(real, gen, k=3, row_batch_size=9, col_batch_size=11) == expected
     assert max(r for r, _ in shapes) <= 9 and max(c for _, c in shapes) <= 11
     assert len(shapes) > 2 * (50 // 9) * (50 // 11)  # every manifold block was visited
