@@ -84,6 +84,9 @@ def generate_images(G, seeds: list[int], *, truncation_psi: float, noise_mode: s
 def generate(ckpt, seeds, truncation_psi, class_index, noise_mode, out, batch, device) -> None:
     """Generate images for the given seeds."""
     seed_list = parse_seeds(seeds)
+    if image_format(Path(out)) is None and Path(out).exists() and not Path(out).is_dir():
+        raise InputError(f"{out}: exists and is not a folder; --out is an image file for one grid (grid.png, "
+                         f"grid.jpg, ...) or a folder for one PNG per seed")
     dev = resolve_device(device)
     G = load_generator(ckpt, device=dev)
     class_labels(G, class_index, 1)  # a conditional G without --class: refused before any image

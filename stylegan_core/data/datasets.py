@@ -125,8 +125,9 @@ class ImageDataset(torch.utils.data.Dataset):
             else:
                 size = (self.path / name).stat().st_size
             if size > MAX_IMAGE_BYTES:
+                what = "dataset.json" if name == "dataset.json" else "an image file"
                 raise DatasetError(f"{self.path}: {name} declares {size:,} bytes, more than the {MAX_IMAGE_BYTES:,} "
-                                   f"an image file may have")
+                                   f"{what} may have")
             if self.kind == "zip":
                 return self._open_zip().read(name)
             return (self.path / name).read_bytes()
