@@ -7,14 +7,13 @@ import click
 from stylegan_core.data.toyfaces import write_toyfaces
 from stylegan_core.data.toyfaces.dataset import MAX_RESOLUTION, MIN_RESOLUTION
 
+from stylegan_metrics.engine.metric import MAX_COUNT  # as many images as a metric may read
+
 from .options import no_progress_option
 
 
-MAX_IMAGES = 10_000_000  # as many as a metric may read
-
-
 @click.command()
-@click.option("--num", type=click.IntRange(1, MAX_IMAGES), required=True, help="Number of images.")
+@click.option("--num", type=click.IntRange(1, MAX_COUNT), required=True, help="Number of images.")
 @click.option("--resolution", type=click.IntRange(MIN_RESOLUTION, MAX_RESOLUTION), default=64, show_default=True,
               help=f"Image side, a power of two from {MIN_RESOLUTION} to {MAX_RESOLUTION}.")
 @click.option("--out", required=True, type=click.Path(), help="A .zip file, or a new (or empty) folder.")
